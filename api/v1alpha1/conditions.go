@@ -1,0 +1,48 @@
+package v1alpha1
+
+// Condition types shared by NotificationChannel and SystemEvent. Each names its
+// polarity: whether True is the healthy state.
+const (
+	// ConditionReady is True ("normal-true") when the channel serves streams with
+	// every replica the spec asks for, or when a SystemEvent has been delivered.
+	ConditionReady = "Ready"
+
+	// ConditionProgressing is True ("abnormal-true") while a change is being
+	// rolled out; it turns False once the rollout completed or got stuck.
+	ConditionProgressing = "Progressing"
+
+	// ConditionDegraded is True ("abnormal-true") when something needs a person:
+	// its reason says what (a missing Secret, an invalid key, a stuck rollout).
+	ConditionDegraded = "Degraded"
+)
+
+// Condition reasons. They are API: a person or a tool acts on them, so they
+// are never renamed.
+const (
+	// ReasonReconciling: the operator is applying the current generation.
+	ReasonReconciling = "Reconciling"
+	// ReasonAvailable: every desired replica is ready.
+	ReasonAvailable = "Available"
+	// ReasonRolloutComplete: the rollout of the current generation finished.
+	ReasonRolloutComplete = "RolloutComplete"
+	// ReasonRolloutStuck: the rollout made no progress within its deadline.
+	ReasonRolloutStuck = "RolloutStuck"
+	// ReasonSecretNotFound: the Secret named by auth.keySecretRef or
+	// broker.nats.credentialsSecretRef does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonInvalidKey: the key Secret exists but holds no usable key for the
+	// configured algorithms (wrong type, malformed PEM, HMAC key too short).
+	ReasonInvalidKey = "InvalidKey"
+	// ReasonReconcileFailed: applying an owned object failed; the message has
+	// the API server's answer. Retried with backoff.
+	ReasonReconcileFailed = "ReconcileFailed"
+	// ReasonChannelNotFound: a SystemEvent names a channel that does not exist
+	// in its namespace.
+	ReasonChannelNotFound = "ChannelNotFound"
+	// ReasonDelivered: a SystemEvent revision has been written to the channel's log.
+	ReasonDelivered = "Delivered"
+	// ReasonScheduled: a SystemEvent waits for its deliverAt time.
+	ReasonScheduled = "Scheduled"
+	// ReasonExpired: a SystemEvent's expiresAt has passed.
+	ReasonExpired = "Expired"
+)

@@ -1,0 +1,18 @@
+// Package controllers holds the operator's reconcilers. The NotificationChannel
+// reconciler lands with the operator issue; the permissions it runs with are
+// declared here already, so that config/rbac is generated from one source.
+//
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels/finalizers,verbs=update
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=systemevents,verbs=get;list;watch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=systemevents/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+package controllers

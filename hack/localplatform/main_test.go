@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/apiserver"
+)
+
+func TestLocalPlatform(t *testing.T) {
+	RegisterFailHandler(Fail)
+	suiteConfig, reporterConfig := GinkgoConfiguration()
+	suiteConfig.RandomizeAllSpecs = true
+	RunSpecs(t, "local platform", suiteConfig, reporterConfig)
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var _ = It("serves the CRDs and the samples until interrupted", func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	stateDir := GinkgoT().TempDir()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, filepath.Join("..", ".."), stateDir, out) }()
+	DeferCleanup(func() {
+		cancel()
+		Eventually(done, time.Minute).Should(Receive(BeNil()))
+	})
+
+	Eventually(out.String, time.Minute).Should(ContainSubstring("Herald local platform is up"))
+	kubeconfig := filepath.Join(stateDir, "kubeconfig")
+	Expect(out.String()).To(ContainSubstring("export KUBECONFIG=" + kubeconfig))
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	Expect(err).NotTo(HaveOccurred())
+	scheme, err := apiserver.NewScheme()
+	Expect(err).NotTo(HaveOccurred())
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	channels := &notifyv1alpha1.NotificationChannelList{}
+	Expect(c.List(ctx, channels, client.InNamespace(namespace))).To(Succeed())
+	Expect(channels.Items).To(ContainElement(HaveField("Name", "app-notifications")))
+	events := &notifyv1alpha1.SystemEventList{}
+	Expect(c.List(ctx, events, client.InNamespace(namespace))).To(Succeed())
+	Expect(events.Items).To(ContainElement(HaveField("Name", "maintenance")))
+
+	By("providing the key Secret the sample channel names, with a fresh key")
+	Expect(channels.Items).To(ContainElement(HaveField("Spec.Auth.KeySecretRef.Name", sampleKeySecret)))
+	secret := &corev1.Secret{}
+	Expect(c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: sampleKeySecret}, secret)).To(Succeed())
+	Expect(secret.Data).To(HaveKeyWithValue("local", HaveLen(64)))
+})
