@@ -38,11 +38,14 @@ generate: ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
-manifests: ## Generate the CRDs and the operator's RBAC role into config/.
+manifests: ## Generate the CRDs and the operator's RBAC role into config/, and copy them into the chart.
 	$(CONTROLLER_GEN) crd rbac:roleName=herald-operator \
 		paths=./api/... paths=./controllers/... \
 		output:crd:artifacts:config=config/crd/bases \
 		output:rbac:artifacts:config=config/rbac
+	cp config/crd/bases/*.yaml charts/herald/crds/
+	cp config/rbac/role.yaml charts/herald/files/operator-role.yaml
+	cp config/rbac/user_roles.yaml charts/herald/files/user-roles.yaml
 
 .PHONY: fmt
 fmt: ## Format the Go code.
@@ -66,10 +69,10 @@ envtest-assets: ## Build (once, cached) the kube-apiserver and etcd that tests r
 
 .PHONY: test
 test: verify-generated vet ## Run every test, on a real kube-apiserver and etcd.
-	@assets="$$(hack/envtest-assets.sh)" && \
+	@assets="$$(hack/envtest-assets.sh)" && helm="$$(hack/helm.sh)" && \
 	kubectl="$$(command -v kubectl || echo "$$assets/kubectl")" && \
-	echo "KUBEBUILDER_ASSETS=$$assets KUBECTL=$$kubectl" && \
-	KUBEBUILDER_ASSETS="$$assets" KUBECTL="$$kubectl" $(GO) test $(TEST_FLAGS) $(TEST_PKGS)
+	echo "KUBEBUILDER_ASSETS=$$assets KUBECTL=$$kubectl HELM=$$helm" && \
+	KUBEBUILDER_ASSETS="$$assets" KUBECTL="$$kubectl" HELM="$$helm" $(GO) test $(TEST_FLAGS) $(TEST_PKGS)
 
 ##@ Build
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 generated() {
-  find api config/crd/bases config/rbac -type f \( -name 'zz_generated.*.go' -o -name '*.yaml' \) -print0 |
+  find api config/crd/bases config/rbac charts/herald/crds charts/herald/files -type f \( -name 'zz_generated.*.go' -o -name '*.yaml' \) -print0 |
     sort -z | xargs -0 sha256sum
 }
 

@@ -1,10 +1,7 @@
 package v1alpha1_test
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -14,29 +11,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/apiserver"
 )
 
-// kubectlResult is what one kubectl invocation printed.
-type kubectlResult struct {
-	Stdout, Stderr string
-	Err            error
-}
-
-// kubectl runs the real kubectl (KUBECTL, or the one on PATH) against the
-// suite's API server.
-func kubectl(ctx context.Context, stdin string, args ...string) kubectlResult {
-	bin := os.Getenv("KUBECTL")
-	if bin == "" {
-		var err error
-		bin, err = exec.LookPath("kubectl")
-		Expect(err).NotTo(HaveOccurred(), "kubectl is not on PATH: run 'make test', which provides one, or set KUBECTL")
-	}
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", server.Kubeconfig}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return kubectlResult{Stdout: stdout.String(), Stderr: stderr.String(), Err: err}
+// kubectl runs the real kubectl against the suite's API server.
+func kubectl(ctx context.Context, stdin string, args ...string) apiserver.KubectlResult {
+	return server.Kubectl(ctx, stdin, args...)
 }
 
 var _ = Describe("kubectl against the API server", func() {

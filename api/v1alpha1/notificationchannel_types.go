@@ -527,7 +527,3 @@ type NotificationChannelList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []NotificationChannel `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&NotificationChannel{}, &NotificationChannelList{})
-}

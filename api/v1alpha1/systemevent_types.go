@@ -167,7 +167,3 @@ type SystemEventList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SystemEvent `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&SystemEvent{}, &SystemEventList{})
-}

@@ -21,6 +21,15 @@ func ReadManifests(path string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
+	objs, err := ReadManifestsFrom(data)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", path, err)
+	}
+	return objs, nil
+}
+
+// ReadManifestsFrom reads the Kubernetes objects of multi-document YAML.
+func ReadManifestsFrom(data []byte) ([]*unstructured.Unstructured, error) {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var objs []*unstructured.Unstructured
 	for {
@@ -29,11 +38,11 @@ func ReadManifests(path string) ([]*unstructured.Unstructured, error) {
 			return objs, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("failed to read %s: %w", path, err)
+			return nil, err
 		}
 		obj := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
-			return nil, fmt.Errorf("failed to parse %s: %w", path, err)
+			return nil, err
 		}
 		if len(obj.Object) == 0 {
 			continue // an empty document, e.g. after a trailing "---"

@@ -1,0 +1,134 @@
+// Package install_test checks that the ways of installing Herald — the
+// kustomizations of config/ and the Helm chart — render and apply to a real
+// API server, with the real kubectl and helm.
+package install_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-notify/herald/internal/apiserver"
+)
+
+var (
+	server   *apiserver.Server
+	k8s      client.Client
+	repoRoot = filepath.Join("..", "..")
+)
+
+func TestInstall(t *testing.T) {
+	RegisterFailHandler(Fail)
+	suiteConfig, reporterConfig := GinkgoConfiguration()
+	suiteConfig.RandomizeAllSpecs = true
+	RunSpecs(t, "installing Herald on a real API server", suiteConfig, reporterConfig)
+}
+
+var _ = BeforeSuite(func() {
+	SetDefaultEventuallyTimeout(30 * time.Second)
+	var err error
+	server, err = apiserver.Start(filepath.Join(repoRoot, "config", "crd", "bases"), GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
+	Expect(apiextensionsv1.AddToScheme(server.Scheme)).To(Succeed())
+	k8s, err = client.New(server.Config, client.Options{Scheme: server.Scheme})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(server.Stop()).To(Succeed()) })
+})
+
+// helm runs the real helm ($HELM, as provided by make test).
+func helm(ctx context.Context, args ...string) (string, error) {
+	bin := os.Getenv("HELM")
+	Expect(bin).NotTo(BeEmpty(), "HELM is not set: run 'make test', or export HELM=\"$(hack/helm.sh)\"")
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		GinkgoWriter.Println(stderr.String())
+	}
+	return stdout.String(), err
+}
+
+// expectOperatorDeployment asserts the hardening both install paths promise.
+func expectOperatorDeployment(ctx context.Context, key client.ObjectKey) {
+	deploy := &appsv1.Deployment{}
+	Expect(k8s.Get(ctx, key, deploy)).To(Succeed())
+	pod := deploy.Spec.Template.Spec
+	Expect(pod.SecurityContext.RunAsNonRoot).To(HaveValue(BeTrue()))
+	Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+	Expect(pod.Containers).To(HaveLen(1))
+	c := pod.Containers[0]
+	Expect(c.Args).To(HaveExactElements("operator", HavePrefix("--leader-elect"),
+		"--health-probe-bind-address=:8081", "--metrics-bind-address=:8443"))
+	Expect(c.SecurityContext.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
+	Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
+	Expect(c.SecurityContext.Capabilities.Drop).To(ContainElement(corev1.Capability("ALL")))
+	Expect(c.LivenessProbe).NotTo(BeNil())
+	Expect(c.ReadinessProbe).NotTo(BeNil())
+}
+
+// expectOperatorRole asserts that a ClusterRole carries the generated rules.
+func expectOperatorRole(ctx context.Context, name string) {
+	role := &rbacv1.ClusterRole{}
+	Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, role)).To(Succeed())
+	Expect(role.Rules).To(ContainElement(And(
+		HaveField("APIGroups", ConsistOf("notify.herald.dev")),
+		HaveField("Resources", ContainElement("notificationchannels/status")),
+	)))
+}
+
+var _ = It("applies config/default with kubectl", func(ctx SpecContext) {
+	applied := server.Kubectl(ctx, "", "apply", "--server-side", "-k", filepath.Join(repoRoot, "config", "default"))
+	Expect(applied.Err).NotTo(HaveOccurred(), applied.Stderr)
+	Expect(applied.Stdout).To(ContainSubstring("deployment.apps/herald-operator serverside-applied"))
+
+	ns := &corev1.Namespace{}
+	Expect(k8s.Get(ctx, client.ObjectKey{Name: "herald-system"}, ns)).To(Succeed())
+	Expect(ns.Labels).To(HaveKeyWithValue("pod-security.kubernetes.io/enforce", "restricted"))
+	expectOperatorDeployment(ctx, client.ObjectKey{Namespace: "herald-system", Name: "herald-operator"})
+	expectOperatorRole(ctx, "herald-operator")
+	for _, name := range []string{"notificationchannels.notify.herald.dev", "systemevents.notify.herald.dev"} {
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})).To(Succeed())
+	}
+	Expect(k8s.Get(ctx, client.ObjectKey{Name: "herald-systemevent-editor"}, &rbacv1.ClusterRole{})).To(Succeed())
+})
+
+var _ = It("lints the Helm chart and applies what it renders", func(ctx SpecContext) {
+	chart := filepath.Join(repoRoot, "charts", "herald")
+	_, err := helm(ctx, "lint", "--strict", chart)
+	Expect(err).NotTo(HaveOccurred())
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "herald-chart-"}}
+	Expect(k8s.Create(ctx, ns)).To(Succeed())
+	rendered, err := helm(ctx, "template", "notify", chart, "--namespace", ns.Name, "--include-crds",
+		"--set", "image.tag=v9.9.9")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(rendered).To(ContainSubstring("kind: CustomResourceDefinition"))
+
+	applied := server.Kubectl(ctx, rendered, "apply", "--server-side", "-f", "-")
+	Expect(applied.Err).NotTo(HaveOccurred(), applied.Stderr)
+
+	key := client.ObjectKey{Namespace: ns.Name, Name: "notify-herald-operator"}
+	expectOperatorDeployment(ctx, key)
+	deploy := &appsv1.Deployment{}
+	Expect(k8s.Get(ctx, key, deploy)).To(Succeed())
+	Expect(deploy.Spec.Template.Spec.Containers[0].Image).To(Equal("ghcr.io/herald-notify/herald:v9.9.9"))
+	Expect(deploy.Spec.Template.Spec.ServiceAccountName).To(Equal("notify-herald"))
+	expectOperatorRole(ctx, "notify-herald-operator")
+	binding := &rbacv1.ClusterRoleBinding{}
+	Expect(k8s.Get(ctx, client.ObjectKey{Name: "notify-herald-operator"}, binding)).To(Succeed())
+	Expect(binding.Subjects).To(ConsistOf(HaveField("Namespace", ns.Name)))
+})
