@@ -8,6 +8,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY main.go ./
 COPY api/ api/
+COPY config/ config/
 COPY controllers/ controllers/
 COPY internal/ internal/
 COPY streamer/ streamer/

@@ -1,0 +1,164 @@
+package auth
+
+import (
+	"container/heap"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ticketBytes is the entropy of a ticket: 256 bits, beyond guessing.
+const ticketBytes = 32
+
+// ticketLen is the length of a ticket's unpadded base64url text.
+var ticketLen = base64.RawURLEncoding.EncodedLen(ticketBytes)
+
+// ErrTooManyTickets is returned by Issue when the store holds its maximum of
+// outstanding tickets; the HTTP layer answers 429 Too Many Requests.
+var ErrTooManyTickets = errors.New("too many outstanding tickets")
+
+// ErrIdentityExpired is returned by Issue for an identity whose token has
+// already expired, or a ttl that is not positive: such a ticket would be
+// born dead.
+var ErrIdentityExpired = errors.New("ticket would expire at once: the token has expired or the ttl is not positive")
+
+// TicketStore issues single-use, short-lived tickets that stand for a
+// verified Identity, so that a browser's EventSource, which cannot send an
+// Authorization header, carries a ticket rather than its JWT in the URL.
+//
+// Tickets are kept by their SHA-256 digest, never in clear: a lookup by
+// digest gives a timing side channel only on the digest, which reveals
+// nothing usable about a ticket (unlike comparing tickets themselves, which
+// would need constant-time comparison against every entry), and a heap dump
+// holds no redeemable ticket. Memory is bounded by the maximum of outstanding
+// tickets; expired tickets are purged in expiry order on every Issue and
+// Redeem, at amortised O(log n) each, so no goroutine is needed.
+//
+// A TicketStore is safe for concurrent use. Its tickets live in one process:
+// with several replicas, a ticket must be redeemed on the replica that issued
+// it.
+type TicketStore struct {
+	max int
+	now func() time.Time
+
+	mu      sync.Mutex
+	tickets map[[sha256.Size]byte]*ticket
+	expiry  expiryHeap
+}
+
+// ticket is an outstanding ticket.
+type ticket struct {
+	digest   [sha256.Size]byte
+	identity Identity
+	expires  time.Time
+	index    int // position in the expiry heap
+}
+
+// NewTicketStore returns a store holding at most maxOutstanding unexpired,
+// unredeemed tickets. now is the clock (nil means time.Now; it must be safe
+// for concurrent use). It panics if maxOutstanding is not positive, like
+// time.NewTicker does for a non-positive period: that is a programming error.
+func NewTicketStore(maxOutstanding int, now func() time.Time) *TicketStore {
+	if maxOutstanding <= 0 {
+		panic(fmt.Sprintf("auth: NewTicketStore: maxOutstanding %d is not positive", maxOutstanding))
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &TicketStore{max: maxOutstanding, now: now, tickets: make(map[[sha256.Size]byte]*ticket)}
+}
+
+// Issue returns a new ticket for id, an opaque 256-bit random base64url
+// string. The ticket expires after ttl, or when id's token expires if that is
+// sooner. It fails with ErrTooManyTickets when the store is full, and with
+// ErrIdentityExpired when the ticket would already be expired.
+func (s *TicketStore) Issue(id Identity, ttl time.Duration) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.purge(now)
+	expires := now.Add(ttl)
+	if id.ExpiresAt.Before(expires) {
+		expires = id.ExpiresAt
+	}
+	if !expires.After(now) {
+		return "", ErrIdentityExpired
+	}
+	if len(s.tickets) >= s.max {
+		return "", fmt.Errorf("%w: %d outstanding", ErrTooManyTickets, s.max)
+	}
+	raw := make([]byte, ticketBytes)
+	// crypto/rand.Read never fails (it crashes the program instead) since Go 1.24.
+	_, _ = rand.Read(raw)
+	text := base64.RawURLEncoding.EncodeToString(raw)
+	t := &ticket{digest: sha256.Sum256([]byte(text)), identity: id, expires: expires}
+	s.tickets[t.digest] = t
+	heap.Push(&s.expiry, t)
+	return text, nil
+}
+
+// Redeem returns the identity a ticket stands for and consumes the ticket. It
+// reports false for an unknown, already redeemed or expired ticket.
+func (s *TicketStore) Redeem(text string) (Identity, bool) {
+	if len(text) != ticketLen {
+		return Identity{}, false
+	}
+	digest := sha256.Sum256([]byte(text))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.purge(s.now())
+	t, found := s.tickets[digest]
+	if !found {
+		return Identity{}, false
+	}
+	delete(s.tickets, digest)
+	heap.Remove(&s.expiry, t.index)
+	return t.identity, true
+}
+
+// Outstanding returns the number of tickets neither redeemed nor purged, for
+// a gauge metric.
+func (s *TicketStore) Outstanding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.tickets)
+}
+
+// purge drops the tickets expired at now. The caller holds s.mu.
+func (s *TicketStore) purge(now time.Time) {
+	for len(s.expiry) > 0 && !s.expiry[0].expires.After(now) {
+		t := heap.Pop(&s.expiry).(*ticket)
+		delete(s.tickets, t.digest)
+	}
+}
+
+// expiryHeap orders outstanding tickets by expiry, soonest first
+// (container/heap.Interface).
+type expiryHeap []*ticket
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+
+func (h *expiryHeap) Push(x any) {
+	t := x.(*ticket)
+	t.index = len(*h)
+	*h = append(*h, t)
+}
+
+func (h *expiryHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return t
+}
