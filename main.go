@@ -26,6 +26,7 @@ var errUsage = errors.New("usage error")
 
 func commands() []command {
 	return []command{
+		{name: "streamer", summary: "serve a channel's Server-Sent Event streams and publish API", run: runStreamer},
 		{name: "version", summary: "print the build's version", run: runVersion},
 	}
 }

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/channelspec"
+	"github.com/herald-notify/herald/streamer/server"
+)
+
+// HTTP hardening of the streamer's listeners.
+const (
+	readHeaderTimeout = 10 * time.Second
+	// maxHeaderBytes leaves room for a token in a header or cookie
+	// (auth.DefaultMaxTokenBytes) and little else.
+	maxHeaderBytes = 32 << 10
+	idleTimeout    = 2 * time.Minute
+)
+
+// streamerFlags are the command line of "herald streamer".
+type streamerFlags struct {
+	config        string
+	secretsDir    string
+	listen        string
+	metricsListen string
+	logLevel      string
+}
+
+func runStreamer(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("streamer", flag.ContinueOnError)
+	var f streamerFlags
+	fs.StringVar(&f.config, "config", "", "NotificationChannel manifest to serve (required)")
+	fs.StringVar(&f.secretsDir, "secrets-dir", "", "directory with one folder per Secret the channel names, one file per entry, as Kubernetes mounts them (default: \"secrets\" beside --config)")
+	fs.StringVar(&f.listen, "listen", ":8080", "address of the stream and publish API")
+	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if f.config == "" {
+		return fmt.Errorf("%w: --config is required", errUsage)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level must be debug, info, warn or error, not %q", errUsage, f.logLevel)
+	}
+	if f.secretsDir == "" {
+		f.secretsDir = filepath.Join(filepath.Dir(f.config), "secrets")
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveStreamer(ctx, f, logger)
+}
+
+// serveStreamer runs the streamer until ctx ends, then drains it.
+func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) error {
+	channel, err := channelspec.LoadFile(ctx, f.config)
+	if err != nil {
+		return err
+	}
+	secretName := channel.Spec.Auth.KeySecretRef.Name
+	entries, err := readSecretDir(filepath.Join(f.secretsDir, secretName))
+	if err != nil {
+		return fmt.Errorf("failed to read the key Secret %q named by spec.auth.keySecretRef: %w", secretName, err)
+	}
+	keys, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, entries)
+	if err != nil {
+		return fmt.Errorf("the key Secret %q holds no usable keys: %w", secretName, err)
+	}
+	srv, err := server.New(server.Config{Channel: channel, Keys: keys, Logger: logger})
+	if err != nil {
+		return err
+	}
+
+	api, err := listen(f.listen, srv.Handler())
+	if err != nil {
+		return err
+	}
+	ops, err := listen(f.metricsListen, srv.OpsHandler())
+	if err != nil {
+		_ = api.server.Close()
+		return err
+	}
+	logger.Info("streamer started", "channel", channel.Name, "listen", api.addr, "metricsListen", ops.addr, "keys", keys.KeyIDs())
+
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	go srv.Run(runCtx)
+
+	select {
+	case <-ctx.Done():
+	case err := <-api.failed:
+		return fmt.Errorf("the API listener failed: %w", err)
+	case err := <-ops.failed:
+		return fmt.Errorf("the metrics listener failed: %w", err)
+	}
+
+	grace := channel.Spec.Drain.GracePeriod.Duration
+	logger.Info("draining", "streams", srv.Streams(), "gracePeriod", grace.String())
+	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	srv.Drain(drainCtx)
+	// Streams are closed; let their handlers and publish requests finish.
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelShutdown()
+	err = errors.Join(api.server.Shutdown(shutdownCtx), ops.server.Shutdown(shutdownCtx))
+	stopRun()
+	logger.Info("stopped")
+	return err
+}
+
+// listener is one running HTTP server.
+type listener struct {
+	server *http.Server
+	addr   string
+	failed chan error
+}
+
+// listen starts an HTTP server with the streamer's hardening. Streams set
+// their own per-write deadlines, so there is no server-wide write timeout.
+func listen(addr string, handler http.Handler) (*listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
+	}
+	l := &listener{
+		server: &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: readHeaderTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
+			IdleTimeout:       idleTimeout,
+		},
+		addr:   ln.Addr().String(),
+		failed: make(chan error, 1),
+	}
+	go func() {
+		if err := l.server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			l.failed <- err
+		}
+	}()
+	return l, nil
+}
+
+// readSecretDir reads a Secret as Kubernetes mounts it: one file per entry.
+// Hidden entries (the "..data" links of a mounted volume) are skipped.
+func readSecretDir(dir string) (map[string][]byte, error) {
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	entries := map[string][]byte{}
+	for _, file := range files {
+		if strings.HasPrefix(file.Name(), ".") {
+			continue
+		}
+		path := filepath.Join(dir, file.Name())
+		info, err := os.Stat(path) // follows the links of a mounted Secret
+		if err != nil {
+			return nil, err
+		}
+		if !info.Mode().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		entries[file.Name()] = data
+	}
+	return entries, nil
+}

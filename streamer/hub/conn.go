@@ -1,0 +1,126 @@
+package hub
+
+import (
+	"sync"
+	"time"
+)
+
+// Frame is an encoded event on its way to one or more streams. Bytes are
+// shared by every stream and never modified.
+type Frame struct {
+	ID       uint64
+	Type     string
+	Appended time.Time
+	Bytes    []byte
+}
+
+// CloseReason says why a stream ended.
+type CloseReason string
+
+// Close reasons, also the values of the disconnect metric's "reason" label.
+const (
+	// CloseClient: the client went away or a write to it failed.
+	CloseClient CloseReason = "client"
+	// CloseTokenExpired: the stream's token expired.
+	CloseTokenExpired CloseReason = "token_expired"
+	// CloseSlowConsumer: the client did not read fast enough and its send
+	// queue reached its bound.
+	CloseSlowConsumer CloseReason = "slow_consumer"
+	// CloseReplaced: the user opened a newer stream beyond the per-user limit.
+	CloseReplaced CloseReason = "replaced"
+	// CloseDrain: the server is shutting down.
+	CloseDrain CloseReason = "drain"
+)
+
+// byServer reports whether the server, not the client, ended the stream.
+func (r CloseReason) byServer() bool { return r != CloseClient && r != CloseTokenExpired }
+
+// Conn is one stream's share of the hub: a send queue bounded in bytes, which
+// the stream's writer drains. The hub never blocks on a client.
+type Conn struct {
+	user     string
+	limit    int
+	observer Observer
+
+	mu     sync.Mutex
+	queue  []Frame
+	queued int // bytes in queue
+	// wake has room for one signal: the writer has work or must stop.
+	wake   chan struct{}
+	done   bool
+	reason CloseReason
+	retry  time.Duration
+}
+
+func newConn(user string, limit int, observer Observer) *Conn {
+	return &Conn{user: user, limit: limit, observer: observer, wake: make(chan struct{}, 1)}
+}
+
+// User is the stream's user id.
+func (c *Conn) User() string { return c.user }
+
+// enqueue adds a frame; false means the queue bound was reached and the stream
+// must be closed as a slow consumer.
+func (c *Conn) enqueue(f Frame) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return true
+	}
+	if c.queued+len(f.Bytes) > c.limit {
+		return false
+	}
+	c.queue = append(c.queue, f)
+	c.queued += len(f.Bytes)
+	c.signal()
+	return true
+}
+
+func (c *Conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close marks the stream done; true when this call closed it.
+func (c *Conn) close(reason CloseReason) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return false
+	}
+	c.done, c.reason = true, reason
+	if reason == CloseSlowConsumer {
+		// Nothing more will be written: release the backlog now.
+		c.queue, c.queued = nil, 0
+	}
+	c.signal()
+	return true
+}
+
+func (c *Conn) setRetry(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.retry = d
+}
+
+// Wake is signalled when frames were queued or the stream must end.
+func (c *Conn) Wake() <-chan struct{} { return c.wake }
+
+// Take removes and returns the queued frames (appending to buf, which the
+// writer reuses), and whether the stream must end after writing them, with
+// the reason and the reconnect delay to send.
+func (c *Conn) Take(buf []Frame) (frames []Frame, done bool, reason CloseReason, retry time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	frames = append(buf, c.queue...)
+	clear(c.queue)
+	c.queue, c.queued = c.queue[:0], 0
+	return frames, c.done, c.reason, c.retry
+}
+
+// Delivered records that a frame was written to the client.
+func (c *Conn) Delivered(f Frame, now time.Time) {
+	c.observer.Delivered(f.Type, now.Sub(f.Appended))
+}

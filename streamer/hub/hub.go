@@ -1,0 +1,263 @@
+// Package hub fans the events of a channel's log out to the connected streams.
+// It tails the log, encodes each event into an SSE frame once, and hands the
+// same bytes to the send queue of every connection the event is addressed to.
+// It also enforces the connection limits per user and per process.
+package hub
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/sse"
+)
+
+// Log is what the hub reads: the embedded log or a broker-backed one.
+type Log interface {
+	ReadAfter(after uint64, limit int) ([]eventlog.Event, bool)
+	LastID() uint64
+	Changed() <-chan struct{}
+	Closed() bool
+}
+
+// UserLimitPolicy is what happens to a connection beyond the per-user limit.
+type UserLimitPolicy int
+
+const (
+	// ReplaceOldest closes the user's oldest stream to admit the new one.
+	ReplaceOldest UserLimitPolicy = iota
+	// Reject refuses the new stream.
+	Reject
+)
+
+// Options bound the hub. Zero values take the defaults of the
+// NotificationChannel API.
+type Options struct {
+	// MaxPerUser is how many streams one user may hold (default 1).
+	MaxPerUser int
+	// Policy applies beyond MaxPerUser.
+	Policy UserLimitPolicy
+	// MaxConnections is how many streams the process holds (default 10,000).
+	MaxConnections int
+	// SendQueueBytes bounds one connection's queued frames (default 64 KiB).
+	SendQueueBytes int
+	// Observer is told about deliveries and disconnects (metrics); may be nil.
+	Observer Observer
+}
+
+// Observer receives the hub's events, for metrics.
+type Observer interface {
+	// Delivered is called once per event and recipient connection.
+	Delivered(eventType string, latency time.Duration)
+	// Disconnected is called when the hub closes a connection.
+	Disconnected(reason CloseReason)
+}
+
+// Errors of Register.
+var (
+	// ErrUserLimit: the user holds MaxPerUser streams and the policy is Reject.
+	ErrUserLimit = errors.New("too many streams for this user")
+	// ErrProcessLimit: the process holds MaxConnections streams.
+	ErrProcessLimit = errors.New("too many streams on this server")
+	// ErrClosed: the hub is shutting down.
+	ErrClosed = errors.New("server is shutting down")
+)
+
+// readBatch is how many events the hub reads from the log at a time.
+const readBatch = 512
+
+// Hub tracks the connected streams and delivers the log's events to them.
+type Hub struct {
+	log  Log
+	opts Options
+
+	mu     sync.Mutex
+	users  map[string][]*Conn // a user's streams, oldest first
+	count  int
+	cursor uint64 // the last event ID dispatched to the connections
+	closed bool
+}
+
+// New returns a hub that delivers the events appended to log from now on.
+func New(log Log, opts Options) *Hub {
+	if opts.MaxPerUser <= 0 {
+		opts.MaxPerUser = 1
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 10000
+	}
+	if opts.SendQueueBytes <= 0 {
+		opts.SendQueueBytes = 64 << 10
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	return &Hub{log: log, opts: opts, users: map[string][]*Conn{}, cursor: log.LastID()}
+}
+
+// Run dispatches events until ctx ends or the log is closed.
+func (h *Hub) Run(ctx context.Context) {
+	for {
+		changed := h.log.Changed()
+		h.mu.Lock()
+		cursor := h.cursor
+		h.mu.Unlock()
+		events, recovered := h.log.ReadAfter(cursor, readBatch)
+		if !recovered {
+			// The log moved past events the hub never dispatched (evicted before
+			// it got to them): skip ahead; clients resuming learn of the gap.
+			h.mu.Lock()
+			h.cursor = h.log.LastID()
+			h.mu.Unlock()
+			continue
+		}
+		if len(events) > 0 {
+			h.dispatch(events)
+			continue
+		}
+		if h.log.Closed() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+// dispatch encodes each event once and enqueues it on its recipients' streams.
+func (h *Hub) dispatch(events []eventlog.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range events {
+		e := &events[i]
+		frame := Frame{ID: e.ID, Type: e.Type, Appended: e.Time, Bytes: EncodeEvent(e)}
+		if len(e.UserIDs) == 0 {
+			for _, conns := range h.users {
+				h.enqueueAll(conns, frame)
+			}
+		} else {
+			for _, user := range e.UserIDs {
+				h.enqueueAll(h.users[user], frame)
+			}
+		}
+		h.cursor = e.ID
+	}
+}
+
+func (h *Hub) enqueueAll(conns []*Conn, frame Frame) {
+	for _, c := range conns {
+		if !c.enqueue(frame) {
+			h.removeLocked(c, CloseSlowConsumer)
+		}
+	}
+}
+
+// EncodeEvent is the SSE frame of a logged event: its ID and its JSON data.
+func EncodeEvent(e *eventlog.Event) []byte {
+	return sse.AppendFrame(make([]byte, 0, len(e.Data)+32), sse.Frame{ID: e.ID, HasID: true, Data: e.Data})
+}
+
+// Register admits a stream for user and returns it with the ID of the last
+// event dispatched before it joined: the stream receives every later event
+// addressed to user through its queue, and reads earlier ones from the log.
+func (h *Hub) Register(user string) (*Conn, uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, 0, ErrClosed
+	}
+	existing := h.users[user]
+	if len(existing) >= h.opts.MaxPerUser {
+		if h.opts.Policy == Reject {
+			return nil, 0, ErrUserLimit
+		}
+		h.removeLocked(existing[0], CloseReplaced)
+	} else if h.count >= h.opts.MaxConnections {
+		return nil, 0, ErrProcessLimit
+	}
+	c := newConn(user, h.opts.SendQueueBytes, h.opts.Observer)
+	h.users[user] = append(h.users[user], c)
+	h.count++
+	return c, h.cursor, nil
+}
+
+// Unregister removes a stream that ended on its own (client gone, token
+// expired). It is safe to call for a stream the hub already closed.
+func (h *Hub) Unregister(c *Conn, reason CloseReason) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removeLocked(c, reason)
+}
+
+func (h *Hub) removeLocked(c *Conn, reason CloseReason) {
+	conns := h.users[c.user]
+	for i, other := range conns {
+		if other == c {
+			conns = append(conns[:i:i], conns[i+1:]...)
+			if len(conns) == 0 {
+				delete(h.users, c.user)
+			} else {
+				h.users[c.user] = conns
+			}
+			h.count--
+			if c.close(reason) && reason.byServer() {
+				h.opts.Observer.Disconnected(reason)
+			}
+			return
+		}
+	}
+}
+
+// Len is the number of connected streams.
+func (h *Hub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.count
+}
+
+// Drain refuses new streams, then closes the connected ones spread evenly over
+// period, each told to reconnect after a random delay below jitter, so that
+// clients move to other replicas without arriving all at once. Frames already
+// queued are written before each stream closes. It returns when every stream
+// was asked to close, or ctx ends (then the rest are closed at once).
+func (h *Hub) Drain(ctx context.Context, period, jitter time.Duration, random func(time.Duration) time.Duration) {
+	h.mu.Lock()
+	h.closed = true
+	var all []*Conn
+	for _, conns := range h.users {
+		all = append(all, conns...)
+	}
+	h.mu.Unlock()
+
+	var step time.Duration
+	if len(all) > 0 {
+		step = period / time.Duration(len(all))
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for i, c := range all {
+		if i > 0 && step > 0 {
+			timer.Reset(step)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				step = 0
+			}
+		}
+		var retry time.Duration
+		if jitter > 0 && random != nil {
+			retry = random(jitter)
+		}
+		c.setRetry(retry)
+		h.Unregister(c, CloseDrain)
+	}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Delivered(string, time.Duration) {}
+func (nopObserver) Disconnected(CloseReason)        {}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-notify/herald/streamer/hub"
+)
+
+// metrics are the streamer's Prometheus collectors. They implement the
+// observers of the hub and the publish API.
+type metrics struct {
+	connections     prometheus.Gauge
+	connects        *prometheus.CounterVec
+	authFailures    *prometheus.CounterVec
+	published       *prometheus.CounterVec
+	delivered       *prometheus.CounterVec
+	deliveryLatency prometheus.Histogram
+	disconnects     *prometheus.CounterVec
+	replayed        prometheus.Counter
+}
+
+// Values of the connects metric's "result" label.
+const (
+	connectOK           = "ok"
+	connectUnauthorized = "unauthorized"
+	connectUserLimit    = "user_limit"
+	connectProcessLimit = "process_limit"
+	connectShuttingDown = "shutting_down"
+)
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_connections", Help: "Streams currently open.",
+		}),
+		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_connects_total", Help: "Stream requests, by result.",
+		}, []string{"result"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_auth_failures_total", Help: "Rejected tokens and tickets, by reason.",
+		}, []string{"reason"}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_events_published_total", Help: "Events appended to the log, by type.",
+		}, []string{"type"}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_events_delivered_total", Help: "Events written to streams, by type.",
+		}, []string{"type"}),
+		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_delivery_latency_seconds",
+			Help:    "Time from an event's append to its write to a stream.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_disconnects_total", Help: "Streams closed by the server, by reason (slow_consumer, replaced, drain).",
+		}, []string{"reason"}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_replayed_events_total", Help: "Events written to resuming clients from the log.",
+		}),
+	}
+	reg.MustRegister(m.connections, m.connects, m.authFailures, m.published, m.delivered,
+		m.deliveryLatency, m.disconnects, m.replayed)
+	return m
+}
+
+// Published implements publish.Observer.
+func (m *metrics) Published(eventType string) { m.published.WithLabelValues(eventType).Inc() }
+
+// Delivered implements hub.Observer.
+func (m *metrics) Delivered(eventType string, latency time.Duration) {
+	m.delivered.WithLabelValues(eventType).Inc()
+	m.deliveryLatency.Observe(latency.Seconds())
+}
+
+// Disconnected implements hub.Observer.
+func (m *metrics) Disconnected(reason hub.CloseReason) {
+	m.disconnects.WithLabelValues(string(reason)).Inc()
+}

@@ -1,0 +1,243 @@
+// Package server assembles a channel's streamer: the SSE endpoint, tickets,
+// the publish API, health and metrics, over one log and one hub.
+package server
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/hub"
+	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/publish"
+)
+
+// Paths of the client contract.
+const (
+	StreamPath  = "/api/v1/sse/notifications"
+	TicketsPath = "/api/v1/sse/tickets"
+)
+
+// Defaults of the server that the channel spec does not set.
+const (
+	// DefaultWriteTimeout bounds one write to a client: a client that accepts
+	// nothing for this long is gone.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultReconnectDelay is the first frame's retry: hint.
+	DefaultReconnectDelay = 3 * time.Second
+	// DefaultMaxTickets bounds the outstanding tickets.
+	DefaultMaxTickets = 100000
+	// replayBatch is how many events a resuming stream reads at a time.
+	replayBatch = 256
+)
+
+// Config is everything a streamer serves from.
+type Config struct {
+	// Channel is the channel, its spec defaulted and validated.
+	Channel *notifyv1alpha1.NotificationChannel
+	// Keys verify the channel's tokens.
+	Keys *auth.KeySet
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Registry receives the metrics; nil means a new registry.
+	Registry *prometheus.Registry
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a running streamer for one channel.
+type Server struct {
+	spec     notifyv1alpha1.NotificationChannelSpec
+	log      *eventlog.Embedded
+	hub      *hub.Hub
+	verifier *auth.Verifier
+	tickets  *auth.TicketStore
+	metrics  *metrics
+	registry *prometheus.Registry
+	logger   *slog.Logger
+	now      func() time.Time
+
+	ready atomic.Bool
+}
+
+// New builds the streamer for cfg. It does not start serving: call Run.
+func New(cfg Config) (*Server, error) {
+	if cfg.Channel == nil || cfg.Keys == nil {
+		return nil, errors.New("server: a channel and its keys are required")
+	}
+	spec := cfg.Channel.Spec
+	if spec.Broker.Type != "" && spec.Broker.Type != notifyv1alpha1.BrokerEmbedded {
+		return nil, errors.New("server: broker type " + string(spec.Broker.Type) + " is not available yet; use Embedded")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	verifier, err := auth.NewVerifier(withClock(auth.OptionsFromSpec(spec.Auth, cfg.Keys), cfg.Now))
+	if err != nil {
+		return nil, err
+	}
+	m := newMetrics(cfg.Registry)
+	log := eventlog.NewEmbedded(eventlog.Options{
+		MaxEvents: int(spec.History.MaxEvents), MaxAge: duration(spec.History.MaxAge), Now: cfg.Now,
+	})
+	policy := hub.ReplaceOldest
+	if spec.Connections.UserLimitPolicy == notifyv1alpha1.UserLimitReject {
+		policy = hub.Reject
+	}
+	s := &Server{
+		spec: spec,
+		log:  log,
+		hub: hub.New(log, hub.Options{
+			MaxPerUser: int(spec.Connections.MaxPerUser), Policy: policy,
+			MaxConnections: int(spec.Connections.MaxPerPod), SendQueueBytes: int(spec.Connections.SendQueueBytes),
+			Observer: m,
+		}),
+		verifier: verifier,
+		tickets:  auth.NewTicketStore(DefaultMaxTickets, cfg.Now),
+		metrics:  m,
+		registry: cfg.Registry,
+		logger:   cfg.Logger,
+		now:      cfg.Now,
+	}
+	return s, nil
+}
+
+func withClock(opts auth.Options, now func() time.Time) auth.Options {
+	opts.Now = now
+	return opts
+}
+
+// duration reads an optional (defaulted) duration of the spec.
+func duration(d *metav1.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return d.Duration
+}
+
+// SetKeys replaces the verification keys (rotation); open streams stay open.
+func (s *Server) SetKeys(keys *auth.KeySet) { s.verifier.SetKeys(keys) }
+
+// Handler serves the client and publish contracts.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(StreamPath, s.cors(http.HandlerFunc(s.serveStream), http.MethodGet))
+	mux.Handle(TicketsPath, s.cors(http.HandlerFunc(s.serveTicket), http.MethodPost))
+	publish.New(publish.Options{
+		Log: s.log, Authenticator: s.verifier, Observer: s.metrics, Now: s.now, NewID: newNotificationID,
+	}).Register(mux)
+	mux.HandleFunc("/healthz", s.serveHealth)
+	mux.HandleFunc("/readyz", s.serveReady)
+	return securityHeaders(mux)
+}
+
+// OpsHandler serves /metrics, /healthz and /readyz for the metrics address.
+func (s *Server) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.HandleFunc("/healthz", s.serveHealth)
+	mux.HandleFunc("/readyz", s.serveReady)
+	return mux
+}
+
+// Run delivers events until ctx ends, and reports ready while it does.
+func (s *Server) Run(ctx context.Context) {
+	s.ready.Store(true)
+	s.hub.Run(ctx)
+}
+
+// Drain shuts the streamer down without losing what it accepted: readiness
+// fails first, so load balancers stop sending new streams; the log refuses new
+// events; then open streams are closed spread over the drain grace period,
+// each after its queued events were written, with a jittered retry: hint.
+func (s *Server) Drain(ctx context.Context) {
+	s.ready.Store(false)
+	s.hub.Drain(ctx, duration(s.spec.Drain.GracePeriod), duration(s.spec.Drain.ReconnectJitter), randomBelow)
+	s.log.Close()
+}
+
+// Streams is the number of open streams.
+func (s *Server) Streams() int { return s.hub.Len() }
+
+func randomBelow(limit time.Duration) time.Duration {
+	if limit <= 0 {
+		return 0
+	}
+	return rand.N(limit)
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	if !s.ready.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// newNotificationID generates an id for a notification published without one.
+func newNotificationID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// securityHeaders sets the headers every answer carries.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cors answers for the channel's allowed origins only, with credentials: a
+// page of any other origin cannot read a user's events.
+func (s *Server) cors(next http.Handler, method string) http.Handler {
+	allowed := s.spec.CORS.AllowedOrigins
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		w.Header().Add("Vary", "Origin")
+		if origin != "" && slices.Contains(allowed, origin) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Credentials", "true")
+			if r.Method == http.MethodOptions {
+				h.Set("Access-Control-Allow-Methods", method)
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

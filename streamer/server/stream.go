@@ -1,0 +1,351 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/httpapi"
+	"github.com/herald-notify/herald/streamer/hub"
+	"github.com/herald-notify/herald/streamer/publish"
+	"github.com/herald-notify/herald/streamer/sse"
+)
+
+// connectionEvent is the first event of every stream.
+type connectionEvent struct {
+	Type      string `json:"type"`
+	Message   string `json:"message"`
+	UserID    string `json:"userId"`
+	Timestamp string `json:"timestamp"`
+	// Recovered is set when the client resumed with Last-Event-ID: true when
+	// every event it missed follows, false when some are gone.
+	Recovered *bool `json:"recovered,omitempty"`
+}
+
+// serveStream is GET /api/v1/sse/notifications.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		httpapi.MethodNotAllowed(w, http.MethodGet)
+		return
+	}
+	identity, err := s.authenticateStream(r)
+	if err != nil {
+		s.metrics.connects.WithLabelValues(connectUnauthorized).Inc()
+		httpapi.WriteError(w, httpapi.CodeUnauthorized, err.Error())
+		return
+	}
+	if _, ok := w.(http.Flusher); !ok {
+		httpapi.WriteError(w, httpapi.CodeUnavailable, "streaming is not supported on this connection")
+		return
+	}
+	conn, joinedAt, err := s.hub.Register(identity.UserID)
+	if err != nil {
+		s.refuse(w, err)
+		return
+	}
+	s.metrics.connects.WithLabelValues(connectOK).Inc()
+	s.metrics.connections.Inc()
+	defer s.metrics.connections.Dec()
+
+	stream := &stream{
+		server: s, w: w, rc: http.NewResponseController(w), conn: conn, identity: identity,
+	}
+	reason := stream.serve(r, joinedAt)
+	s.hub.Unregister(conn, reason)
+}
+
+// refuse answers a stream request the hub did not admit.
+func (s *Server) refuse(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, hub.ErrUserLimit):
+		s.metrics.connects.WithLabelValues(connectUserLimit).Inc()
+		httpapi.WriteError(w, httpapi.CodeRateLimited, "this user already holds the most streams the channel allows")
+	case errors.Is(err, hub.ErrProcessLimit):
+		s.metrics.connects.WithLabelValues(connectProcessLimit).Inc()
+		httpapi.WriteRetryAfter(w, httpapi.CodeUnavailable, "this server holds the most streams it allows", 5*time.Second)
+	default:
+		s.metrics.connects.WithLabelValues(connectShuttingDown).Inc()
+		httpapi.WriteRetryAfter(w, httpapi.CodeUnavailable, "this server is shutting down", time.Second)
+	}
+}
+
+// authenticateStream finds the request's token in the channel's enabled
+// sources, in the contract's order (header, cookie, ticket, query parameter):
+// the first one present decides, an invalid one is not skipped.
+func (s *Server) authenticateStream(r *http.Request) (auth.Identity, error) {
+	sources := s.spec.Auth.TokenSources
+	enabled := func(src notifyv1alpha1.TokenSource) bool {
+		for _, e := range sources {
+			if e == src {
+				return true
+			}
+		}
+		return false
+	}
+	if enabled(notifyv1alpha1.TokenSourceHeader) {
+		if token, ok := bearerToken(r); ok {
+			return s.verify(token)
+		}
+	}
+	if enabled(notifyv1alpha1.TokenSourceCookie) {
+		if c, err := r.Cookie(s.spec.Auth.CookieName); err == nil && c.Value != "" {
+			return s.verify(c.Value)
+		}
+	}
+	if enabled(notifyv1alpha1.TokenSourceTicket) {
+		if ticket := r.URL.Query().Get("ticket"); ticket != "" {
+			identity, ok := s.tickets.Redeem(ticket)
+			if !ok {
+				s.metrics.authFailures.WithLabelValues("invalid_ticket").Inc()
+				return auth.Identity{}, errors.New("the ticket is unknown, used or expired: request a new one")
+			}
+			return identity, nil
+		}
+	}
+	if enabled(notifyv1alpha1.TokenSourceQueryParameter) {
+		if token := r.URL.Query().Get("access_token"); token != "" {
+			return s.verify(token)
+		}
+	}
+	s.metrics.authFailures.WithLabelValues("missing_token").Inc()
+	return auth.Identity{}, errors.New("no token: send Authorization: Bearer <jwt>" + s.otherSources())
+}
+
+// otherSources describes the enabled token sources besides the header.
+func (s *Server) otherSources() string {
+	var names []string
+	for _, src := range s.spec.Auth.TokenSources {
+		switch src {
+		case notifyv1alpha1.TokenSourceCookie:
+			names = append(names, "the "+s.spec.Auth.CookieName+" cookie")
+		case notifyv1alpha1.TokenSourceTicket:
+			names = append(names, "a ticket from POST "+TicketsPath)
+		case notifyv1alpha1.TokenSourceQueryParameter:
+			names = append(names, "the access_token parameter")
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return ", or " + strings.Join(names, ", or ")
+}
+
+// verify checks a token, counting failures by reason.
+func (s *Server) verify(token string) (auth.Identity, error) {
+	identity, err := s.verifier.Verify(token)
+	if err != nil {
+		reason := "invalid"
+		var authErr *auth.Error
+		if errors.As(err, &authErr) {
+			reason = string(authErr.Reason)
+		}
+		s.metrics.authFailures.WithLabelValues(reason).Inc()
+		return auth.Identity{}, err
+	}
+	if !identity.ExpiresAt.After(s.now()) {
+		s.metrics.authFailures.WithLabelValues(string(auth.ReasonExpired)).Inc()
+		return auth.Identity{}, errors.New("the token expires now")
+	}
+	return identity, nil
+}
+
+// bearerToken is the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
+}
+
+// ticketResponse is the answer of POST /api/v1/sse/tickets.
+type ticketResponse struct {
+	Ticket    string `json:"ticket"`
+	ExpiresAt string `json:"expiresAt"`
+}
+
+// serveTicket is POST /api/v1/sse/tickets: a browser trades its bearer token
+// for a short-lived, single-use ticket to put in the EventSource URL.
+func (s *Server) serveTicket(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		httpapi.MethodNotAllowed(w, http.MethodPost)
+		return
+	}
+	token, ok := bearerToken(r)
+	if !ok {
+		httpapi.WriteError(w, httpapi.CodeUnauthorized, "an Authorization: Bearer token is required")
+		return
+	}
+	identity, err := s.verify(token)
+	if err != nil {
+		httpapi.WriteError(w, httpapi.CodeUnauthorized, err.Error())
+		return
+	}
+	ttl := duration(s.spec.Auth.TicketTTL)
+	ticket, err := s.tickets.Issue(identity, ttl)
+	if err != nil {
+		httpapi.WriteRetryAfter(w, httpapi.CodeRateLimited, err.Error(), ttl)
+		return
+	}
+	expires := s.now().Add(ttl)
+	if identity.ExpiresAt.Before(expires) {
+		expires = identity.ExpiresAt
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, ticketResponse{Ticket: ticket, ExpiresAt: expires.UTC().Format(publish.TimestampLayout)})
+}
+
+// stream writes one client's events.
+type stream struct {
+	server   *Server
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	conn     *hub.Conn
+	identity auth.Identity
+	buf      []byte
+	frames   []hub.Frame
+}
+
+// serve writes the stream until it ends and returns why it ended.
+func (st *stream) serve(r *http.Request, joinedAt uint64) hub.CloseReason {
+	s := st.server
+	h := st.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	if r.ProtoMajor == 1 {
+		h.Set("Connection", "keep-alive")
+	}
+	st.w.WriteHeader(http.StatusOK)
+
+	// Events up to joinedAt come from the log; later ones through the queue.
+	skipUpTo := joinedAt
+	var recovered *bool
+	var replayed []byte
+	if lastID, resuming, valid := lastEventID(r); resuming {
+		ok := valid
+		if valid {
+			replayed, ok = st.replay(lastID, joinedAt)
+			if ok && lastID > joinedAt {
+				skipUpTo = lastID // the client saw events the hub has yet to dispatch
+			}
+		}
+		recovered = &ok
+	}
+	st.buf = sse.AppendFrame(st.buf[:0], sse.Frame{Retry: DefaultReconnectDelay, Data: st.connectionEvent(recovered)})
+	st.buf = append(st.buf, replayed...)
+	if err := st.flush(); err != nil {
+		return hub.CloseClient
+	}
+
+	keepAlive := time.NewTicker(duration(s.spec.Connections.KeepAliveInterval))
+	defer keepAlive.Stop()
+	expiry := time.NewTimer(st.identity.ExpiresAt.Sub(s.now()))
+	defer expiry.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return hub.CloseClient
+		case <-expiry.C:
+			return hub.CloseTokenExpired
+		case <-keepAlive.C:
+			st.buf = sse.AppendComment(st.buf[:0], "keep-alive")
+			if err := st.flush(); err != nil {
+				return hub.CloseClient
+			}
+		case <-st.conn.Wake():
+			frames, done, reason, retry := st.conn.Take(st.frames[:0])
+			st.frames = frames
+			st.buf = st.buf[:0]
+			for _, f := range frames {
+				if f.ID > skipUpTo {
+					st.buf = append(st.buf, f.Bytes...)
+				}
+			}
+			if done && reason == hub.CloseDrain {
+				st.buf = sse.AppendRetry(st.buf, retry)
+			}
+			if len(st.buf) > 0 {
+				if err := st.flush(); err != nil {
+					return hub.CloseClient
+				}
+				now := s.now()
+				for _, f := range frames {
+					if f.ID > skipUpTo {
+						st.conn.Delivered(f, now)
+					}
+				}
+			}
+			clear(st.frames)
+			if done {
+				return reason
+			}
+		}
+	}
+}
+
+// replay encodes the events in (lastID, joinedAt] addressed to the user, and
+// reports whether the log still held all of them.
+func (st *stream) replay(lastID, joinedAt uint64) ([]byte, bool) {
+	if lastID >= joinedAt {
+		// Nothing to replay; the ID is valid only if the log assigned it.
+		_, recovered := st.server.log.ReadAfter(lastID, 0)
+		return nil, recovered
+	}
+	var out []byte
+	for cursor := lastID; cursor < joinedAt; {
+		events, recovered := st.server.log.ReadAfter(cursor, replayBatch)
+		if !recovered {
+			return nil, false
+		}
+		if len(events) == 0 {
+			break
+		}
+		for i := range events {
+			e := &events[i]
+			if e.ID > joinedAt {
+				return out, true
+			}
+			cursor = e.ID
+			if e.ForUser(st.identity.UserID) {
+				out = append(out, hub.EncodeEvent(e)...)
+				st.server.metrics.replayed.Inc()
+			}
+		}
+	}
+	return out, true
+}
+
+func (st *stream) connectionEvent(recovered *bool) []byte {
+	data, _ := json.Marshal(connectionEvent{
+		Type: "connection", Message: "SSE connection established", UserID: st.identity.UserID,
+		Timestamp: st.server.now().UTC().Format(publish.TimestampLayout), Recovered: recovered,
+	})
+	return data
+}
+
+// flush writes buf to the client with a deadline and flushes it.
+func (st *stream) flush() error {
+	_ = st.rc.SetWriteDeadline(time.Now().Add(DefaultWriteTimeout))
+	if _, err := st.w.Write(st.buf); err != nil {
+		return err
+	}
+	return st.rc.Flush()
+}
+
+// lastEventID reads Last-Event-ID, or the lastEventId query parameter that
+// EventSource polyfills use: whether the client resumes, and whether its ID
+// is a log sequence number at all (if not, nothing can be recovered).
+func lastEventID(r *http.Request) (id uint64, resuming, valid bool) {
+	raw := r.Header.Get("Last-Event-ID")
+	if raw == "" {
+		raw = r.URL.Query().Get("lastEventId")
+	}
+	if raw == "" {
+		return 0, false, false
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
+	return id, true, err == nil
+}
