@@ -266,3 +266,6 @@ func httpGetStatus(url string) int {
 	_ = resp.Body.Close()
 	return resp.StatusCode
 }
+
+// channelSpec is the spec a test adjusts.
+type channelSpec = notifyv1alpha1.NotificationChannelSpec

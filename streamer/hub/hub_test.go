@@ -1,0 +1,155 @@
+package hub_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/herald-notify/herald/streamer/hub"
+	eventlog "github.com/herald-notify/herald/streamer/log"
+)
+
+func TestHub(t *testing.T) {
+	RegisterFailHandler(Fail)
+	suiteConfig, reporterConfig := GinkgoConfiguration()
+	suiteConfig.RandomizeAllSpecs = true
+	RunSpecs(t, "hub", suiteConfig, reporterConfig)
+}
+
+// recorder is an Observer that remembers what it was told.
+type recorder struct {
+	mu          sync.Mutex
+	disconnects []hub.CloseReason
+}
+
+func (r *recorder) Delivered(string, time.Duration) {}
+
+func (r *recorder) Disconnected(reason hub.CloseReason) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.disconnects = append(r.disconnects, reason)
+}
+
+func (r *recorder) Disconnects() []hub.CloseReason {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]hub.CloseReason(nil), r.disconnects...)
+}
+
+// running starts a hub over a fresh log until the spec ends.
+func running(opts hub.Options) (*hub.Hub, *eventlog.Embedded) {
+	log := eventlog.NewEmbedded(eventlog.Options{})
+	h := hub.New(log, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	DeferCleanup(func() {
+		cancel()
+		Eventually(done).Should(BeClosed())
+	})
+	return h, log
+}
+
+func publish(log *eventlog.Embedded, data string, users ...string) uint64 {
+	e, err := log.Append(eventlog.Event{Type: "custom", UserIDs: users, Data: []byte(data)})
+	Expect(err).NotTo(HaveOccurred())
+	return e.ID
+}
+
+// taken collects the IDs of the frames queued on c, waiting for n of them.
+func taken(c *hub.Conn, n int) []uint64 {
+	GinkgoHelper()
+	var ids []uint64
+	Eventually(func() []uint64 {
+		frames, _, _, _ := c.Take(nil)
+		for _, f := range frames {
+			ids = append(ids, f.ID)
+		}
+		return ids
+	}).Should(HaveLen(n))
+	return ids
+}
+
+var _ = Describe("the hub", func() {
+	It("queues each event on its recipients' streams only, encoded once", func() {
+		h, log := running(hub.Options{})
+		u1, _, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		u2, _, err := h.Register("u2")
+		Expect(err).NotTo(HaveOccurred())
+
+		direct := publish(log, `{"n":1}`, "u1")
+		all := publish(log, `{"n":2}`)
+		Expect(taken(u1, 2)).To(Equal([]uint64{direct, all}))
+		Expect(taken(u2, 1)).To(Equal([]uint64{all}))
+	})
+
+	It("closes a stream whose queue reaches its bound as a slow consumer", func() {
+		observer := &recorder{}
+		h, log := running(hub.Options{SendQueueBytes: 4096, Observer: observer})
+		slow, _, err := h.Register("slow")
+		Expect(err).NotTo(HaveOccurred())
+		payload := `{"pad":"` + string(make([]byte, 1000)) + `"}`
+		for range 10 {
+			publish(log, payload)
+		}
+		Eventually(observer.Disconnects).Should(ConsistOf(hub.CloseSlowConsumer))
+		Eventually(slow.Wake()).Should(Receive())
+		frames, done, reason, _ := slow.Take(nil)
+		Expect(done).To(BeTrue())
+		Expect(reason).To(Equal(hub.CloseSlowConsumer))
+		Expect(frames).To(BeEmpty(), "its backlog is released at once")
+		Expect(h.Len()).To(Equal(0))
+	})
+
+	It("replaces the oldest stream of a user at the limit, or rejects", func() {
+		h, _ := running(hub.Options{MaxPerUser: 1})
+		first, _, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		_, _, err = h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		_, done, reason, _ := first.Take(nil)
+		Expect(done).To(BeTrue())
+		Expect(reason).To(Equal(hub.CloseReplaced))
+		Expect(h.Len()).To(Equal(1))
+
+		strict, _ := running(hub.Options{MaxPerUser: 1, Policy: hub.Reject})
+		_, _, err = strict.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		_, _, err = strict.Register("u1")
+		Expect(err).To(MatchError(hub.ErrUserLimit))
+	})
+
+	It("refuses streams beyond the process limit and after a drain started", func() {
+		h, _ := running(hub.Options{MaxConnections: 1})
+		_, _, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		_, _, err = h.Register("u2")
+		Expect(err).To(MatchError(hub.ErrProcessLimit))
+
+		h.Drain(context.Background(), 0, 0, nil)
+		Expect(h.Len()).To(Equal(0))
+		_, _, err = h.Register("u3")
+		Expect(err).To(MatchError(hub.ErrClosed))
+	})
+
+	It("tells a joining stream where the live events start", func() {
+		h, log := running(hub.Options{})
+		before := publish(log, `{}`)
+		Eventually(func() uint64 {
+			probe, joined, err := h.Register("probe")
+			Expect(err).NotTo(HaveOccurred())
+			h.Unregister(probe, hub.CloseClient)
+			return joined
+		}).Should(Equal(before))
+		c, joined, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(joined).To(Equal(before))
+		after := publish(log, `{}`)
+		Expect(taken(c, 1)).To(Equal([]uint64{after}), "the earlier event is the log's to replay")
+	})
+})

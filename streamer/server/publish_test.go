@@ -1,0 +1,106 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+var _ = Describe("the publish API", func() {
+	var s *streamer
+
+	BeforeEach(func() {
+		s = startStreamer(nil)
+	})
+
+	It("answers 202 with one event id per recipient and the notification id", func() {
+		status, answer := s.publish("/api/v1/notifications", s.token("backend", true, time.Hour), map[string]any{
+			"recipientUserIds": []string{"u1", "u2", "u1"}, "notificationId": "n1", "notificationType": "VOCAB_TRAINER",
+		})
+		Expect(status).To(Equal(http.StatusAccepted))
+		Expect(answer).To(HaveKeyWithValue("notificationId", "n1"))
+		Expect(answer).To(HaveKeyWithValue("eventIds", HaveLen(2)), "duplicate recipients receive it once")
+		Expect(s.metrics()).To(ContainSubstring(`herald_events_published_total{type="notification"} 2`))
+	})
+
+	It("delivers a system event with its priority", func() {
+		c := s.connectAs("u1")
+		c.next()
+		status, answer := s.publish("/api/v1/system-events", s.token("backend", true, time.Hour), map[string]any{
+			"eventType": "maintenance", "priority": "HIGH", "data": map[string]any{"message": "System maintenance scheduled"},
+		})
+		Expect(status).To(Equal(http.StatusAccepted))
+		ev, data := c.nextJSON()
+		Expect(ev.ID).To(Equal(answer["eventId"]))
+		Expect(data).To(HaveKeyWithValue("type", "system"))
+		Expect(data).To(HaveKeyWithValue("eventType", "maintenance"))
+		Expect(data).To(HaveKeyWithValue("priority", "HIGH"))
+		Expect(data).To(HaveKeyWithValue("data", HaveKeyWithValue("message", "System maintenance scheduled")))
+	})
+
+	DescribeTable("rejects a bad request with a JSON error naming the problem",
+		func(path string, withToken, publisher bool, body string, status int, code, message string) {
+			token := ""
+			if withToken {
+				token = s.token("backend", publisher, time.Hour)
+			}
+			got, answer := s.publish(path, token, body)
+			Expect(got).To(Equal(status))
+			Expect(errorCode(answer)).To(Equal(code))
+			Expect(answer["error"]).To(HaveKeyWithValue("message", ContainSubstring(message)))
+		},
+		Entry("no token", "/api/v1/custom-events", false, false, `{"eventType":"x"}`, 401, "unauthorized", "Bearer token is required"),
+		Entry("no publish grant", "/api/v1/custom-events", true, false, `{"eventType":"x"}`, 403, "forbidden", "publish grant"),
+		Entry("not JSON", "/api/v1/custom-events", true, true, `eventType=x`, 400, "invalid_request", "invalid JSON body"),
+		Entry("unknown field", "/api/v1/custom-events", true, true, `{"eventType":"x","recipients":["u1"]}`, 400, "invalid_request", `unknown field "recipients"`),
+		Entry("missing event type", "/api/v1/system-events", true, true, `{"data":{}}`, 400, "invalid_request", "eventType is required"),
+		Entry("data not an object", "/api/v1/custom-events", true, true, `{"eventType":"x","data":[1]}`, 400, "invalid_request", "data must be a JSON object"),
+		Entry("no recipients", "/api/v1/notifications", true, true, `{"notificationType":"x","recipientUserIds":[]}`, 400, "invalid_request", "recipientUserIds must name at least one user"),
+		Entry("empty recipient", "/api/v1/notifications", true, true, `{"notificationType":"x","recipientUserIds":[""]}`, 400, "invalid_request", "recipientUserIds[0] is required"),
+		Entry("missing notification type", "/api/v1/notifications", true, true, `{"recipientUserIds":["u1"]}`, 400, "invalid_request", "notificationType is required"),
+		Entry("bad priority", "/api/v1/notifications", true, true, `{"recipientUserIds":["u1"],"notificationType":"x","priority":"URGENT"}`, 400, "invalid_request", `not "URGENT"`),
+		Entry("priority on a custom event", "/api/v1/custom-events", true, true, `{"eventType":"x","priority":"LOW"}`, 400, "invalid_request", "system events only"),
+		Entry("two JSON values", "/api/v1/custom-events", true, true, `{"eventType":"x"}{}`, 400, "invalid_request", "more than one JSON value"),
+		Entry("too large", "/api/v1/custom-events", true, true, `{"eventType":"x","data":{"big":"`+strings.Repeat("a", 70<<10)+`"}}`, 413, "too_large", "exceeds 65536 bytes"),
+	)
+
+	It("answers 405 naming the method and 404 for other paths", func() {
+		resp, err := http.Get(s.http.URL + "/api/v1/notifications")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(resp.StatusCode).To(Equal(http.StatusMethodNotAllowed))
+		Expect(resp.Header.Get("Allow")).To(Equal(http.MethodPost))
+		Expect(resp.Body.Close()).To(Succeed())
+
+		resp, err = http.Get(s.http.URL + "/api/v1/nothing")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
+		Expect(resp.Body.Close()).To(Succeed())
+	})
+})
+
+var _ = Describe("CORS", func() {
+	It("allows the listed origins with credentials, and no other", func() {
+		s := startStreamer(func(spec *channelSpec) { spec.CORS.AllowedOrigins = []string{"https://app.example.com"} })
+		preflight := func(origin string) *http.Response {
+			req, _ := http.NewRequest(http.MethodOptions, s.http.URL+"/api/v1/sse/tickets", nil)
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			resp, err := http.DefaultClient.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(resp.Body.Close()).To(Succeed())
+			return resp
+		}
+		allowed := preflight("https://app.example.com")
+		Expect(allowed.StatusCode).To(Equal(http.StatusNoContent))
+		Expect(allowed.Header.Get("Access-Control-Allow-Origin")).To(Equal("https://app.example.com"))
+		Expect(allowed.Header.Get("Access-Control-Allow-Credentials")).To(Equal("true"))
+		Expect(allowed.Header.Get("Access-Control-Allow-Headers")).To(ContainSubstring("Last-Event-ID"))
+
+		other := preflight("https://evil.example.com")
+		Expect(other.Header.Get("Access-Control-Allow-Origin")).To(BeEmpty())
+		Expect(other.Header.Values("Vary")).To(ContainElement("Origin"))
+	})
+})
