@@ -67,7 +67,9 @@ func (c *Conn) enqueue(f Frame) bool {
 	if c.done {
 		return true
 	}
-	if c.queued+len(f.Bytes) > c.limit {
+	// A frame larger than the whole bound still goes to a client that has
+	// nothing queued: an event is never undeliverable because of its size.
+	if c.queued > 0 && c.queued+len(f.Bytes) > c.limit {
 		return false
 	}
 	c.queue = append(c.queue, f)

@@ -153,3 +153,12 @@ var _ = Describe("the hub", func() {
 		Expect(taken(c, 1)).To(Equal([]uint64{after}), "the earlier event is the log's to replay")
 	})
 })
+
+var _ = It("queues an event larger than the bound for a client with nothing queued", func() {
+	h, log := running(hub.Options{SendQueueBytes: 4096})
+	c, _, err := h.Register("u1")
+	Expect(err).NotTo(HaveOccurred())
+	big := publish(log, `{"pad":"`+string(make([]byte, 10000))+`"}`)
+	Expect(taken(c, 1)).To(Equal([]uint64{big}))
+	Expect(h.Len()).To(Equal(1))
+})

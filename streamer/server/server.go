@@ -57,6 +57,8 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// WriteTimeout bounds one write to a client (default DefaultWriteTimeout).
+	WriteTimeout time.Duration
 }
 
 // Server is a running streamer for one channel.
@@ -70,6 +72,8 @@ type Server struct {
 	registry *prometheus.Registry
 	logger   *slog.Logger
 	now      func() time.Time
+	// writeTimeout bounds one write to a client.
+	writeTimeout time.Duration
 
 	ready atomic.Bool
 }
@@ -85,6 +89,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -119,6 +126,8 @@ func New(cfg Config) (*Server, error) {
 		registry: cfg.Registry,
 		logger:   cfg.Logger,
 		now:      cfg.Now,
+
+		writeTimeout: cfg.WriteTimeout,
 	}
 	return s, nil
 }

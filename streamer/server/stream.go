@@ -328,7 +328,7 @@ func (st *stream) connectionEvent(recovered *bool) []byte {
 
 // flush writes buf to the client with a deadline and flushes it.
 func (st *stream) flush() error {
-	_ = st.rc.SetWriteDeadline(time.Now().Add(DefaultWriteTimeout))
+	_ = st.rc.SetWriteDeadline(time.Now().Add(st.server.writeTimeout))
 	if _, err := st.w.Write(st.buf); err != nil {
 		return err
 	}

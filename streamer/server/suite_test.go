@@ -72,7 +72,7 @@ func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *str
 	_, _ = rand.Read(secret)
 	keys, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, map[string][]byte{"k1": secret})
 	Expect(err).NotTo(HaveOccurred())
-	srv, err := server.New(server.Config{Channel: channel, Keys: keys})
+	srv, err := server.New(server.Config{Channel: channel, Keys: keys, WriteTimeout: 2 * time.Second})
 	Expect(err).NotTo(HaveOccurred())
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,0 +1,153 @@
+package publisher_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/auth"
+	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/publish"
+	"github.com/herald-notify/herald/streamer/publisher"
+)
+
+// These specs run the client against the streamer's real publish API, so
+// that the two cannot drift apart unnoticed.
+var _ = Describe("against the streamer's publish API", func() {
+	var (
+		secret   []byte
+		eventLog *eventlog.Embedded
+		baseURL  string
+	)
+
+	// signToken mints an HS256 token for the suite's secret.
+	signToken := func(publishGrant bool) string {
+		GinkgoHelper()
+		signed, err := auth.Sign(auth.TokenClaims{
+			Subject:   "backend",
+			IssuedAt:  time.Now(),
+			ExpiresAt: time.Now().Add(time.Hour),
+			Publish:   publishGrant,
+		}, v1alpha1.HS256, "", secret)
+		Expect(err).NotTo(HaveOccurred())
+		return signed
+	}
+
+	// client is a client of the real API with a token that may publish.
+	client := func() *publisher.Client {
+		GinkgoHelper()
+		c, err := publisher.New(baseURL, publisher.WithToken(signToken(true)))
+		Expect(err).NotTo(HaveOccurred())
+		return c
+	}
+
+	// stored is the log event with the given id.
+	stored := func(id string) eventlog.Event {
+		GinkgoHelper()
+		seq, err := strconv.ParseUint(id, 10, 64)
+		Expect(err).NotTo(HaveOccurred())
+		events, _ := eventLog.ReadAfter(seq-1, 1)
+		Expect(events).To(HaveLen(1))
+		Expect(events[0].ID).To(Equal(seq))
+		return events[0]
+	}
+
+	BeforeEach(func() {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		keys, err := auth.ParseKeys(nil, map[string][]byte{"default": secret})
+		Expect(err).NotTo(HaveOccurred())
+		verifier, err := auth.NewVerifier(auth.Options{Keys: keys})
+		Expect(err).NotTo(HaveOccurred())
+		eventLog = eventlog.NewEmbedded(eventlog.Options{})
+		DeferCleanup(eventLog.Close)
+		mux := http.NewServeMux()
+		publish.New(publish.Options{Log: eventLog, Authenticator: verifier, NewID: func() string { return "generated-1" }}).Register(mux)
+		server := httptest.NewServer(mux)
+		DeferCleanup(server.Close)
+		baseURL = server.URL
+	})
+
+	It("publishes a notification, one log event per recipient", func() {
+		result, err := client().PublishNotification(context.Background(), publisher.Notification{
+			RecipientUserIDs: []string{"u1", "u2"},
+			NotificationType: "VOCAB_TRAINER",
+			Action:           "CREATE",
+			Priority:         publisher.PriorityLow,
+			Data:             map[string]string{"message": "New vocab trainer available"},
+		})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(result.NotificationID).To(Equal("generated-1"))
+		Expect(result.EventIDs).To(HaveLen(2))
+		for i, user := range []string{"u1", "u2"} {
+			event := stored(result.EventIDs[i])
+			Expect(event.UserIDs).To(Equal([]string{user}))
+			var delivered map[string]any
+			Expect(json.Unmarshal(event.Data, &delivered)).To(Succeed())
+			Expect(delivered).To(HaveKeyWithValue("userId", user))
+			Expect(delivered).To(HaveKeyWithValue("notificationType", "VOCAB_TRAINER"))
+			Expect(delivered).To(HaveKeyWithValue("action", "CREATE"))
+			Expect(delivered).To(HaveKeyWithValue("priority", "LOW"))
+			Expect(delivered).To(HaveKeyWithValue("data", map[string]any{"message": "New vocab trainer available"}))
+		}
+	})
+
+	It("publishes a system event and a custom event", func() {
+		id, err := client().PublishSystemEvent(context.Background(), publisher.SystemEvent{
+			EventType: "maintenance", Priority: publisher.PriorityHigh, Data: map[string]string{"message": "at noon"},
+		})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(stored(id).UserIDs).To(BeEmpty())
+		Expect(string(stored(id).Data)).To(ContainSubstring(`"priority":"HIGH"`))
+
+		id, err = client().PublishCustomEvent(context.Background(), publisher.CustomEvent{
+			EventType: "user_activity", Data: map[string]string{"action": "login"}, UserIDs: []string{"u3"},
+		})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(stored(id).UserIDs).To(Equal([]string{"u3"}))
+	})
+
+	It("is refused without the publish grant", func() {
+		c, err := publisher.New(baseURL, publisher.WithToken(signToken(false)))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = c.PublishCustomEvent(context.Background(), publisher.CustomEvent{EventType: "t"})
+		Expect(err).To(MatchError(publisher.ErrForbidden))
+		var apiErr *publisher.APIError
+		Expect(errors.As(err, &apiErr)).To(BeTrue())
+		Expect(apiErr.Code).To(Equal("forbidden"))
+		Expect(eventLog.Len()).To(BeZero())
+	})
+
+	It("is refused with a token the streamer cannot verify", func() {
+		c, err := publisher.New(baseURL, publisher.WithToken("not.a.token"))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = c.PublishCustomEvent(context.Background(), publisher.CustomEvent{EventType: "t"})
+		Expect(err).To(MatchError(publisher.ErrUnauthorized))
+	})
+
+	It("reports the streamer's own validation as invalid", func() {
+		_, err := client().PublishCustomEvent(context.Background(), publisher.CustomEvent{EventType: strings.Repeat("x", 300)})
+		Expect(err).To(MatchError(publisher.ErrInvalidRequest))
+		var apiErr *publisher.APIError
+		Expect(errors.As(err, &apiErr)).To(BeTrue())
+		Expect(apiErr.Code).To(Equal("invalid_request"))
+		Expect(apiErr.Message).To(ContainSubstring("eventType"))
+	})
+
+	It("reports a body over the streamer's limit as too large", func() {
+		_, err := client().PublishCustomEvent(context.Background(), publisher.CustomEvent{
+			EventType: "t", Data: map[string]string{"blob": strings.Repeat("x", publish.DefaultMaxBodyBytes)},
+		})
+		Expect(err).To(MatchError(publisher.ErrTooLarge))
+	})
+})
