@@ -27,6 +27,7 @@ var errUsage = errors.New("usage error")
 func commands() []command {
 	return []command{
 		{name: "streamer", summary: "serve a channel's Server-Sent Event streams and publish API", run: runStreamer},
+		{name: "token", summary: "mint a signed JWT for local development and tests", run: runToken},
 		{name: "version", summary: "print the build's version", run: runVersion},
 	}
 }

@@ -55,8 +55,10 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	stream := &stream{
 		server: s, w: w, rc: http.NewResponseController(w), conn: conn, identity: identity,
 	}
+	opened := s.now()
 	reason := stream.serve(r, joinedAt)
 	s.hub.Unregister(conn, reason)
+	s.logger.Debug("stream closed", "user", identity.UserID, "reason", string(reason), "duration", s.now().Sub(opened).String())
 }
 
 // refuse answers a stream request the hub did not admit.
