@@ -76,6 +76,9 @@ type Server struct {
 	writeTimeout time.Duration
 
 	ready atomic.Bool
+	// dispatched is closed when Run returns: every event of the log has been
+	// handed to the streams.
+	dispatched chan struct{}
 }
 
 // New builds the streamer for cfg. It does not start serving: call Run.
@@ -128,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 		now:      cfg.Now,
 
 		writeTimeout: cfg.WriteTimeout,
+		dispatched:   make(chan struct{}),
 	}
 	return s, nil
 }
@@ -170,20 +174,28 @@ func (s *Server) OpsHandler() http.Handler {
 	return mux
 }
 
-// Run delivers events until ctx ends, and reports ready while it does.
+// Run delivers events until ctx ends, or a drain delivered the last of them,
+// and reports ready while it does. Call it once.
 func (s *Server) Run(ctx context.Context) {
+	defer close(s.dispatched)
 	s.ready.Store(true)
 	s.hub.Run(ctx)
 }
 
 // Drain shuts the streamer down without losing what it accepted: readiness
-// fails first, so load balancers stop sending new streams; the log refuses new
-// events; then open streams are closed spread over the drain grace period,
-// each after its queued events were written, with a jittered retry: hint.
+// fails, so load balancers stop sending new streams; the log refuses new
+// events (publishers get 503 and retry elsewhere); every accepted event is
+// dispatched to the open streams; then the streams are closed spread over the
+// drain grace period, each after its queued events were written, with a
+// jittered retry: hint.
 func (s *Server) Drain(ctx context.Context) {
 	s.ready.Store(false)
-	s.hub.Drain(ctx, duration(s.spec.Drain.GracePeriod), duration(s.spec.Drain.ReconnectJitter), randomBelow)
 	s.log.Close()
+	select {
+	case <-s.dispatched:
+	case <-ctx.Done():
+	}
+	s.hub.Drain(ctx, duration(s.spec.Drain.GracePeriod), duration(s.spec.Drain.ReconnectJitter), randomBelow)
 }
 
 // Streams is the number of open streams.
