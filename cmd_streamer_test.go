@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -11,34 +10,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/sse"
 )
 
-// lockedBuffer collects a logger's output for one writer and one reader.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// logField is the value of key in the first log line with message msg.
-func (b *lockedBuffer) logField(msg, key string) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	scanner := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+// logField is the value of key in the first JSON log line with message msg.
+func logField(logs *testutil.Buffer, msg, key string) string {
+	scanner := bufio.NewScanner(strings.NewReader(logs.String()))
 	for scanner.Scan() {
 		var line map[string]any
 		if json.Unmarshal(scanner.Bytes(), &line) == nil && line["msg"] == msg {
@@ -71,7 +56,7 @@ var _ = Describe("herald streamer", func() {
 		Expect(os.MkdirAll(filepath.Join(dir, "secrets", "dev-keys"), 0o700)).To(Succeed())
 		Expect(os.WriteFile(filepath.Join(dir, "secrets", "dev-keys", "local"), secret, 0o600)).To(Succeed())
 
-		logs := &lockedBuffer{}
+		logs := &testutil.Buffer{}
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
@@ -79,8 +64,8 @@ var _ = Describe("herald streamer", func() {
 				listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"}, slog.New(slog.NewJSONHandler(logs, nil)))
 		}()
 		var api string
-		Eventually(func() string { api = logs.logField("streamer started", "listen"); return api }).ShouldNot(BeEmpty())
-		metricsAddr := logs.logField("streamer started", "metricsListen")
+		Eventually(func() string { api = logField(logs, "streamer started", "listen"); return api }).ShouldNot(BeEmpty())
+		metricsAddr := logField(logs, "streamer started", "metricsListen")
 
 		sign := func(user string, publish bool) string {
 			token, err := auth.Sign(auth.TokenClaims{Subject: user, ExpiresAt: time.Now().Add(time.Hour), Publish: publish,
@@ -123,7 +108,7 @@ var _ = Describe("herald streamer", func() {
 			}
 		}
 		Eventually(done).Should(Receive(BeNil()))
-		Expect(logs.logField("draining", "gracePeriod")).To(Equal("1s"))
+		Expect(logField(logs, "draining", "gracePeriod")).To(Equal("1s"))
 	})
 
 	DescribeTable("refuses to start with an error naming what is wrong",

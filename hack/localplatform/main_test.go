@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/internal/apiserver"
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 func TestLocalPlatform(t *testing.T) {
@@ -25,28 +24,10 @@ func TestLocalPlatform(t *testing.T) {
 	RunSpecs(t, "local platform", suiteConfig, reporterConfig)
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 var _ = It("serves the CRDs and the samples until interrupted", func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	stateDir := GinkgoT().TempDir()
-	out := &syncBuffer{}
+	out := &testutil.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, filepath.Join("..", ".."), stateDir, out) }()
 	DeferCleanup(func() {

@@ -22,6 +22,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/streamer/auth"
 )
 
@@ -144,22 +145,5 @@ func reasonOf(err error) auth.Reason {
 	return ""
 }
 
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock(now time.Time) *clock { return &clock{now: now} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock is a clock the tests move by hand.
+func newClock(now time.Time) *testutil.Clock { return testutil.NewClock(now) }

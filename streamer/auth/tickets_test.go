@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/streamer/auth"
 )
 
@@ -17,7 +18,7 @@ var _ = Describe("TicketStore", func() {
 	const ttl = 30 * time.Second
 
 	var (
-		now   *clock
+		now   *testutil.Clock
 		store *auth.TicketStore
 		alice auth.Identity
 	)

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/streamer/auth"
 )
 
@@ -31,7 +32,7 @@ func publicKeys() *auth.KeySet {
 }
 
 // options are the suite's verifier options for keys at the clock now.
-func options(keys *auth.KeySet, now *clock) auth.Options {
+func options(keys *auth.KeySet, now *testutil.Clock) auth.Options {
 	return auth.Options{
 		Keys:      keys,
 		Issuer:    issuer,
@@ -75,7 +76,7 @@ func tamper(token string, payload map[string]any) string {
 
 var _ = Describe("Verifier", func() {
 	var (
-		now      *clock
+		now      *testutil.Clock
 		verifier *auth.Verifier
 	)
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -75,4 +76,11 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func MethodNotAllowed(w http.ResponseWriter, allowed string) {
 	w.Header().Set("Allow", allowed)
 	WriteError(w, CodeMethodNotAllowed, "use "+allowed)
+}
+
+// BearerToken is the token of an "Authorization: Bearer <token>" header.
+func BearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/herald-notify/herald/internal/testutil"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 )
 
@@ -16,24 +17,6 @@ func TestLog(t *testing.T) {
 	suiteConfig, reporterConfig := GinkgoConfiguration()
 	suiteConfig.RandomizeAllSpecs = true
 	RunSpecs(t, "event log", suiteConfig, reporterConfig)
-}
-
-// fakeClock is a clock the tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 func appendN(l *eventlog.Embedded, n int) []uint64 {
@@ -56,12 +39,12 @@ func ids(events []eventlog.Event) []uint64 {
 
 var _ = Describe("the embedded log", func() {
 	var (
-		clock *fakeClock
+		clock *testutil.Clock
 		l     *eventlog.Embedded
 	)
 
 	BeforeEach(func() {
-		clock = &fakeClock{now: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
+		clock = testutil.NewClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 		l = eventlog.NewEmbedded(eventlog.Options{MaxEvents: 100, MaxAge: time.Minute, Now: clock.Now})
 	})
 

@@ -108,7 +108,7 @@ func (a *API) endpoint(handle func(body []byte) (any, error)) http.Handler {
 			httpapi.MethodNotAllowed(w, http.MethodPost)
 			return
 		}
-		token, ok := bearerToken(r)
+		token, ok := httpapi.BearerToken(r)
 		if !ok {
 			httpapi.WriteError(w, httpapi.CodeUnauthorized, "an Authorization: Bearer token is required")
 			return
@@ -151,14 +151,6 @@ func (a *API) endpoint(handle func(body []byte) (any, error)) http.Handler {
 	})
 }
 
-// bearerToken is the token of an "Authorization: Bearer" header.
-func bearerToken(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return "", false
-	}
-	return strings.TrimSpace(token), true
-}
 
 // decode parses a JSON body strictly: unknown fields are named, so a misspelt
 // field is an error rather than silently dropped.

@@ -90,7 +90,7 @@ func (s *Server) authenticateStream(r *http.Request) (auth.Identity, error) {
 		return false
 	}
 	if enabled(notifyv1alpha1.TokenSourceHeader) {
-		if token, ok := bearerToken(r); ok {
+		if token, ok := httpapi.BearerToken(r); ok {
 			return s.verify(token)
 		}
 	}
@@ -156,12 +156,6 @@ func (s *Server) verify(token string) (auth.Identity, error) {
 	return identity, nil
 }
 
-// bearerToken is the token of an "Authorization: Bearer" header.
-func bearerToken(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
-}
 
 // ticketResponse is the answer of POST /api/v1/sse/tickets.
 type ticketResponse struct {
@@ -176,7 +170,7 @@ func (s *Server) serveTicket(w http.ResponseWriter, r *http.Request) {
 		httpapi.MethodNotAllowed(w, http.MethodPost)
 		return
 	}
-	token, ok := bearerToken(r)
+	token, ok := httpapi.BearerToken(r)
 	if !ok {
 		httpapi.WriteError(w, httpapi.CodeUnauthorized, "an Authorization: Bearer token is required")
 		return
