@@ -45,11 +45,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "herald_events_published_total", Help: "Events appended to the log, by type.",
 		}, []string{"type"}),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_events_delivered_total", Help: "Events written to streams, by type.",
+			Name: "herald_events_delivered_total", Help: "Events written to streams as they happen, by type (replays to resuming clients are herald_replayed_events_total).",
 		}, []string{"type"}),
 		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_delivery_latency_seconds",
-			Help:    "Time from an event's append to its write to a stream.",
+			Help:    "Time from an event's append to its live write to a stream.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{

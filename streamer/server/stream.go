@@ -218,19 +218,28 @@ func (st *stream) serve(r *http.Request, joinedAt uint64) hub.CloseReason {
 
 	// Events up to joinedAt come from the log; later ones through the queue.
 	skipUpTo := joinedAt
+	// The connection event carries the ID the client resumes from if the
+	// stream breaks before another event: where the live events start, or the
+	// client's own ID when its replay follows. Without it, a client that
+	// reconnects before its first event would miss what came in between, and
+	// one told "recovered": false would keep resuming from its lost ID.
+	startID := joinedAt
 	var recovered *bool
 	var replayed []byte
 	if lastID, resuming, valid := lastEventID(r); resuming {
 		ok := valid
 		if valid {
 			replayed, ok = st.replay(lastID, joinedAt)
-			if ok && lastID > joinedAt {
-				skipUpTo = lastID // the client saw events the hub has yet to dispatch
+			if ok {
+				startID = lastID
+				skipUpTo = max(lastID, joinedAt) // the client may have seen events the hub has yet to dispatch
 			}
 		}
 		recovered = &ok
 	}
-	st.buf = sse.AppendFrame(st.buf[:0], sse.Frame{Retry: DefaultReconnectDelay, Data: st.connectionEvent(recovered)})
+	st.buf = sse.AppendFrame(st.buf[:0], sse.Frame{
+		ID: startID, HasID: true, Retry: DefaultReconnectDelay, Data: st.connectionEvent(recovered),
+	})
 	st.buf = append(st.buf, replayed...)
 	if err := st.flush(); err != nil {
 		return hub.CloseClient

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ var _ = Describe("the stream", func() {
 		ev, data := c.nextJSON()
 		Expect(ev.HasRetry).To(BeTrue())
 		Expect(ev.Retry).To(Equal(server.DefaultReconnectDelay))
-		Expect(ev.ID).To(BeEmpty(), "the connection event is not logged")
+		Expect(ev.ID).NotTo(BeEmpty(), "the connection event says where the live events start")
 		Expect(data).To(HaveKeyWithValue("type", "connection"))
 		Expect(data).To(HaveKeyWithValue("message", "SSE connection established"))
 		Expect(data).To(HaveKeyWithValue("userId", "u1"))
@@ -112,6 +113,25 @@ var _ = Describe("the stream", func() {
 		Expect(ev.ID).To(Equal(live), "then the live events, with no gap and no duplicate")
 	})
 
+	It("lets a client that breaks off before its first event resume from the connection event's id", func() {
+		s := startStreamer(nil)
+		first := s.connectAs("u1")
+		hello := first.next()
+		Expect(first.resp.Body.Close()).To(Succeed())
+		Eventually(s.srv.Streams).Should(Equal(0))
+		missed := s.notify("u1")[0]
+
+		token := s.token("u1", false, time.Hour)
+		again := s.connect(func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+token)
+			r.Header.Set("Last-Event-ID", hello.ID)
+		})
+		_, data := again.nextJSON()
+		Expect(data).To(HaveKeyWithValue("recovered", true))
+		ev, _ := again.nextJSON()
+		Expect(ev.ID).To(Equal(missed))
+	})
+
 	It("says recovered: false when the missed events are past retention or the id is not the log's", func() {
 		s := startStreamer(func(spec *notifyv1alpha1.NotificationChannelSpec) { spec.History.MaxEvents = 2 })
 		old := s.notify("u1")[0]
@@ -126,8 +146,12 @@ var _ = Describe("the stream", func() {
 				r.Header.Set("Authorization", "Bearer "+token)
 				resume(r)
 			})
-			_, hello := c.nextJSON()
+			ev, hello := c.nextJSON()
 			Expect(hello).To(HaveKeyWithValue("recovered", false))
+			startID, err := strconv.ParseUint(ev.ID, 10, 64)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.notify("nobody")[0]).To(Equal(strconv.FormatUint(startID+1, 10)),
+				"resume from where the live events start, not from the lost id")
 			Expect(c.resp.Body.Close()).To(Succeed())
 			Eventually(s.srv.Streams).Should(Equal(0))
 		}
