@@ -151,7 +151,6 @@ func (a *API) endpoint(handle func(body []byte) (any, error)) http.Handler {
 	})
 }
 
-
 // decode parses a JSON body strictly: unknown fields are named, so a misspelt
 // field is an error rather than silently dropped.
 func decode(body []byte, v any) error {

@@ -156,7 +156,6 @@ func (s *Server) verify(token string) (auth.Identity, error) {
 	return identity, nil
 }
 
-
 // ticketResponse is the answer of POST /api/v1/sse/tickets.
 type ticketResponse struct {
 	Ticket    string `json:"ticket"`
