@@ -1,0 +1,84 @@
+package resources
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+)
+
+// readVerbs let an informer list and watch. On a rule with resourceNames,
+// list and watch are authorized only for requests whose field selector is
+// exactly metadata.name=<one of the names> (Kubernetes 1.11 and later), so
+// there they grant nothing beyond get.
+func readVerbs() []string { return []string{"get", "list", "watch"} }
+
+// statusVerbs write a status subresource.
+func statusVerbs() []string { return []string{"update", "patch"} }
+
+// eventVerbs record an Event and bump the count of a repeated one.
+func eventVerbs() []string { return []string{"create", "patch"} }
+
+// ServiceAccount is the identity of the channel's streamer pods. Its token is
+// mounted: the streamer watches its channel, its Secrets and SystemEvents.
+func ServiceAccount(in Inputs) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{
+		TypeMeta:                     metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta:                   in.objectMeta(),
+		AutomountServiceAccountToken: new(true),
+	}
+}
+
+// Role is the least the streamer needs, in the channel's namespace only:
+//
+//   - get, list, watch its own NotificationChannel, by name;
+//   - get, list, watch the key Secret and the NATS credentials Secret, by name;
+//   - get, list, watch every SystemEvent of the namespace (RBAC cannot select
+//     by spec.channelRef; the streamer filters), and update or patch their
+//     status, to record delivery;
+//   - create and patch Events (core and events.k8s.io), to report problems.
+//
+// A rule with resourceNames authorizes list and watch only for a request
+// whose field selector is metadata.name=<name>: the streamer must watch its
+// channel and each Secret with such a single-name informer, never the whole
+// collection. The Role changes when a Secret reference changes; apply it
+// before the Deployment so that new pods can read the new Secret.
+func Role(in Inputs) *rbacv1.Role {
+	group := notifyv1alpha1.GroupVersion.Group
+	return &rbacv1.Role{
+		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"},
+		ObjectMeta: in.objectMeta(),
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{group}, Resources: []string{"notificationchannels"}, ResourceNames: []string{in.Channel.Name}, Verbs: readVerbs()},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: secretNames(&in.Channel.Spec), Verbs: readVerbs()},
+			{APIGroups: []string{group}, Resources: []string{"systemevents"}, Verbs: readVerbs()},
+			{APIGroups: []string{group}, Resources: []string{"systemevents/status"}, Verbs: statusVerbs()},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: eventVerbs()},
+			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: eventVerbs()},
+		},
+	}
+}
+
+// secretNames are the Secrets the streamer reads: the key Secret, then the
+// NATS credentials Secret when set and different.
+func secretNames(spec *notifyv1alpha1.NotificationChannelSpec) []string {
+	names := []string{spec.Auth.KeySecretRef.Name}
+	if nats := spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil &&
+		nats.CredentialsSecretRef.Name != spec.Auth.KeySecretRef.Name {
+		names = append(names, nats.CredentialsSecretRef.Name)
+	}
+	return names
+}
+
+// RoleBinding grants Role to ServiceAccount.
+func RoleBinding(in Inputs) *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
+		ObjectMeta: in.objectMeta(),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: in.name()},
+		Subjects: []rbacv1.Subject{
+			{Kind: rbacv1.ServiceAccountKind, Name: in.name(), Namespace: in.Channel.Namespace},
+		},
+	}
+}
