@@ -13,11 +13,19 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/channelspec"
+	"github.com/herald-notify/herald/streamer/kube"
 	"github.com/herald-notify/herald/streamer/server"
 )
 
@@ -33,6 +41,7 @@ const (
 // streamerFlags are the command line of "herald streamer".
 type streamerFlags struct {
 	config        string
+	channel       string
 	secretsDir    string
 	listen        string
 	metricsListen string
@@ -42,7 +51,8 @@ type streamerFlags struct {
 func runStreamer(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("streamer", flag.ContinueOnError)
 	var f streamerFlags
-	fs.StringVar(&f.config, "config", "", "NotificationChannel manifest to serve (required)")
+	fs.StringVar(&f.config, "config", "", "NotificationChannel manifest to serve, outside Kubernetes")
+	fs.StringVar(&f.channel, "channel", "", "NAMESPACE/NAME of the NotificationChannel to serve, read from the API (KUBECONFIG, or in-cluster)")
 	fs.StringVar(&f.secretsDir, "secrets-dir", "", "directory with one folder per Secret the channel names, one file per entry, as Kubernetes mounts them (default: \"secrets\" beside --config)")
 	fs.StringVar(&f.listen, "listen", ":8080", "address of the stream and publish API")
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /metrics, /healthz and /readyz")
@@ -53,14 +63,19 @@ func runStreamer(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	if f.config == "" {
-		return fmt.Errorf("%w: --config is required", errUsage)
+	if (f.config == "") == (f.channel == "") {
+		return fmt.Errorf("%w: give exactly one of --config FILE or --channel NAMESPACE/NAME", errUsage)
+	}
+	if f.channel != "" {
+		if _, err := kube.ParseChannelRef(f.channel); err != nil {
+			return fmt.Errorf("%w: --channel: %v", errUsage, err)
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level must be debug, info, warn or error, not %q", errUsage, f.logLevel)
 	}
-	if f.secretsDir == "" {
+	if f.secretsDir == "" && f.config != "" {
 		f.secretsDir = filepath.Join(filepath.Dir(f.config), "secrets")
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -69,21 +84,90 @@ func runStreamer(args []string, stdout, stderr io.Writer) error {
 	return serveStreamer(ctx, f, logger)
 }
 
-// serveStreamer runs the streamer until ctx ends, then drains it.
-func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) error {
+// channelSource is where a streamer's channel and keys come from: a file and
+// a secrets folder, or the Kubernetes API.
+type channelSource struct {
+	channel *notifyv1alpha1.NotificationChannel
+	keys    *auth.KeySet
+	// watch, when set, keeps the server's keys current until ctx ends.
+	watch func(ctx context.Context, srv *server.Server) error
+}
+
+// loadFromFile reads the channel manifest and its key Secret's folder.
+func loadFromFile(ctx context.Context, f streamerFlags) (*channelSource, error) {
 	channel, err := channelspec.LoadFile(ctx, f.config)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	secretName := channel.Spec.Auth.KeySecretRef.Name
 	entries, err := readSecretDir(filepath.Join(f.secretsDir, secretName))
 	if err != nil {
-		return fmt.Errorf("failed to read the key Secret %q named by spec.auth.keySecretRef: %w", secretName, err)
+		return nil, fmt.Errorf("failed to read the key Secret %q named by spec.auth.keySecretRef: %w", secretName, err)
 	}
 	keys, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, entries)
 	if err != nil {
-		return fmt.Errorf("the key Secret %q holds no usable keys: %w", secretName, err)
+		return nil, fmt.Errorf("the key Secret %q holds no usable keys: %w", secretName, err)
 	}
+	return &channelSource{channel: channel, keys: keys}, nil
+}
+
+// loadFromAPI reads the channel and its key Secret from the API, and watches
+// the Secret so that rotated keys apply without dropping streams.
+func loadFromAPI(ctx context.Context, f streamerFlags, logger *slog.Logger) (*channelSource, error) {
+	ref, err := kube.ParseChannelRef(f.channel)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ctrlconfig.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("failed to find the Kubernetes API (KUBECONFIG or in-cluster): %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := notifyv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	channel, err := kube.LoadChannel(ctx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var srv atomic.Pointer[server.Server]
+	watcher := kube.NewKeyWatcher(clientset, channel, func(k *auth.KeySet) {
+		if s := srv.Load(); s != nil {
+			s.SetKeys(k)
+		}
+	}, logger)
+	keys, err := watcher.LoadKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &channelSource{channel: channel, keys: keys, watch: func(ctx context.Context, s *server.Server) error {
+		srv.Store(s)
+		return watcher.Run(ctx)
+	}}, nil
+}
+
+// serveStreamer runs the streamer until ctx ends, then drains it.
+func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) error {
+	var source *channelSource
+	var err error
+	if f.channel != "" {
+		source, err = loadFromAPI(ctx, f, logger)
+	} else {
+		source, err = loadFromFile(ctx, f)
+	}
+	if err != nil {
+		return err
+	}
+	channel := source.channel
+	keys := source.keys
 	srv, err := server.New(server.Config{Channel: channel, Keys: keys, Logger: logger})
 	if err != nil {
 		return err
@@ -103,6 +187,13 @@ func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) er
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	go srv.Run(runCtx)
+	if source.watch != nil {
+		go func() {
+			if err := source.watch(runCtx, srv); err != nil {
+				logger.Error("the key Secret watch failed; keys stay as they are", "error", err.Error())
+			}
+		}()
+	}
 
 	select {
 	case <-ctx.Done():

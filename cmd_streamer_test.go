@@ -136,10 +136,16 @@ var _ = Describe("herald streamer", func() {
 		}, `the key Secret "dev-keys" holds no usable keys`),
 	)
 
-	It("names a missing --config and a bad --log-level", func() {
+	It("names a missing or doubled source, a bad --channel and a bad --log-level", func() {
 		code, _, stderr := invoke("streamer")
 		Expect(code).To(Equal(2))
-		Expect(stderr).To(ContainSubstring("--config is required"))
+		Expect(stderr).To(ContainSubstring("give exactly one of --config FILE or --channel NAMESPACE/NAME"))
+		code, _, stderr = invoke("streamer", "--config", "x.yaml", "--channel", "apps/notifications")
+		Expect(code).To(Equal(2))
+		Expect(stderr).To(ContainSubstring("give exactly one of"))
+		code, _, stderr = invoke("streamer", "--channel", "notifications")
+		Expect(code).To(Equal(2))
+		Expect(stderr).To(ContainSubstring(`--channel: channel "notifications" must be NAMESPACE/NAME`))
 		code, _, stderr = invoke("streamer", "--config", "x.yaml", "--log-level", "loud")
 		Expect(code).To(Equal(2))
 		Expect(stderr).To(ContainSubstring(`--log-level must be debug, info, warn or error, not "loud"`))
