@@ -330,13 +330,18 @@ func (st *stream) connectionEvent(recovered *bool) []byte {
 	return data
 }
 
-// flush writes buf to the client with a deadline and flushes it.
+// flush writes buf to the client with a deadline and flushes it. The
+// deadline is lifted afterwards: it bounds this write only, and a deadline
+// left behind would cut the response's end, written when the stream closes.
 func (st *stream) flush() error {
 	_ = st.rc.SetWriteDeadline(time.Now().Add(st.server.writeTimeout))
 	if _, err := st.w.Write(st.buf); err != nil {
 		return err
 	}
-	return st.rc.Flush()
+	if err := st.rc.Flush(); err != nil {
+		return err
+	}
+	return st.rc.SetWriteDeadline(time.Time{})
 }
 
 // lastEventID reads Last-Event-ID, or the lastEventId query parameter that

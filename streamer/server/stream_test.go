@@ -168,7 +168,8 @@ var _ = Describe("the stream", func() {
 
 	It("closes the stream when its token expires", func() {
 		s := startStreamer(nil)
-		token := s.token("u1", false, 1500*time.Millisecond)
+		// JWT expiry has whole seconds: 3s leaves at least 2s to connect before it.
+		token := s.token("u1", false, 3*time.Second)
 		c := s.connect(func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) })
 		c.next()
 		c.expectEnd()

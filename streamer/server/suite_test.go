@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,8 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
-	"github.com/herald-notify/herald/streamer/auth"
-	"github.com/herald-notify/herald/streamer/channelspec"
+	"github.com/herald-notify/herald/internal/testutil/streamertest"
 	"github.com/herald-notify/herald/streamer/server"
 	"github.com/herald-notify/herald/streamer/sse"
 )
@@ -43,15 +41,6 @@ var _ = AfterSuite(func() {
 	Eventually(func() error { return goleak.Find(leaksBefore) }).Should(Succeed())
 })
 
-const minimalChannel = `
-apiVersion: notify.herald.dev/v1alpha1
-kind: NotificationChannel
-metadata: {name: test}
-spec:
-  auth:
-    keySecretRef: {name: keys}
-`
-
 // streamer is a running server on a loopback port.
 type streamer struct {
 	srv    *server.Server
@@ -63,16 +52,7 @@ type streamer struct {
 
 // startStreamer serves a channel, its spec adjusted by edit, until the spec ends.
 func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
-	channel, err := channelspec.Decode(context.Background(), "test", []byte(minimalChannel))
-	Expect(err).NotTo(HaveOccurred())
-	if edit != nil {
-		edit(&channel.Spec)
-	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	keys, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, map[string][]byte{"k1": secret})
-	Expect(err).NotTo(HaveOccurred())
-	srv, err := server.New(server.Config{Channel: channel, Keys: keys, WriteTimeout: 2 * time.Second})
+	srv, secret, err := streamertest.New(edit, 2*time.Second)
 	Expect(err).NotTo(HaveOccurred())
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -91,11 +71,7 @@ func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *str
 
 // token signs a token for user, valid for ttl.
 func (s *streamer) token(user string, publish bool, ttl time.Duration) string {
-	now := time.Now()
-	t, err := auth.Sign(auth.TokenClaims{
-		Subject: user, IssuedAt: now, ExpiresAt: now.Add(ttl), Publish: publish,
-		PublishGrant: notifyv1alpha1.PublishGrantSpec{Claim: "scope", Value: "notifications:publish"},
-	}, notifyv1alpha1.HS256, "k1", s.secret)
+	t, err := streamertest.Token(s.secret, user, publish, ttl)
 	Expect(err).NotTo(HaveOccurred())
 	return t
 }

@@ -13,7 +13,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -29,8 +28,7 @@ import (
 	"go.uber.org/goleak"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
-	"github.com/herald-notify/herald/streamer/auth"
-	"github.com/herald-notify/herald/streamer/channelspec"
+	"github.com/herald-notify/herald/internal/testutil/streamertest"
 	"github.com/herald-notify/herald/streamer/server"
 	"github.com/herald-notify/herald/streamer/sse"
 )
@@ -77,15 +75,6 @@ var _ = AfterSuite(func() {
 	Eventually(func() error { return goleak.Find(leaksBefore) }).Should(Succeed())
 })
 
-const minimalChannel = `
-apiVersion: notify.herald.dev/v1alpha1
-kind: NotificationChannel
-metadata: {name: test}
-spec:
-  auth:
-    keySecretRef: {name: keys}
-`
-
 // streamer is a running server with two fronts on loopback ports: gated,
 // through which the library connects, and direct, for the test's own
 // requests, so that cutting or holding the library's connections leaves
@@ -101,16 +90,7 @@ type streamer struct {
 
 // startStreamer serves a channel, its spec adjusted by edit, until the spec ends.
 func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
-	channel, err := channelspec.Decode(context.Background(), "test", []byte(minimalChannel))
-	Expect(err).NotTo(HaveOccurred())
-	if edit != nil {
-		edit(&channel.Spec)
-	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	keys, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, map[string][]byte{"k1": secret})
-	Expect(err).NotTo(HaveOccurred())
-	srv, err := server.New(server.Config{Channel: channel, Keys: keys})
+	srv, secret, err := streamertest.New(edit, 0)
 	Expect(err).NotTo(HaveOccurred())
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -145,11 +125,7 @@ func (s *streamer) token(user string, publish bool) string {
 
 func signToken(user string, publish bool, secret []byte) string {
 	GinkgoHelper()
-	now := time.Now()
-	t, err := auth.Sign(auth.TokenClaims{
-		Subject: user, IssuedAt: now, ExpiresAt: now.Add(time.Hour), Publish: publish,
-		PublishGrant: notifyv1alpha1.PublishGrantSpec{Claim: "scope", Value: "notifications:publish"},
-	}, notifyv1alpha1.HS256, "k1", secret)
+	t, err := streamertest.Token(secret, user, publish, time.Hour)
 	Expect(err).NotTo(HaveOccurred())
 	return t
 }

@@ -1,0 +1,60 @@
+// Package streamertest builds streamers for the test suites that drive one
+// over real HTTP: a minimal channel, defaulted as the API server does, with
+// one random HS256 key.
+package streamertest
+
+import (
+	"context"
+	"crypto/rand"
+	"time"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/channelspec"
+	"github.com/herald-notify/herald/streamer/server"
+)
+
+// KeyID is the kid of the streamer's only key.
+const KeyID = "k1"
+
+// minimalChannel is the smallest valid channel: every other setting defaulted.
+const minimalChannel = `
+apiVersion: notify.herald.dev/v1alpha1
+kind: NotificationChannel
+metadata: {name: test}
+spec:
+  auth:
+    keySecretRef: {name: keys}
+`
+
+// New builds a streamer for the minimal channel with its spec adjusted by
+// edit (may be nil), and returns it with its HMAC key.
+func New(edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout time.Duration) (*server.Server, []byte, error) {
+	channel, err := channelspec.Decode(context.Background(), "test", []byte(minimalChannel))
+	if err != nil {
+		return nil, nil, err
+	}
+	if edit != nil {
+		edit(&channel.Spec)
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	keys, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, map[string][]byte{KeyID: secret})
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := server.New(server.Config{Channel: channel, Keys: keys, WriteTimeout: writeTimeout})
+	return srv, secret, err
+}
+
+// Token signs a token for user with the streamer's key, valid for ttl, with
+// the channel's default publish grant when publish is set.
+func Token(secret []byte, user string, publish bool, ttl time.Duration) (string, error) {
+	now := time.Now()
+	return auth.Sign(auth.TokenClaims{
+		Subject: user, IssuedAt: now, ExpiresAt: now.Add(ttl), Publish: publish,
+		PublishGrant: notifyv1alpha1.PublishGrantSpec{
+			Claim: notifyv1alpha1.DefaultPublishGrantClaim, Value: notifyv1alpha1.DefaultPublishGrantValue,
+		},
+	}, notifyv1alpha1.HS256, KeyID, secret)
+}
