@@ -66,6 +66,9 @@ func Start(crdDir, kubeconfigDir string) (*Server, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start can fail after the processes are up (installing the CRDs):
+		// stop them, or they outlive the test run.
+		_ = env.Stop()
 		return nil, fmt.Errorf("failed to start kube-apiserver and etcd from %s: %w", os.Getenv(AssetsEnv), err)
 	}
 	s := &Server{env: env, Config: cfg, Scheme: scheme}
