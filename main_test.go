@@ -9,13 +9,12 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/herald-notify/herald/internal/version"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 func TestHerald(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "herald command line", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "herald command line")
 }
 
 // invoke runs herald with args and returns its exit status and output.

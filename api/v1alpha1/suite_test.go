@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-notify/herald/internal/apiserver"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 // The suite runs against a real kube-apiserver and etcd with the generated CRDs
@@ -26,10 +28,7 @@ var (
 )
 
 func TestAPI(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "notify.herald.dev/v1alpha1 on a real API server", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "notify.herald.dev/v1alpha1 on a real API server")
 }
 
 var _ = BeforeSuite(func() {

@@ -11,6 +11,8 @@ import (
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/controllers/resources"
 	"github.com/herald-notify/herald/streamer/channelspec"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 // The builders are pure, so the suite needs no API server. Channels are
@@ -18,10 +20,7 @@ import (
 // the API server does: the builders see what the reconciler will see.
 
 func TestResources(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "resources", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "resources")
 }
 
 const (

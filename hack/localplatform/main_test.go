@@ -18,10 +18,7 @@ import (
 )
 
 func TestLocalPlatform(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "local platform", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "local platform")
 }
 
 var _ = It("serves the CRDs and the samples until interrupted", func() {

@@ -9,13 +9,12 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 func TestAPIServer(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "envtest assets and API server helpers", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "envtest assets and API server helpers")
 }
 
 // assetsScript runs hack/envtest-assets.sh with KUBEBUILDER_ASSETS set.

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/herald-notify/herald/api/v1alpha1"
@@ -27,10 +26,7 @@ import (
 )
 
 func TestAuth(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "JWT verification and tickets", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "JWT verification and tickets")
 }
 
 // Keys are generated once per run, on first use: none is committed.

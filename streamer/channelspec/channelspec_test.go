@@ -18,6 +18,8 @@ import (
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/internal/apiserver"
 	"github.com/herald-notify/herald/streamer/channelspec"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 // The suite holds the file decoder to the API server itself: for the same
@@ -29,10 +31,7 @@ var (
 )
 
 func TestChannelSpec(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "channel spec files", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "channel spec files")
 }
 
 var _ = BeforeSuite(func() {

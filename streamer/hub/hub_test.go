@@ -11,13 +11,12 @@ import (
 
 	"github.com/herald-notify/herald/streamer/hub"
 	eventlog "github.com/herald-notify/herald/streamer/log"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 func TestHub(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "hub", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "hub")
 }
 
 // recorder is an Observer that remembers what it was told.

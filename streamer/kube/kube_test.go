@@ -28,10 +28,7 @@ import (
 )
 
 func TestKube(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "streamer in-cluster mode on a real API server", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "streamer in-cluster mode on a real API server")
 }
 
 var api *apiserver.Server

@@ -13,10 +13,7 @@ import (
 )
 
 func TestLog(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "event log", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "event log")
 }
 
 func appendN(l *eventlog.Embedded, n int) []uint64 {

@@ -8,14 +8,12 @@ import (
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 func TestPublisher(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "Publish API client", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "Publish API client")
 }
 
 // token is the Bearer token of the suite's clients.

@@ -19,13 +19,12 @@ import (
 	"github.com/herald-notify/herald/internal/testutil/streamertest"
 	"github.com/herald-notify/herald/streamer/server"
 	"github.com/herald-notify/herald/streamer/sse"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 func TestServer(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "streamer over loopback HTTP", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "streamer over loopback HTTP")
 }
 
 var leaksBefore goleak.Option

@@ -3,13 +3,9 @@ package sse_test
 import (
 	"testing"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 func TestSSE(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "SSE framing", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "SSE framing")
 }

@@ -31,6 +31,8 @@ import (
 	"github.com/herald-notify/herald/internal/testutil/streamertest"
 	"github.com/herald-notify/herald/streamer/server"
 	"github.com/herald-notify/herald/streamer/sse"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 const (
@@ -52,10 +54,7 @@ var (
 )
 
 func TestEventSource(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "the eventsource npm package against a real streamer", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "the eventsource npm package against a real streamer")
 }
 
 var _ = BeforeSuite(func() {

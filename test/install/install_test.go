@@ -22,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-notify/herald/internal/apiserver"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 var (
@@ -31,10 +33,7 @@ var (
 )
 
 func TestInstall(t *testing.T) {
-	RegisterFailHandler(Fail)
-	suiteConfig, reporterConfig := GinkgoConfiguration()
-	suiteConfig.RandomizeAllSpecs = true
-	RunSpecs(t, "installing Herald on a real API server", suiteConfig, reporterConfig)
+	testutil.RunSuite(t, "installing Herald on a real API server")
 }
 
 var _ = BeforeSuite(func() {
