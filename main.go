@@ -26,6 +26,7 @@ var errUsage = errors.New("usage error")
 
 func commands() []command {
 	return []command{
+		{name: "operator", summary: "run the operator: reconcile NotificationChannels into streamer fleets", run: runOperator},
 		{name: "streamer", summary: "serve a channel's Server-Sent Event streams and publish API", run: runStreamer},
 		{name: "token", summary: "mint a signed JWT for local development and tests", run: runToken},
 		{name: "version", summary: "print the build's version", run: runVersion},

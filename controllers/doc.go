@@ -1,6 +1,8 @@
-// Package controllers holds the operator's reconcilers. The NotificationChannel
-// reconciler lands with the operator issue; the permissions it runs with are
-// declared here already, so that config/rbac is generated from one source.
+// Package controllers holds the operator's reconcilers. The permissions the
+// operator runs with are declared here, so that config/rbac and the chart's
+// ClusterRole are generated from one source. Beyond what the reconcilers
+// need, the operator creates TokenReviews and SubjectAccessReviews to check
+// who may read its /metrics.
 //
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels,verbs=get;list;watch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels/status,verbs=get;update;patch
@@ -15,4 +17,6 @@
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 package controllers

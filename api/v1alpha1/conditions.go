@@ -23,6 +23,11 @@ const (
 	ReasonReconciling = "Reconciling"
 	// ReasonAvailable: every desired replica is ready.
 	ReasonAvailable = "Available"
+	// ReasonReplicasNotReady: fewer streamer pods are ready than the channel
+	// asks for; the message says how many.
+	ReasonReplicasNotReady = "ReplicasNotReady"
+	// ReasonAsExpected: nothing needs a person (Degraded False).
+	ReasonAsExpected = "AsExpected"
 	// ReasonRolloutComplete: the rollout of the current generation finished.
 	ReasonRolloutComplete = "RolloutComplete"
 	// ReasonRolloutStuck: the rollout made no progress within its deadline.

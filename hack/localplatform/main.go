@@ -1,7 +1,12 @@
 // Command localplatform runs Herald's control plane locally for development:
-// a real kube-apiserver and etcd with the CRDs installed, a key Secret for the
-// sample channel, and the samples of config/samples applied. It prints how to
-// point kubectl at it and runs until interrupted. Start it with `make run`.
+// a real kube-apiserver and etcd with the CRDs installed, the operator
+// reconciling channels, a key Secret for the sample channel, and the samples
+// of config/samples applied. It prints how to point kubectl at it and runs
+// until interrupted. Start it with `make run`.
+//
+// No kubelet runs, so the streamer Deployments the operator creates start no
+// pods: run a streamer for a channel yourself with
+// `bin/herald streamer --channel default/app-notifications`.
 package main
 
 import (
@@ -20,7 +25,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/herald-notify/herald/controllers"
 	"github.com/herald-notify/herald/internal/apiserver"
 )
 
@@ -29,6 +36,9 @@ const (
 	fieldOwner = "herald-localplatform"
 	// sampleKeySecret is the key Secret the sample channel names.
 	sampleKeySecret = "app-jwt-keys"
+	// streamerImage is what the local operator stamps into streamer
+	// Deployments; no pod ever pulls it here.
+	streamerImage = "ghcr.io/herald-notify/herald:local"
 )
 
 func main() {
@@ -51,6 +61,18 @@ func run(ctx context.Context, root, stateDir string, out io.Writer) error {
 	defer func() {
 		fmt.Fprintln(out, "stopping the API server")
 		_ = server.Stop()
+	}()
+
+	// The operator stops before the API server, also when run fails.
+	operatorCtx, stopOperator := context.WithCancel(ctx)
+	operatorDone, err := startOperator(operatorCtx, server)
+	if err != nil {
+		stopOperator()
+		return err
+	}
+	defer func() {
+		stopOperator()
+		<-operatorDone
 	}()
 
 	if err := createSampleKey(ctx, server); err != nil {
@@ -79,13 +101,42 @@ func run(ctx context.Context, root, stateDir string, out io.Writer) error {
 	fmt.Fprintf(out, `Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects.
 
   export KUBECONFIG=%s
-  kubectl get nch,sev
+  kubectl get nch,sev -o wide
+  kubectl get deployment,service,pdb,role app-notifications-streamer
   kubectl explain notificationchannel.spec
+
+The operator runs in this process. No kubelet runs: serve the sample channel with
+  bin/herald streamer --channel default/app-notifications
 
 Press Ctrl-C to stop; its data is discarded.
 `, server.Config.Host, len(objs), kubeconfig)
 	<-ctx.Done()
 	return nil
+}
+
+// startOperator runs the operator's controllers against server until ctx
+// ends; the returned channel closes once it has stopped.
+func startOperator(ctx context.Context, server *apiserver.Server) (<-chan struct{}, error) {
+	mgr, err := ctrl.NewManager(server.Config, ctrl.Options{
+		Scheme:                 server.Scheme,
+		Cache:                  controllers.CacheOptions(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the operator: %w", err)
+	}
+	if err := controllers.Setup(mgr, streamerImage); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			ctrl.Log.Error(err, "the operator stopped")
+		}
+	}()
+	return done, nil
 }
 
 // createSampleKey creates the HMAC key Secret the sample channel refers to,

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -55,4 +56,12 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 	secret := &corev1.Secret{}
 	Expect(c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: sampleKeySecret}, secret)).To(Succeed())
 	Expect(secret.Data).To(HaveKeyWithValue("local", HaveLen(64)))
+
+	By("running the operator, which reconciles the sample channel")
+	Eventually(func() (int64, error) {
+		channel := &notifyv1alpha1.NotificationChannel{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "app-notifications"}, channel)
+		return channel.Status.ObservedGeneration, err
+	}, time.Minute).Should(BeNumerically(">=", 1))
+	Expect(c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "app-notifications-streamer"}, &appsv1.Deployment{})).To(Succeed())
 })

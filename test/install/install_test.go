@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -70,8 +71,17 @@ func expectOperatorDeployment(ctx context.Context, key client.ObjectKey) {
 	Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
 	Expect(pod.Containers).To(HaveLen(1))
 	c := pod.Containers[0]
-	Expect(c.Args).To(HaveExactElements("operator", HavePrefix("--leader-elect"),
+	Expect(c.Args[:4]).To(HaveExactElements("operator", HavePrefix("--leader-elect"),
 		"--health-probe-bind-address=:8081", "--metrics-bind-address=:8443"))
+	// The operator stamps its own image into the streamers: given as a flag,
+	// or read from its own Pod, which the downward API names.
+	if !slices.Contains(c.Args, "--streamer-image="+c.Image) {
+		Expect(c.Args).To(HaveLen(4))
+		Expect(c.Env).To(ConsistOf(
+			And(HaveField("Name", "POD_NAME"), HaveField("ValueFrom.FieldRef.FieldPath", "metadata.name")),
+			And(HaveField("Name", "POD_NAMESPACE"), HaveField("ValueFrom.FieldRef.FieldPath", "metadata.namespace")),
+		))
+	}
 	Expect(c.SecurityContext.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
 	Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
 	Expect(c.SecurityContext.Capabilities.Drop).To(ContainElement(corev1.Capability("ALL")))

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/apiserver"
+	"github.com/herald-notify/herald/internal/testutil"
+	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/sse"
+)
+
+// The commands that talk to Kubernetes run here against a real kube-apiserver
+// and etcd, found through KUBECONFIG as in a developer's shell.
+
+var cluster *apiserver.Server
+
+var _ = BeforeSuite(func() {
+	var err error
+	cluster, err = apiserver.Start(filepath.Join("config", "crd", "bases"), GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(cluster.Stop()).To(Succeed()) })
+	previous, had := os.LookupEnv("KUBECONFIG")
+	Expect(os.Setenv("KUBECONFIG", cluster.Kubeconfig)).To(Succeed())
+	DeferCleanup(func() {
+		if had {
+			Expect(os.Setenv("KUBECONFIG", previous)).To(Succeed())
+		} else {
+			Expect(os.Unsetenv("KUBECONFIG")).To(Succeed())
+		}
+	})
+})
+
+// freeAddress returns a loopback address with a port free at the time.
+func freeAddress() string {
+	GinkgoHelper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// clusterNamespace creates a namespace for one spec.
+func clusterNamespace(ctx context.Context) string {
+	GinkgoHelper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cmd-"}}
+	Expect(cluster.Client.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+// createChannelWithKey creates the key Secret "app-keys" (kid "k1") and the
+// channel "app" in namespace, and returns the key.
+func createChannelWithKey(ctx context.Context, namespace string) []byte {
+	GinkgoHelper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	Expect(cluster.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "app-keys"},
+		Data:       map[string][]byte{"k1": key},
+	})).To(Succeed())
+	Expect(cluster.Client.Create(ctx, &notifyv1alpha1.NotificationChannel{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "app"},
+		Spec: notifyv1alpha1.NotificationChannelSpec{
+			Auth:  notifyv1alpha1.AuthSpec{KeySecretRef: notifyv1alpha1.LocalSecretReference{Name: "app-keys"}},
+			Drain: notifyv1alpha1.DrainSpec{GracePeriod: &metav1.Duration{Duration: time.Second}, ReconnectJitter: &metav1.Duration{Duration: 500 * time.Millisecond}},
+		},
+	})).To(Succeed())
+	return key
+}
+
+var _ = Describe("herald operator", func() {
+	It("reconciles channels and serves probes, with /metrics for authorized callers only", func(ctx SpecContext) {
+		ns := clusterNamespace(ctx)
+		createChannelWithKey(ctx, ns)
+		probes, metrics := freeAddress(), freeAddress()
+		logs := &testutil.Buffer{}
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- serveOperator(runCtx, operatorFlags{
+				healthProbeAddr: probes, metricsAddr: metrics, metricsSecure: true,
+				streamerImage: "example.com/herald:test",
+			}, logr.FromSlogHandler(slog.NewJSONHandler(logs, nil)))
+		}()
+		DeferCleanup(func() {
+			stop()
+			Eventually(done).Should(Receive(BeNil()))
+		})
+
+		deployment := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-streamer"}}
+		Eventually(func() error { return cluster.Client.Get(ctx, client.ObjectKeyFromObject(deployment), deployment) }).
+			WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(deployment.Spec.Template.Spec.Containers[0].Image).To(Equal("example.com/herald:test"))
+
+		for _, path := range []string{"/healthz", "/readyz"} {
+			Eventually(func() (int, error) {
+				resp, err := http.Get("http://" + probes + path)
+				if err != nil {
+					return 0, err
+				}
+				return resp.StatusCode, resp.Body.Close()
+			}).Should(Equal(http.StatusOK), path)
+		}
+
+		By("refusing /metrics to an anonymous caller")
+		insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the operator's self-signed test certificate
+		Eventually(func() (int, error) {
+			resp, err := insecure.Get("https://" + metrics + "/metrics")
+			if err != nil {
+				return 0, err
+			}
+			return resp.StatusCode, resp.Body.Close()
+		}).Should(BeElementOf(http.StatusUnauthorized, http.StatusForbidden))
+	})
+
+	It("takes the streamer image from its own Pod", func(ctx SpecContext) {
+		ns := clusterNamespace(ctx)
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "herald-operator-0"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{
+				{Name: "proxy", Image: "example.com/proxy:1"},
+				{Name: "operator", Image: "example.com/herald:v9.9.9"},
+			}},
+		}
+		Expect(cluster.Client.Create(ctx, pod)).To(Succeed())
+		setEnv(envPodName, pod.Name)
+		setEnv(envPodNamespace, ns)
+		image, err := ownImage(ctx, cluster.Config)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(image).To(Equal("example.com/herald:v9.9.9"))
+
+		By("naming the flag to set outside a pod")
+		setEnv(envPodName, "")
+		_, err = ownImage(ctx, cluster.Config)
+		Expect(err).To(MatchError(ContainSubstring("--streamer-image is required")))
+		Expect(errors.Is(err, errUsage)).To(BeTrue())
+	})
+})
+
+// setEnv sets an environment variable for the rest of the spec.
+func setEnv(key, value string) {
+	GinkgoHelper()
+	previous, had := os.LookupEnv(key)
+	Expect(os.Setenv(key, value)).To(Succeed())
+	DeferCleanup(func() {
+		if had {
+			Expect(os.Setenv(key, previous)).To(Succeed())
+		} else {
+			Expect(os.Unsetenv(key)).To(Succeed())
+		}
+	})
+}
+
+var _ = Describe("herald streamer --channel", func() {
+	It("serves the channel from the API and applies a rotated key while an old stream stays open", func(ctx SpecContext) {
+		ns := clusterNamespace(ctx)
+		oldKey := createChannelWithKey(ctx, ns)
+		logs := &testutil.Buffer{}
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- serveStreamer(runCtx, streamerFlags{channel: ns + "/app", listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"},
+				slog.New(slog.NewJSONHandler(logs, nil)))
+		}()
+		DeferCleanup(func() {
+			stop()
+			Eventually(done).Should(Receive(BeNil()))
+		})
+		var addr string
+		Eventually(func() string { addr = logField(logs, "streamer started", "listen"); return addr }).ShouldNot(BeEmpty())
+
+		sign := func(kid string, key []byte, user string, publish bool) string {
+			token, err := auth.Sign(auth.TokenClaims{Subject: user, ExpiresAt: time.Now().Add(time.Hour), Publish: publish,
+				PublishGrant: notifyv1alpha1.PublishGrantSpec{Claim: "scope", Value: "notifications:publish"}},
+				notifyv1alpha1.HS256, kid, key)
+			Expect(err).NotTo(HaveOccurred())
+			return token
+		}
+		openStream := func(token string) (*http.Response, error) {
+			req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/sse/notifications", nil)
+			Expect(err).NotTo(HaveOccurred())
+			req.Header.Set("Authorization", "Bearer "+token)
+			return http.DefaultClient.Do(req)
+		}
+
+		resp, err := openStream(sign("k1", oldKey, "u1", false))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(resp.Body.Close)
+		Expect(resp.StatusCode).To(Equal(http.StatusOK))
+		stream := sse.NewReader(resp.Body)
+		hello, err := stream.Next()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(hello.Data).To(ContainSubstring(`"type":"connection"`))
+
+		By("replacing kid k1 with k2 in the Secret")
+		newKey := make([]byte, 32)
+		_, _ = rand.Read(newKey)
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-keys"}}
+		Expect(cluster.Client.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
+		secret.Data = map[string][]byte{"k2": newKey}
+		Expect(cluster.Client.Update(ctx, secret)).To(Succeed())
+
+		status := func(token string) func() (int, error) {
+			return func() (int, error) {
+				resp, err := openStream(token)
+				if err != nil {
+					return 0, err
+				}
+				return resp.StatusCode, resp.Body.Close()
+			}
+		}
+		Eventually(status(sign("k1", oldKey, "u2", false))).Should(Equal(http.StatusUnauthorized))
+		Expect(status(sign("k2", newKey, "u2", false))()).To(Equal(http.StatusOK))
+
+		By("still delivering to the stream opened with the old key")
+		publish, err := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/notifications",
+			strings.NewReader(`{"recipientUserIds":["u1"],"notificationType":"NOTICE","data":{"message":"after rotation"}}`))
+		Expect(err).NotTo(HaveOccurred())
+		publish.Header.Set("Authorization", "Bearer "+sign("k2", newKey, "backend", true))
+		answer, err := http.DefaultClient.Do(publish)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(answer.StatusCode).To(Equal(http.StatusAccepted))
+		Expect(answer.Body.Close()).To(Succeed())
+		notification, err := stream.Next()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(notification.Data).To(ContainSubstring(`"message":"after rotation"`))
+	})
+})

@@ -1,0 +1,312 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/controllers/resources"
+)
+
+// ControllerName names the NotificationChannel controller in logs, metrics
+// and as the reporting controller of its Events.
+const ControllerName = "notificationchannel"
+
+// replicasHandoverOwner is the field manager that holds a Deployment's
+// spec.replicas while it passes from the operator to an autoscaler.
+const replicasHandoverOwner = "herald-operator-replicas-handover"
+
+// NotificationChannelReconciler turns a NotificationChannel into its
+// streamers: ServiceAccount, Role, RoleBinding, Deployment, Service, and when
+// wanted a PodDisruptionBudget and a HorizontalPodAutoscaler, then reports
+// how they are doing on the channel's status.
+type NotificationChannelReconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads Secrets straight from the API server: the cache holds
+	// only their metadata.
+	APIReader client.Reader
+	// Recorder records Kubernetes Events on the channel.
+	Recorder events.EventRecorder
+	// StreamerImage is the image of the streamer pods when a channel sets no
+	// spec.image.
+	StreamerImage string
+}
+
+// reconciliation is the state of one reconcile of one channel.
+type reconciliation struct {
+	channel *notifyv1alpha1.NotificationChannel
+	inputs  resources.Inputs
+	// written names the owned objects this reconcile created, changed or
+	// deleted, for the Event that reports them.
+	written []string
+	// deployment is the streamers' Deployment after ensureDeployment.
+	deployment *appsv1.Deployment
+}
+
+// Reconcile applies the channel's owned objects one ensure step at a time,
+// checks its Secrets, and records the outcome on its status. A step that
+// fails stops the ones after it; the status then says which failed and the
+// request is retried with backoff.
+func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	channel := &notifyv1alpha1.NotificationChannel{}
+	if err := r.Client.Get(ctx, req.NamespacedName, channel); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !channel.DeletionTimestamp.IsZero() {
+		// The garbage collector deletes the owned objects.
+		return ctrl.Result{}, nil
+	}
+	rec := &reconciliation{channel: channel, inputs: resources.Inputs{Channel: channel, DefaultImage: r.StreamerImage}}
+
+	applyErr := r.ensureOwnedObjects(ctx, rec,
+		r.ensureServiceAccount,
+		r.ensureRole,
+		r.ensureRoleBinding,
+		r.ensureDeployment,
+		r.ensureService,
+		r.ensurePodDisruptionBudget,
+		r.ensureHorizontalPodAutoscaler,
+	)
+	secretProblem, secretErr := checkSecrets(ctx, r.APIReader, channel)
+	statusErr := r.ensureStatus(ctx, rec, applyErr, secretProblem)
+	return ctrl.Result{}, errors.Join(applyErr, secretErr, statusErr)
+}
+
+// ensureStep makes one kind of owned object match the channel.
+type ensureStep func(ctx context.Context, rec *reconciliation) error
+
+// ensureOwnedObjects runs the steps in order, stopping at the first failure,
+// and reports what they wrote in one Event.
+func (r *NotificationChannelReconciler) ensureOwnedObjects(ctx context.Context, rec *reconciliation, steps ...ensureStep) error {
+	if err := rec.inputs.Validate(); err != nil {
+		return err
+	}
+	var err error
+	for _, step := range steps {
+		if err = step(ctx, rec); err != nil {
+			break
+		}
+	}
+	if len(rec.written) > 0 {
+		r.Recorder.Eventf(rec.channel, nil, corev1.EventTypeNormal, "Applied", "Reconcile",
+			"updated the streamer objects: %s", strings.Join(rec.written, ", "))
+	}
+	return err
+}
+
+func (r *NotificationChannelReconciler) ensureServiceAccount(ctx context.Context, rec *reconciliation) error {
+	return ensureApplied(ctx, r.Client, rec, resources.ServiceAccount(rec.inputs), serviceAccountKind)
+}
+
+func (r *NotificationChannelReconciler) ensureRole(ctx context.Context, rec *reconciliation) error {
+	return ensureApplied(ctx, r.Client, rec, resources.Role(rec.inputs), roleKind)
+}
+
+func (r *NotificationChannelReconciler) ensureRoleBinding(ctx context.Context, rec *reconciliation) error {
+	return ensureApplied(ctx, r.Client, rec, resources.RoleBinding(rec.inputs), roleBindingKind)
+}
+
+// ensureDeployment applies the streamers' Deployment. Under autoscaling the
+// operator stops setting spec.replicas, and hands it to the autoscaler first.
+func (r *NotificationChannelReconciler) ensureDeployment(ctx context.Context, rec *reconciliation) error {
+	desired := resources.Deployment(rec.inputs)
+	if desired.Spec.Replicas == nil {
+		if err := r.handOverReplicas(ctx, desired); err != nil {
+			return err
+		}
+	}
+	deployment, written, err := applyOwned(ctx, r.Client, rec.channel, desired, deploymentKind)
+	if err != nil {
+		return err
+	}
+	rec.deployment = deployment
+	if written {
+		rec.written = append(rec.written, "Deployment "+desired.Name)
+	}
+	return nil
+}
+
+// handOverReplicas keeps a Deployment's replica count when the operator
+// stops applying it. An apply that drops a field its manager alone owns
+// removes the field, and the API server would reset spec.replicas to 1: every
+// client of the other pods would reconnect at once. So, as the server-side
+// apply documentation describes for handing replicas to an autoscaler, the
+// current count is first applied under a second field manager; the
+// operator's apply then releases the field without removing it, and the
+// autoscaler takes it over when it scales.
+func (r *NotificationChannelReconciler) handOverReplicas(ctx context.Context, desired *appsv1.Deployment) error {
+	current := &appsv1.Deployment{}
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(desired), current); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	applied, err := appsv1ac.ExtractDeployment(current, FieldOwner)
+	if err != nil {
+		return fmt.Errorf("failed to read the fields %s owns in Deployment %s: %w", FieldOwner, desired.Name, err)
+	}
+	if applied.Spec == nil || applied.Spec.Replicas == nil || current.Spec.Replicas == nil {
+		return nil
+	}
+	handover := appsv1ac.Deployment(current.Name, current.Namespace).
+		WithSpec(appsv1ac.DeploymentSpec().WithReplicas(*current.Spec.Replicas))
+	if err := r.Client.Apply(ctx, handover, client.FieldOwner(replicasHandoverOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("failed to hand spec.replicas of Deployment %s over to the autoscaler: %w", desired.Name, err)
+	}
+	return nil
+}
+
+func (r *NotificationChannelReconciler) ensureService(ctx context.Context, rec *reconciliation) error {
+	return ensureApplied(ctx, r.Client, rec, resources.Service(rec.inputs), serviceKind)
+}
+
+// ensurePodDisruptionBudget applies the PodDisruptionBudget when the channel
+// can run more than one pod, and deletes it otherwise.
+func (r *NotificationChannelReconciler) ensurePodDisruptionBudget(ctx context.Context, rec *reconciliation) error {
+	if pdb, wanted := resources.PodDisruptionBudget(rec.inputs); wanted {
+		return ensureApplied(ctx, r.Client, rec, pdb, podDisruptionBudgetKind)
+	}
+	return ensureDeleted(ctx, r.Client, rec, "PodDisruptionBudget", podDisruptionBudgetKind)
+}
+
+// ensureHorizontalPodAutoscaler applies the autoscaler when spec.autoscaling
+// is set, and deletes it otherwise.
+func (r *NotificationChannelReconciler) ensureHorizontalPodAutoscaler(ctx context.Context, rec *reconciliation) error {
+	if hpa, wanted := resources.HorizontalPodAutoscaler(rec.inputs); wanted {
+		return ensureApplied(ctx, r.Client, rec, hpa, horizontalPodAutoscalerKind)
+	}
+	return ensureDeleted(ctx, r.Client, rec, "HorizontalPodAutoscaler", horizontalPodAutoscalerKind)
+}
+
+// ensureApplied applies desired when it differs from what is applied, and
+// notes the write.
+func ensureApplied[T client.Object, AC runtime.ApplyConfiguration](ctx context.Context, c client.Client, rec *reconciliation, desired T, kind ownedKind[T, AC]) error {
+	_, written, err := applyOwned(ctx, c, rec.channel, desired, kind)
+	if written {
+		rec.written = append(rec.written, desired.GetObjectKind().GroupVersionKind().Kind+" "+desired.GetName())
+	}
+	return err
+}
+
+// ensureDeleted deletes the channel's object of the kind, if it has one.
+func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.Context, c client.Client, rec *reconciliation, kindName string, kind ownedKind[T, AC]) error {
+	key := client.ObjectKey{Namespace: rec.channel.Namespace, Name: resources.ObjectName(rec.channel.Name)}
+	deleted, err := deleteOwned(ctx, c, rec.channel, key, kind)
+	if deleted {
+		rec.written = append(rec.written, "deleted "+kindName+" "+key.Name)
+	}
+	return err
+}
+
+// ensureStatus writes the channel's status when it differs from what the
+// reconcile observed, and records an Event when the channel turns Degraded
+// or Ready.
+func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *reconciliation, applyErr error, secret *problem) error {
+	obs := observation{secret: secret, deployment: rec.deployment}
+	if applyErr != nil {
+		obs.applyFailed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(applyErr.Error())}
+	}
+	if rec.inputs.Validate() == nil {
+		obs.endpoint = resources.Endpoint(rec.inputs)
+	}
+	channel := rec.channel
+	status := desiredStatus(channel, obs)
+	if equality.Semantic.DeepEqual(status, channel.Status) {
+		return nil
+	}
+	r.recordTransitions(channel, channel.Status.Conditions, status.Conditions)
+
+	patch := client.MergeFrom(channel.DeepCopy())
+	channel.Status = status
+	if err := r.Client.Status().Patch(ctx, channel, patch); err != nil {
+		return fmt.Errorf("failed to update the status of NotificationChannel %s/%s: %w", channel.Namespace, channel.Name, err)
+	}
+	return nil
+}
+
+// recordTransitions records an Event when the channel turns Degraded (or
+// degrades for another reason), recovers, or becomes Ready: the moments a
+// person watching `kubectl get events` needs.
+func (r *NotificationChannelReconciler) recordTransitions(channel *notifyv1alpha1.NotificationChannel, before, after []metav1.Condition) {
+	wasDegraded := meta.FindStatusCondition(before, notifyv1alpha1.ConditionDegraded)
+	degraded := meta.FindStatusCondition(after, notifyv1alpha1.ConditionDegraded)
+	switch {
+	case degraded.Status == metav1.ConditionTrue && (wasDegraded == nil || wasDegraded.Status != metav1.ConditionTrue || wasDegraded.Reason != degraded.Reason):
+		r.Recorder.Eventf(channel, nil, corev1.EventTypeWarning, degraded.Reason, "Reconcile", "%s", degraded.Message)
+	case degraded.Status != metav1.ConditionTrue && wasDegraded != nil && wasDegraded.Status == metav1.ConditionTrue:
+		r.Recorder.Eventf(channel, nil, corev1.EventTypeNormal, "Recovered", "Reconcile", "no longer degraded (was %s)", wasDegraded.Reason)
+	}
+	wasReady := meta.IsStatusConditionTrue(before, notifyv1alpha1.ConditionReady)
+	if ready := meta.FindStatusCondition(after, notifyv1alpha1.ConditionReady); ready.Status == metav1.ConditionTrue && !wasReady {
+		r.Recorder.Eventf(channel, nil, corev1.EventTypeNormal, notifyv1alpha1.ReasonAvailable, "Reconcile", "%s", ready.Message)
+	}
+}
+
+// SetupWithManager registers the reconciler: it watches channels, the
+// objects they own, and the metadata of Secrets, so that creating or fixing
+// a channel's Secret re-checks the channel without a restart.
+func (r *NotificationChannelReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return r.setupWithManager(mgr, r)
+}
+
+// setupWithManager registers reconciler, which is r or wraps it, with r's
+// watches.
+func (r *NotificationChannelReconciler) setupWithManager(mgr ctrl.Manager, reconciler reconcile.Reconciler) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &notifyv1alpha1.NotificationChannel{}, secretRefIndex,
+		func(obj client.Object) []string {
+			return secretRefs(obj.(*notifyv1alpha1.NotificationChannel))
+		}); err != nil {
+		return fmt.Errorf("failed to index channels by Secret: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		// Status-only changes are the operator's own writes: no reconcile.
+		For(&notifyv1alpha1.NotificationChannel{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.channelsNamingSecret)).
+		Complete(reconciler)
+}
+
+// channelsNamingSecret maps a Secret to the channels in its namespace that
+// read it.
+func (r *NotificationChannelReconciler) channelsNamingSecret(ctx context.Context, secret client.Object) []ctrl.Request {
+	var channels notifyv1alpha1.NotificationChannelList
+	if err := r.Client.List(ctx, &channels, client.InNamespace(secret.GetNamespace()),
+		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "failed to list the channels naming a Secret", "secret", secret.GetName())
+		return nil
+	}
+	requests := make([]ctrl.Request, 0, len(channels.Items))
+	for _, c := range channels.Items {
+		requests = append(requests, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
+	}
+	return slices.Clip(requests)
+}

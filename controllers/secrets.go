@@ -1,0 +1,92 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/auth"
+)
+
+// Field index names on NotificationChannels, for finding the channels that
+// name a Secret when it changes.
+const secretRefIndex = "notify.herald.dev/secret-refs"
+
+// secretRefs are the names of the Secrets a channel reads: the key Secret and
+// the NATS credentials Secret when there is one.
+func secretRefs(channel *notifyv1alpha1.NotificationChannel) []string {
+	names := []string{channel.Spec.Auth.KeySecretRef.Name}
+	if nats := channel.Spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil {
+		names = append(names, nats.CredentialsSecretRef.Name)
+	}
+	return names
+}
+
+// checkSecrets finds what stops the channel's Secrets from serving: a missing
+// Secret, or a key Secret without a usable key (parsed with the streamer's own
+// code, so operator and streamer agree). Secrets are read straight from the
+// API: the operator caches only their metadata, never every Secret's content.
+func checkSecrets(ctx context.Context, reader client.Reader, channel *notifyv1alpha1.NotificationChannel) (*problem, error) {
+	keyRef := channel.Spec.Auth.KeySecretRef.Name
+	secret, found, err := readSecret(ctx, reader, channel.Namespace, keyRef)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return &problem{reason: notifyv1alpha1.ReasonSecretNotFound, message: fmt.Sprintf(
+			"Secret %q named by spec.auth.keySecretRef does not exist in namespace %q: create it with one data entry per verification key, named by its key id (kid)",
+			keyRef, channel.Namespace)}, nil
+	}
+	if _, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, secret.Data); err != nil {
+		return &problem{reason: notifyv1alpha1.ReasonInvalidKey, message: fmt.Sprintf(
+			"Secret %q named by spec.auth.keySecretRef holds no usable key for algorithms %s: %s",
+			keyRef, algorithmList(channel.Spec.Auth.Algorithms), oneLine(err.Error()))}, nil
+	}
+
+	if nats := channel.Spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil {
+		name := nats.CredentialsSecretRef.Name
+		if _, found, err := readSecret(ctx, reader, channel.Namespace, name); err != nil || !found {
+			if err != nil {
+				return nil, err
+			}
+			return &problem{reason: notifyv1alpha1.ReasonSecretNotFound, message: fmt.Sprintf(
+				"Secret %q named by spec.broker.nats.credentialsSecretRef does not exist in namespace %q",
+				name, channel.Namespace)}, nil
+		}
+	}
+	return nil, nil
+}
+
+// readSecret reads a Secret; found is false when it does not exist.
+func readSecret(ctx context.Context, reader client.Reader, namespace, name string) (*corev1.Secret, bool, error) {
+	secret := &corev1.Secret{}
+	err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("failed to read Secret %s/%s: %w", namespace, name, err)
+	}
+	return secret, true, nil
+}
+
+// algorithmList is the allow-list for a message: the API default when empty.
+func algorithmList(algorithms []notifyv1alpha1.JWTAlgorithm) string {
+	if len(algorithms) == 0 {
+		algorithms = notifyv1alpha1.DefaultAlgorithms
+	}
+	names := make([]string, len(algorithms))
+	for i, a := range algorithms {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
+}
+
+// oneLine joins the lines of a joined error, for a condition message.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }

@@ -1,0 +1,202 @@
+package controllers_test
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/controllers"
+	"github.com/herald-notify/herald/internal/apiserver"
+	"github.com/herald-notify/herald/internal/testutil"
+)
+
+// The operator runs in the suite as it runs in a cluster: a manager with the
+// operator's cache options and reconciler, against a real kube-apiserver and
+// etcd. envtest runs no other controllers: no pods start, no garbage
+// collector deletes, and Deployment status is written by the tests.
+
+func TestControllers(t *testing.T) {
+	testutil.RunSuite(t, "operator on a real API server")
+}
+
+const streamerImage = "ghcr.io/herald-notify/herald:v0.0.0-test"
+
+var (
+	api      *apiserver.Server
+	writes   *writeLog
+	reconcil *reconcileLog
+)
+
+var _ = BeforeSuite(func() {
+	SetDefaultEventuallyTimeout(30 * time.Second)
+	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
+	var err error
+	api, err = apiserver.Start(filepath.Join("..", "config", "crd", "bases"), GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(api.Stop()).To(Succeed()) })
+
+	// The operator's requests go through writeLog, which records every write.
+	cfg := rest.CopyConfig(api.Config)
+	writes = &writeLog{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return writes.wrap(rt) })
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 api.Scheme,
+		Cache:                  controllers.CacheOptions(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: new(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	r := &controllers.NotificationChannelReconciler{
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Recorder:      mgr.GetEventRecorder(controllers.FieldOwner),
+		StreamerImage: streamerImage,
+	}
+	reconcil = &reconcileLog{next: r, done: map[types.NamespacedName]int{}}
+	Expect(r.SetupWithReconciler(mgr, reconcil)).To(Succeed())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error)
+	go func() { stopped <- mgr.Start(ctx) }()
+	DeferCleanup(func() {
+		cancel()
+		Eventually(stopped).Should(Receive(BeNil()))
+	})
+})
+
+// writeLog records the paths of the write requests (every method but GET,
+// HEAD and OPTIONS) sent through it.
+type writeLog struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (w *writeLog) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		switch req.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			w.mu.Lock()
+			w.paths = append(w.paths, req.Method+" "+req.URL.Path)
+			w.mu.Unlock()
+		}
+		return next.RoundTrip(req)
+	})
+}
+
+// in returns the writes recorded so far into namespace.
+func (w *writeLog) in(namespace string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var found []string
+	for _, p := range w.paths {
+		if strings.Contains(p, "/namespaces/"+namespace+"/") {
+			found = append(found, p)
+		}
+	}
+	return found
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// reconcileLog counts the finished reconciles of each channel.
+type reconcileLog struct {
+	next reconcile.Reconciler
+	mu   sync.Mutex
+	done map[types.NamespacedName]int
+}
+
+func (l *reconcileLog) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	result, err := l.next.Reconcile(ctx, req)
+	l.mu.Lock()
+	l.done[req.NamespacedName]++
+	l.mu.Unlock()
+	return result, err
+}
+
+// count is how many reconciles of the channel have finished.
+func (l *reconcileLog) count(key types.NamespacedName) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.done[key]
+}
+
+// newNamespace creates a namespace for one spec, with labels.
+func newNamespace(ctx context.Context, labels map[string]string) string {
+	GinkgoHelper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "nch-", Labels: labels}}
+	Expect(api.Client.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+// hmacKey is a random key long enough for HS256.
+func hmacKey() []byte {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return key
+}
+
+// createKeySecret creates the key Secret "app-keys" with one entry per kid.
+func createKeySecret(ctx context.Context, namespace string, data map[string][]byte) *corev1.Secret {
+	GinkgoHelper()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "app-keys"}, Data: data}
+	Expect(api.Client.Create(ctx, secret)).To(Succeed())
+	return secret
+}
+
+// createChannel creates the channel "app" reading the key Secret "app-keys",
+// after edit has changed its spec.
+func createChannel(ctx context.Context, namespace string, edit func(*notifyv1alpha1.NotificationChannelSpec)) *notifyv1alpha1.NotificationChannel {
+	GinkgoHelper()
+	channel := &notifyv1alpha1.NotificationChannel{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "app"},
+		Spec: notifyv1alpha1.NotificationChannelSpec{Auth: notifyv1alpha1.AuthSpec{
+			KeySecretRef: notifyv1alpha1.LocalSecretReference{Name: "app-keys"},
+		}},
+	}
+	if edit != nil {
+		edit(&channel.Spec)
+	}
+	Expect(api.Client.Create(ctx, channel)).To(Succeed())
+	return channel
+}
+
+// get reads obj (named like it) from the API server; it fails the spec when
+// the object does not exist.
+func get[T client.Object](ctx context.Context, obj T) T {
+	GinkgoHelper()
+	Expect(api.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+	return obj
+}
+
+// condition returns the channel's condition of type typ, or nil.
+func condition(channel *notifyv1alpha1.NotificationChannel, typ string) *metav1.Condition {
+	for i := range channel.Status.Conditions {
+		if channel.Status.Conditions[i].Type == typ {
+			return &channel.Status.Conditions[i]
+		}
+	}
+	return nil
+}
