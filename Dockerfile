@@ -6,7 +6,7 @@ WORKDIR /src
 # Dependencies first, so source edits reuse the module layer.
 COPY go.mod go.sum ./
 RUN go mod download
-COPY main.go ./
+COPY *.go ./
 COPY api/ api/
 COPY config/ config/
 COPY controllers/ controllers/

@@ -84,6 +84,16 @@ build: ## Build the herald binary into bin/.
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
 
+##@ Benchmarks
+
+# BENCH_FLAGS pass more flags to the load generator, such as
+# BENCH_FLAGS=-profiles=bin/profiles to keep the streamer's pprof profiles.
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: build ## Load the streamer with real SSE streams (hack/bench); results into docs/benchmarks.{json,md}. A few minutes.
+	$(GO) run ./hack/bench -herald $(BIN)/herald -json docs/benchmarks.json -markdown docs/benchmarks.md $(BENCH_FLAGS)
+
 ##@ Run
 
 .PHONY: run

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -19,13 +18,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/controllers/resources"
 	"github.com/herald-notify/herald/internal/apiserver"
 	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/streamer/auth"
-	"github.com/herald-notify/herald/streamer/sse"
 )
 
 // The commands that talk to Kubernetes run here against a real kube-apiserver
@@ -64,6 +64,29 @@ func clusterNamespace(ctx context.Context) string {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cmd-"}}
 	Expect(cluster.Client.Create(ctx, ns)).To(Succeed())
 	return ns.Name
+}
+
+// asStreamer makes the rest of the spec reach the API server as the
+// ServiceAccount of channel ns/app's streamers, with the Role and RoleBinding
+// the operator gives them (built by controllers/resources, as the operator
+// applies them): the streamer must do its work with those rights alone.
+func asStreamer(ctx context.Context, ns string) {
+	GinkgoHelper()
+	channel := &notifyv1alpha1.NotificationChannel{}
+	Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, channel)).To(Succeed())
+	in := resources.Inputs{Channel: channel, DefaultImage: "example.com/herald:test"}
+	for _, obj := range []client.Object{resources.ServiceAccount(in), resources.Role(in), resources.RoleBinding(in), resources.AuthDelegatorBinding(in)} {
+		Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
+	}
+	config, err := clientcmd.LoadFromFile(cluster.Kubeconfig)
+	Expect(err).NotTo(HaveOccurred())
+	for _, user := range config.AuthInfos {
+		user.Impersonate = "system:serviceaccount:" + ns + ":" + resources.ObjectName("app")
+		user.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
+	}
+	path := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
+	Expect(clientcmd.WriteToFile(*config, path)).To(Succeed())
+	setEnv("KUBECONFIG", path)
 }
 
 // createChannelWithKey creates the key Secret "app-keys" (kid "k1") and the
@@ -173,19 +196,9 @@ var _ = Describe("herald streamer --channel", func() {
 	It("serves the channel from the API and applies a rotated key while an old stream stays open", func(ctx SpecContext) {
 		ns := clusterNamespace(ctx)
 		oldKey := createChannelWithKey(ctx, ns)
-		logs := &testutil.Buffer{}
-		runCtx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- serveStreamer(runCtx, streamerFlags{channel: ns + "/app", listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"},
-				slog.New(slog.NewJSONHandler(logs, nil)))
-		}()
-		DeferCleanup(func() {
-			stop()
-			Eventually(done).Should(Receive(BeNil()))
-		})
-		var addr string
-		Eventually(func() string { addr = logField(logs, "streamer started", "listen"); return addr }).ShouldNot(BeEmpty())
+		asStreamer(ctx, ns)
+		streamer := startChannelStreamer(ns)
+		addr := streamer.addr
 
 		sign := func(kid string, key []byte, user string, publish bool) string {
 			token, err := auth.Sign(auth.TokenClaims{Subject: user, ExpiresAt: time.Now().Add(time.Hour), Publish: publish,
@@ -200,15 +213,7 @@ var _ = Describe("herald streamer --channel", func() {
 			req.Header.Set("Authorization", "Bearer "+token)
 			return http.DefaultClient.Do(req)
 		}
-
-		resp, err := openStream(sign("k1", oldKey, "u1", false))
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(resp.Body.Close)
-		Expect(resp.StatusCode).To(Equal(http.StatusOK))
-		stream := sse.NewReader(resp.Body)
-		hello, err := stream.Next()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(hello.Data).To(ContainSubstring(`"type":"connection"`))
+		u1 := streamer.connect(oldKey, "u1")
 
 		By("replacing kid k1 with k2 in the Secret")
 		newKey := make([]byte, 32)
@@ -231,16 +236,7 @@ var _ = Describe("herald streamer --channel", func() {
 		Expect(status(sign("k2", newKey, "u2", false))()).To(Equal(http.StatusOK))
 
 		By("still delivering to the stream opened with the old key")
-		publish, err := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/notifications",
-			strings.NewReader(`{"recipientUserIds":["u1"],"notificationType":"NOTICE","data":{"message":"after rotation"}}`))
-		Expect(err).NotTo(HaveOccurred())
-		publish.Header.Set("Authorization", "Bearer "+sign("k2", newKey, "backend", true))
-		answer, err := http.DefaultClient.Do(publish)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(answer.StatusCode).To(Equal(http.StatusAccepted))
-		Expect(answer.Body.Close()).To(Succeed())
-		notification, err := stream.Next()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(notification.Data).To(ContainSubstring(`"message":"after rotation"`))
+		Expect(streamer.publishNotification(sign("k2", newKey, "backend", true))).To(Equal(http.StatusAccepted))
+		Expect(u1.next()).To(HaveKeyWithValue("notificationType", "ORDER_SHIPPED"))
 	})
 })

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/announce"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/channelspec"
 	"github.com/herald-notify/herald/streamer/kube"
@@ -46,6 +48,7 @@ type streamerFlags struct {
 	listen        string
 	metricsListen string
 	logLevel      string
+	pprof         bool
 }
 
 func runStreamer(args []string, stdout, stderr io.Writer) error {
@@ -57,6 +60,7 @@ func runStreamer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.listen, "listen", ":8080", "address of the stream and publish API")
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve the Go runtime profiles (net/http/pprof) under /debug/pprof/ on the metrics address; for benchmarks and investigations, not for an address others can reach")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
@@ -89,8 +93,13 @@ func runStreamer(args []string, stdout, stderr io.Writer) error {
 type channelSource struct {
 	channel *notifyv1alpha1.NotificationChannel
 	keys    *auth.KeySet
-	// watch, when set, keeps the server's keys current until ctx ends.
+	// watch, when set, keeps the server's keys and settings current until
+	// ctx ends.
 	watch func(ctx context.Context, srv *server.Server) error
+	// announcer, when set, announces the channel's SystemEvents.
+	announcer *announce.Announcer
+	// publishers, when set, authorizes publishers by ServiceAccount token.
+	publishers *kube.PublisherReviewer
 }
 
 // loadFromFile reads the channel manifest and its key Secret's folder.
@@ -112,7 +121,8 @@ func loadFromFile(ctx context.Context, f streamerFlags) (*channelSource, error) 
 }
 
 // loadFromAPI reads the channel and its key Secret from the API, and watches
-// the Secret so that rotated keys apply without dropping streams.
+// both so that rotated keys and changed settings apply without dropping
+// streams.
 func loadFromAPI(ctx context.Context, f streamerFlags, logger *slog.Logger) (*channelSource, error) {
 	ref, err := kube.ParseChannelRef(f.channel)
 	if err != nil {
@@ -126,7 +136,7 @@ func loadFromAPI(ctx context.Context, f streamerFlags, logger *slog.Logger) (*ch
 	if err := notifyv1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
 	}
@@ -148,9 +158,24 @@ func loadFromAPI(ctx context.Context, f streamerFlags, logger *slog.Logger) (*ch
 	if err != nil {
 		return nil, err
 	}
-	return &channelSource{channel: channel, keys: keys, watch: func(ctx context.Context, s *server.Server) error {
+	channelWatcher := kube.NewChannelWatcher(c, channel, watcher, func(spec notifyv1alpha1.NotificationChannelSpec, k *auth.KeySet) error {
+		return srv.Load().SetSpec(spec, k)
+	}, logger)
+	announcer := announce.New(announce.Options{
+		Channel: channel.Name, Status: kube.SystemEventStatus{Client: c}, Logger: logger,
+	})
+	publishers := kube.NewPublisherReviewer(clientset, channel)
+	return &channelSource{channel: channel, keys: keys, announcer: announcer, publishers: publishers, watch: func(ctx context.Context, s *server.Server) error {
 		srv.Store(s)
-		return watcher.Run(ctx)
+		go announcer.Run(ctx, s.EventLog())
+		go func() {
+			if err := kube.WatchSystemEvents(ctx, cfg, channel.Namespace, announcer, logger); err != nil {
+				logger.Error("the SystemEvent watch failed; no announcements until a restart", "error", err.Error())
+			}
+		}()
+		channelWatch := make(chan error, 1)
+		go func() { channelWatch <- channelWatcher.Run(ctx) }()
+		return errors.Join(watcher.Run(ctx), <-channelWatch)
 	}}, nil
 }
 
@@ -168,7 +193,14 @@ func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) er
 	}
 	channel := source.channel
 	keys := source.keys
-	srv, err := server.New(server.Config{Channel: channel, Keys: keys, Logger: logger})
+	cfg := server.Config{Channel: channel, Keys: keys, Logger: logger}
+	if source.announcer != nil {
+		cfg.Announcements = source.announcer
+	}
+	if source.publishers != nil {
+		cfg.ServiceAccountPublishers = source.publishers
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -177,7 +209,11 @@ func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) er
 	if err != nil {
 		return err
 	}
-	ops, err := listen(f.metricsListen, srv.OpsHandler())
+	opsHandler := srv.OpsHandler()
+	if f.pprof {
+		opsHandler = withPprof(opsHandler)
+	}
+	ops, err := listen(f.metricsListen, opsHandler)
 	if err != nil {
 		_ = api.server.Close()
 		return err
@@ -190,7 +226,7 @@ func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) er
 	if source.watch != nil {
 		go func() {
 			if err := source.watch(runCtx, srv); err != nil {
-				logger.Error("the key Secret watch failed; keys stay as they are", "error", err.Error())
+				logger.Error("the watch of the channel or its key Secret failed; settings and keys stay as they are", "error", err.Error())
 			}
 		}()
 	}
@@ -203,7 +239,7 @@ func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) er
 		return fmt.Errorf("the metrics listener failed: %w", err)
 	}
 
-	grace := channel.Spec.Drain.GracePeriod.Duration
+	grace := srv.Spec().Drain.GracePeriod.Duration
 	logger.Info("draining", "streams", srv.Streams(), "gracePeriod", grace.String())
 	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -247,6 +283,21 @@ func listen(addr string, handler http.Handler) (*listener, error) {
 		}
 	}()
 	return l, nil
+}
+
+// withPprof adds the runtime profiles of net/http/pprof to the ops handler.
+// They are mounted on their own mux, never on http.DefaultServeMux, so that
+// nothing serves them unless --pprof asked for it. The ops listener has no
+// write timeout, so a 30-second CPU profile is not cut short.
+func withPprof(ops http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", ops)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // readSecretDir reads a Secret as Kubernetes mounts it: one file per entry.

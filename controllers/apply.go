@@ -58,6 +58,9 @@ var (
 		empty:   func() *policyv1.PodDisruptionBudget { return &policyv1.PodDisruptionBudget{} },
 		extract: policyv1ac.ExtractPodDisruptionBudget,
 	}
+	clusterRoleBindingKind = ownedKind[*rbacv1.ClusterRoleBinding, *rbacv1ac.ClusterRoleBindingApplyConfiguration]{
+		empty: func() *rbacv1.ClusterRoleBinding { return &rbacv1.ClusterRoleBinding{} }, extract: rbacv1ac.ExtractClusterRoleBinding,
+	}
 	horizontalPodAutoscalerKind = ownedKind[*autoscalingv2.HorizontalPodAutoscaler, *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration]{
 		empty:   func() *autoscalingv2.HorizontalPodAutoscaler { return &autoscalingv2.HorizontalPodAutoscaler{} },
 		extract: autoscalingv2ac.ExtractHorizontalPodAutoscaler,
@@ -77,6 +80,12 @@ func applyOwned[T client.Object, AC runtime.ApplyConfiguration](
 	if err := controllerutil.SetControllerReference(channel, desired, c.Scheme()); err != nil {
 		return desired, false, fmt.Errorf("failed to set the owner of %s: %w", describe(desired), err)
 	}
+	return applyChanged(ctx, c, desired, kind)
+}
+
+// applyChanged applies desired when the fields FieldOwner owns in the
+// object differ from it; see applyOwned.
+func applyChanged[T client.Object, AC runtime.ApplyConfiguration](ctx context.Context, c client.Client, desired T, kind ownedKind[T, AC]) (T, bool, error) {
 	want, err := applyConfiguration[AC](desired)
 	if err != nil {
 		return desired, false, err

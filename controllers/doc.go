@@ -2,7 +2,8 @@
 // operator runs with are declared here, so that config/rbac and the chart's
 // ClusterRole are generated from one source. Beyond what the reconcilers
 // need, the operator creates TokenReviews and SubjectAccessReviews to check
-// who may read its /metrics.
+// who may read its /metrics; holding them (and bind on the role) also lets it
+// grant system:auth-delegator to each channel's streamers.
 //
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels,verbs=get;list;watch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels/status,verbs=get;update;patch
@@ -17,6 +18,8 @@
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=system:auth-delegator
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 package controllers

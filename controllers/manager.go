@@ -25,6 +25,7 @@ func CacheOptions() cache.Options {
 	for _, obj := range []client.Object{
 		&corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}, &appsv1.Deployment{},
 		&corev1.Service{}, &policyv1.PodDisruptionBudget{}, &autoscalingv2.HorizontalPodAutoscaler{},
+		&rbacv1.ClusterRoleBinding{},
 	} {
 		byObject[obj] = managed
 	}
@@ -41,6 +42,9 @@ func Setup(mgr ctrl.Manager, streamerImage string) error {
 		StreamerImage: streamerImage,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the %s controller: %w", ControllerName, err)
+	}
+	if err := (&SystemEventReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the %s controller: %w", SystemEventControllerName, err)
 	}
 	return nil
 }

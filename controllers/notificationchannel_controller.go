@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -33,6 +34,10 @@ import (
 // ControllerName names the NotificationChannel controller in logs, metrics
 // and as the reporting controller of its Events.
 const ControllerName = "notificationchannel"
+
+// Finalizer holds a channel until the operator deleted its cluster-scoped
+// objects, which no owner reference can tie to a namespaced channel.
+const Finalizer = "notify.herald.dev/cluster-objects"
 
 // replicasHandoverOwner is the field manager that holds a Deployment's
 // spec.replicas while it passes from the operator to an autoscaler.
@@ -76,23 +81,39 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !channel.DeletionTimestamp.IsZero() {
-		// The garbage collector deletes the owned objects.
-		return ctrl.Result{}, nil
+		// The garbage collector deletes the namespaced objects; the
+		// cluster-scoped binding goes through the finalizer.
+		return ctrl.Result{}, r.finalize(ctx, channel)
 	}
 	rec := &reconciliation{channel: channel, inputs: resources.Inputs{Channel: channel, DefaultImage: r.StreamerImage}}
 
 	applyErr := r.ensureOwnedObjects(ctx, rec,
+		r.ensureFinalizer,
 		r.ensureServiceAccount,
 		r.ensureRole,
 		r.ensureRoleBinding,
+		r.ensureAuthDelegatorBinding,
 		r.ensureDeployment,
 		r.ensureService,
 		r.ensurePodDisruptionBudget,
 		r.ensureHorizontalPodAutoscaler,
 	)
-	secretProblem, secretErr := checkSecrets(ctx, r.APIReader, channel)
-	statusErr := r.ensureStatus(ctx, rec, applyErr, secretProblem)
+	problem, secretErr := checkSecrets(ctx, r.APIReader, channel)
+	if problem == nil {
+		problem = checkBroker(channel)
+	}
+	statusErr := r.ensureStatus(ctx, rec, applyErr, problem)
 	return ctrl.Result{}, errors.Join(applyErr, secretErr, statusErr)
+}
+
+// checkBroker reports a broker this version's streamers cannot use: the API
+// accepts NATS already, the streamers refuse to start with it.
+func checkBroker(channel *notifyv1alpha1.NotificationChannel) *problem {
+	if t := channel.Spec.Broker.Type; t != "" && t != notifyv1alpha1.BrokerEmbedded {
+		return &problem{reason: notifyv1alpha1.ReasonBrokerNotSupported, message: fmt.Sprintf(
+			"this version's streamers support broker.type Embedded only, not %s: they will not start", t)}
+	}
+	return nil
 }
 
 // ensureStep makes one kind of owned object match the channel.
@@ -115,6 +136,51 @@ func (r *NotificationChannelReconciler) ensureOwnedObjects(ctx context.Context, 
 			"updated the streamer objects: %s", strings.Join(rec.written, ", "))
 	}
 	return err
+}
+
+// ensureFinalizer puts Finalizer on the channel before anything
+// cluster-scoped is created for it, so that nothing outlives it.
+func (r *NotificationChannelReconciler) ensureFinalizer(ctx context.Context, rec *reconciliation) error {
+	patch := client.MergeFromWithOptions(rec.channel.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if !controllerutil.AddFinalizer(rec.channel, Finalizer) {
+		return nil
+	}
+	// A patch of the finalizers alone: an update would send the whole
+	// typed spec back, and its empty blocks would be defaulted anew.
+	if err := r.Client.Patch(ctx, rec.channel, patch); err != nil {
+		return fmt.Errorf("failed to add finalizer %s: %w", Finalizer, err)
+	}
+	return nil
+}
+
+// ensureAuthDelegatorBinding lets the streamers review publishers'
+// ServiceAccount tokens.
+func (r *NotificationChannelReconciler) ensureAuthDelegatorBinding(ctx context.Context, rec *reconciliation) error {
+	desired := resources.AuthDelegatorBinding(rec.inputs)
+	_, written, err := applyChanged(ctx, r.Client, desired, clusterRoleBindingKind)
+	if written {
+		rec.written = append(rec.written, "ClusterRoleBinding "+desired.Name)
+	}
+	return err
+}
+
+// finalize deletes the channel's cluster-scoped binding, then lets the
+// channel go.
+func (r *NotificationChannelReconciler) finalize(ctx context.Context, channel *notifyv1alpha1.NotificationChannel) error {
+	if !controllerutil.ContainsFinalizer(channel, Finalizer) {
+		return nil
+	}
+	binding := &rbacv1.ClusterRoleBinding{}
+	binding.Name = resources.AuthDelegatorBindingName(channel.Namespace, channel.Name)
+	if err := r.Client.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("failed to delete ClusterRoleBinding %s: %w", binding.Name, err)
+	}
+	patch := client.MergeFromWithOptions(channel.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(channel, Finalizer)
+	if err := r.Client.Patch(ctx, channel, patch); err != nil {
+		return fmt.Errorf("failed to remove finalizer %s: %w", Finalizer, err)
+	}
+	return nil
 }
 
 func (r *NotificationChannelReconciler) ensureServiceAccount(ctx context.Context, rec *reconciliation) error {
@@ -222,8 +288,8 @@ func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.C
 // ensureStatus writes the channel's status when it differs from what the
 // reconcile observed, and records an Event when the channel turns Degraded
 // or Ready.
-func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *reconciliation, applyErr error, secret *problem) error {
-	obs := observation{secret: secret, deployment: rec.deployment}
+func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *reconciliation, applyErr error, channelProblem *problem) error {
+	obs := observation{secret: channelProblem, deployment: rec.deployment}
 	if applyErr != nil {
 		obs.applyFailed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(applyErr.Error())}
 	}
@@ -287,12 +353,26 @@ func (r *NotificationChannelReconciler) setupWithManager(mgr ctrl.Manager, recon
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
+		Watches(&rbacv1.ClusterRoleBinding{}, handler.EnqueueRequestsFromMapFunc(channelOfClusterObject)).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.channelsNamingSecret)).
 		Complete(reconciler)
+}
+
+// channelOfClusterObject maps a cluster-scoped object of a channel, found
+// by its labels, to the channel.
+func channelOfClusterObject(_ context.Context, obj client.Object) []ctrl.Request {
+	labels := obj.GetLabels()
+	namespace, name := labels[resources.LabelChannelNamespace], labels[resources.LabelChannel]
+	if namespace == "" || name == "" || labels[resources.LabelManagedBy] != resources.ManagedBy {
+		return nil
+	}
+	// The channel label holds the name unless it was too long for a label;
+	// such a channel's binding is still restored on its next reconcile.
+	return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: namespace, Name: name}}}
 }
 
 // channelsNamingSecret maps a Secret to the channels in its namespace that

@@ -161,6 +161,13 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		svc := get(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: objectName}})
 		Expect(svc.Spec.Ports).To(ContainElement(HaveField("Name", "http")))
 
+		By("letting the streamers review publishers' ServiceAccount tokens, held by a finalizer")
+		delegator := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "herald:" + ns + ":app-streamer:auth-delegator"}}
+		Eventually(exists(ctx, delegator)).Should(BeTrue())
+		Expect(delegator.RoleRef.Name).To(Equal("system:auth-delegator"))
+		Expect(delegator.Subjects).To(ConsistOf(And(HaveField("Name", objectName), HaveField("Namespace", ns))))
+		Expect(get(ctx, channel).Finalizers).To(ContainElement("notify.herald.dev/cluster-objects"))
+
 		By("not creating a PodDisruptionBudget or autoscaler for a single replica")
 		Expect(exists(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: objectName}})()).To(BeFalse())
 		Expect(exists(ctx, &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: objectName}})()).To(BeFalse())
@@ -176,16 +183,23 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		Eventually(eventReasons(ctx, channel)).Should(ContainElement("Applied"))
 	})
 
-	It("rolls the pods on a spec change, and writes nothing when nothing changed", func(ctx SpecContext) {
+	It("rolls the pods on a change of a start-only setting, and writes nothing when nothing changed", func(ctx SpecContext) {
 		ns := newNamespace(ctx, nil)
 		createKeySecret(ctx, ns, map[string][]byte{"k1": hmacKey()})
 		channel := createChannel(ctx, ns, nil)
 		settled(ctx, channel)
 		before := deploymentOf(ctx, ns)().Spec.Template.Annotations[resources.AnnotationConfigHash]
 
-		By("changing a setting the streamer reads at start")
+		By("changing a setting the streamers apply live: the pod template stays")
 		channel = get(ctx, channel)
 		channel.Spec.Connections.MaxPerUser = 2
+		Expect(api.Client.Update(ctx, channel)).To(Succeed())
+		settled(ctx, channel) // the operator observed the new generation
+		Expect(deploymentOf(ctx, ns)().Spec.Template.Annotations[resources.AnnotationConfigHash]).To(Equal(before))
+
+		By("changing a setting the streamer reads at start")
+		channel = get(ctx, channel)
+		channel.Spec.History.MaxEvents = 777
 		Expect(api.Client.Update(ctx, channel)).To(Succeed())
 		Eventually(func() string {
 			return deploymentOf(ctx, ns)().Spec.Template.Annotations[resources.AnnotationConfigHash]
@@ -254,6 +268,8 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		Expect(pdb.Spec.MaxUnavailable.IntValue()).To(Equal(1))
 		Expect(deploymentOf(ctx, ns)().Spec.Replicas).To(PointTo(BeEquivalentTo(3)))
 		settled(ctx, channel)
+		Expect(get(ctx, channel).Status).To(haveCondition(notifyv1alpha1.ConditionDegraded, metav1.ConditionTrue, notifyv1alpha1.ReasonBrokerNotSupported),
+			"the streamers of this version cannot use NATS yet, and the channel says so")
 
 		By("turning autoscaling on: the Deployment keeps its 3 replicas")
 		channel = get(ctx, channel)

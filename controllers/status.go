@@ -22,7 +22,8 @@ type problem struct {
 type observation struct {
 	// applyFailed is set when applying the owned objects failed.
 	applyFailed *problem
-	// secret is set when a Secret the channel names is missing or unusable.
+	// secret is set when a Secret the channel names is missing or unusable,
+	// or its broker cannot be used: what stops its streamers from starting.
 	secret *problem
 	// deployment is the streamers' Deployment, nil when it does not exist.
 	deployment *appsv1.Deployment

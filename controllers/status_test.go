@@ -26,7 +26,7 @@ var _ = Describe("the channel status", func() {
 	// reasons reads Ready, Progressing and Degraded off a status, as
 	// "Status/Reason" each.
 	reasons := func(status notifyv1alpha1.NotificationChannelStatus) []string {
-		var out []string
+		out := make([]string, 0, 3)
 		for _, typ := range []string{notifyv1alpha1.ConditionReady, notifyv1alpha1.ConditionProgressing, notifyv1alpha1.ConditionDegraded} {
 			c := meta.FindStatusCondition(status.Conditions, typ)
 			Expect(c).NotTo(BeNil(), typ)

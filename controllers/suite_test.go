@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -46,6 +47,7 @@ var (
 )
 
 var _ = BeforeSuite(func() {
+	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	SetDefaultEventuallyTimeout(30 * time.Second)
 	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 	var err error
@@ -74,6 +76,7 @@ var _ = BeforeSuite(func() {
 	}
 	reconcil = &reconcileLog{next: r, done: map[types.NamespacedName]int{}}
 	Expect(r.SetupWithReconciler(mgr, reconcil)).To(Succeed())
+	Expect((&controllers.SystemEventReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error)
@@ -104,13 +107,14 @@ func (w *writeLog) wrap(next http.RoundTripper) http.RoundTripper {
 	})
 }
 
-// in returns the writes recorded so far into namespace.
+// in returns the writes recorded so far into namespace, and to the
+// cluster-scoped objects of its channels (named "herald:<namespace>:…").
 func (w *writeLog) in(namespace string) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var found []string
 	for _, p := range w.paths {
-		if strings.Contains(p, "/namespaces/"+namespace+"/") {
+		if strings.Contains(p, "/namespaces/"+namespace+"/") || strings.Contains(p, ":"+namespace+":") {
 			found = append(found, p)
 		}
 	}

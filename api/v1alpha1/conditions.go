@@ -38,6 +38,9 @@ const (
 	// ReasonInvalidKey: the key Secret exists but holds no usable key for the
 	// configured algorithms (wrong type, malformed PEM, HMAC key too short).
 	ReasonInvalidKey = "InvalidKey"
+	// ReasonBrokerNotSupported: the channel's broker type is not available
+	// in this version's streamers.
+	ReasonBrokerNotSupported = "BrokerNotSupported"
 	// ReasonReconcileFailed: applying an owned object failed; the message has
 	// the API server's answer. Retried with backoff.
 	ReasonReconcileFailed = "ReconcileFailed"
@@ -50,4 +53,9 @@ const (
 	ReasonScheduled = "Scheduled"
 	// ReasonExpired: a SystemEvent's expiresAt has passed.
 	ReasonExpired = "Expired"
+	// ReasonDataTooLarge: a SystemEvent's encoded data exceeds what the
+	// streamer announces (32 KiB).
+	ReasonDataTooLarge = "DataTooLarge"
+	// ReasonInvalidData: a SystemEvent's data cannot be encoded as JSON.
+	ReasonInvalidData = "InvalidData"
 )

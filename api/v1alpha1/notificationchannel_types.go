@@ -10,6 +10,7 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas <= 1 || (has(self.broker) && has(self.broker.type) && self.broker.type == 'NATS')",fieldPath=".replicas",message="more than one replica requires broker.type NATS: the embedded log lives inside one pod"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || self.autoscaling.maxReplicas <= 1 || (has(self.broker) && has(self.broker.type) && self.broker.type == 'NATS')",fieldPath=".autoscaling",message="autoscaling beyond one replica requires broker.type NATS: the embedded log lives inside one pod"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || (has(self.pod) && has(self.pod.resources) && has(self.pod.resources.requests) && 'cpu' in self.pod.resources.requests)",fieldPath=".autoscaling",message="autoscaling needs pod.resources.requests.cpu: the autoscaler scales on CPU use relative to the request, and without one it never acts"
 type NotificationChannelSpec struct {
 	// Replicas is the number of streamer pods. More than one requires the NATS
 	// broker, so that every replica sees the same ordered log. Ignored while

@@ -64,7 +64,7 @@ type ChannelReference struct {
 }
 
 // Audience is either every connected user of the channel or a list of user ids.
-// +kubebuilder:validation:XValidation:rule="(has(self.all) && self.all) != (has(self.userIds) && size(self.userIds) > 0)",message="set either all: true or a non-empty userIds list, not both"
+// +kubebuilder:validation:XValidation:rule="(has(self.all) && self.all) != (has(self.userIds) && size(self.userIds) > 0)",message="set exactly one of all: true or a non-empty userIds list"
 type Audience struct {
 	// All sends the event to every connected user.
 	// +optional

@@ -141,6 +141,7 @@ var _ = Describe("the CRD schema", func() {
 		obj := object(validChannel)
 		set("spec.broker", map[string]any{"type": "NATS", "nats": map[string]any{"url": "nats://nats:4222"}})(obj)
 		set("spec.autoscaling", map[string]any{"maxReplicas": int64(5)})(obj)
+		set("spec.pod", map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "100m"}}})(obj)
 		Expect(create(ctx, obj)).To(Succeed())
 		nch := &notifyv1alpha1.NotificationChannel{}
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(obj), nch)).To(Succeed())
@@ -223,6 +224,10 @@ var _ = Describe("the CRD schema", func() {
 			"spec.broker.nats", "nats is required when type is NATS"),
 		Entry("NATS settings on the embedded broker", validChannel, set("spec.broker.nats", map[string]any{"url": "nats://nats:4222"}),
 			"spec.broker.nats", "must be omitted otherwise"),
+		Entry("autoscaling without a CPU request", validChannel, func(obj *unstructured.Unstructured) {
+			set("spec.broker", map[string]any{"type": "NATS", "nats": map[string]any{"url": "nats://nats:4222"}})(obj)
+			set("spec.autoscaling", map[string]any{"maxReplicas": int64(4)})(obj)
+		}, "spec.autoscaling", "autoscaling needs pod.resources.requests.cpu"),
 		Entry("autoscaling minimum above maximum", validChannel, set("spec.autoscaling", map[string]any{"minReplicas": int64(5), "maxReplicas": int64(1)}),
 			"spec.autoscaling.minReplicas", "must not exceed maxReplicas"),
 		Entry("reconnect jitter longer than the drain", validChannel, set("spec.drain", map[string]any{"gracePeriod": "10s", "reconnectJitter": "1m"}),
@@ -245,9 +250,9 @@ var _ = Describe("the CRD schema", func() {
 			set("spec.expiresAt", "2027-01-15T21:00:00Z")(obj)
 		}, "spec.expiresAt", "must be after deliverAt"),
 		Entry("audience of all users and a list", validEvent, set("spec.audience", map[string]any{"all": true, "userIds": list("u1")}),
-			"spec.audience", "not both"),
+			"spec.audience", "exactly one of all: true or a non-empty userIds list"),
 		Entry("audience of nobody", validEvent, set("spec.audience", map[string]any{"all": false}),
-			"spec.audience", "set either all: true or a non-empty userIds list"),
+			"spec.audience", "set exactly one of all: true or a non-empty userIds list"),
 		Entry("empty user id", validEvent, set("spec.audience", map[string]any{"userIds": list("")}),
 			"spec.audience.userIds[0]", "should be at least 1 chars long"),
 	)

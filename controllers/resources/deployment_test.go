@@ -102,7 +102,7 @@ var _ = Describe("Deployment", func() {
 		Entry("the default", nil, new(int32(1))),
 		Entry("zero stops the channel", []string{"replicas: 0"}, new(int32(0))),
 		Entry("three over NATS", []string{natsBrokerYML, "replicas: 3"}, new(int32(3))),
-		Entry("autoscaled", []string{natsBrokerYML, "replicas: 3", "autoscaling: {maxReplicas: 6}"}, nil),
+		Entry("autoscaled", []string{natsBrokerYML, "replicas: 3", cpuRequestYML, "autoscaling: {maxReplicas: 6}"}, nil),
 	)
 
 	DescribeTable("gives a deleted pod the preStop sleep, the whole drain and a margin",

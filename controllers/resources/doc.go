@@ -24,10 +24,13 @@
 //
 // # Pod-template hash
 //
-// The streamer reads its channel spec from the API, so most spec changes are
-// invisible in the pod template. The AnnotationConfigHash annotation carries a
-// hash of the inputs that need new pods (see ConfigHash): changing them rolls
-// the Deployment, changing anything else does not. Key rotation never rolls
-// pods: the keys live in the Secret, not in the spec, and the streamer watches
-// that Secret and applies a rotated key without dropping connections.
+// The streamer reads its channel spec from the API and watches it, applying
+// most setting changes (auth, connections, CORS, drain) live without dropping
+// a connection, so those are invisible in the pod template. The
+// AnnotationConfigHash annotation carries a hash of the inputs that need new
+// pods (see ConfigHash: the image, broker, history and the key Secret's
+// name): changing them rolls the Deployment, changing anything else does not.
+// Key rotation never rolls pods: the keys live in the Secret, not in the
+// spec, and the streamer watches that Secret and applies a rotated key
+// without dropping connections.
 package resources

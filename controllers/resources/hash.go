@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"slices"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 )
@@ -45,14 +44,19 @@ func ConfigHash(in Inputs) string {
 //   - pod (resources, scheduling, annotations) is in the pod template itself,
 //     so the Deployment rolls on its changes without the hash;
 //   - image is replaced by the image actually run, so that a spec.image equal
-//     to the operator's default does not roll anything.
+//     to the operator's default does not roll anything;
+//   - auth (but keySecretRef), connections, cors and drain: the running
+//     streamers watch their channel and apply these live, without dropping a
+//     stream (server.SetSpec). drain.gracePeriod still rolls the pods, by
+//     itself: it sets the pod template's terminationGracePeriodSeconds.
 //
-// Everything else (auth, connections, history, broker, cors, drain, and any
-// field added later) is kept: the streamer applies no setting of its spec
-// live today. Remove a field here once the streamer applies it live. The
-// Secrets' contents are not inputs at all: the streamer applies rotated keys
-// live. The lists that the API declares as sets are sorted, so reordering one
-// does not roll the pods.
+// What is kept needs new pods: broker and history (the event log is built
+// when the streamer starts), auth.keySecretRef (the key Secret's watch and
+// the Role's resourceNames are set up for one Secret), and any field added
+// later, until the streamer applies it live. The streamer's list of the
+// settings it cannot change live (startOnlySettings in streamer/server) names
+// the same fields: keep the two in step. The Secrets' contents are not inputs
+// at all: the streamer applies rotated keys live.
 func restartSpec(spec *notifyv1alpha1.NotificationChannelSpec) notifyv1alpha1.NotificationChannelSpec {
 	s := *spec.DeepCopy()
 	s.Replicas = nil
@@ -60,9 +64,9 @@ func restartSpec(spec *notifyv1alpha1.NotificationChannelSpec) notifyv1alpha1.No
 	s.Service = notifyv1alpha1.ServiceSpec{}
 	s.Pod = notifyv1alpha1.PodSpec{}
 	s.Image = ""
-	slices.Sort(s.Auth.Algorithms)
-	slices.Sort(s.Auth.Audiences)
-	slices.Sort(s.Auth.TokenSources)
-	slices.Sort(s.CORS.AllowedOrigins)
+	s.Auth = notifyv1alpha1.AuthSpec{KeySecretRef: s.Auth.KeySecretRef}
+	s.Connections = notifyv1alpha1.ConnectionsSpec{}
+	s.CORS = notifyv1alpha1.CORSSpec{}
+	s.Drain = notifyv1alpha1.DrainSpec{}
 	return s
 }

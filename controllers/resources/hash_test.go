@@ -45,21 +45,41 @@ var _ = Describe("ConfigHash", func() {
 			Expect(hash(spec)).NotTo(Equal(hash()))
 		},
 		Entry("the key Secret reference", "auth: {keySecretRef: {name: other-keys}}"),
-		Entry("the issuer", "auth: {keySecretRef: {name: chat-keys}, issuer: https://id.example.com}"),
-		Entry("the connection limits", "connections: {maxPerPod: 5}"),
 		Entry("the history", "history: {maxEvents: 5}"),
+		Entry("the history's age", "history: {maxAge: 2h}"),
 		Entry("the broker", "broker: {type: NATS, nats: {url: 'nats://other:4222'}}"),
-		Entry("the CORS origins", "cors: {allowedOrigins: ['https://c.example.com']}"),
-		Entry("the drain", "drain: {gracePeriod: 1m}"),
+		Entry("the NATS stream replicas", "broker: {type: NATS, nats: {url: 'nats://nats.nats:4222', streamReplicas: 3}}"),
 		Entry("the image", "image: registry.example.com/herald:v9"),
 	)
+
+	DescribeTable("stays when the running streamers apply the change live",
+		func(spec string) {
+			Expect(hash(spec)).To(Equal(hash()))
+		},
+		Entry("the issuer", "auth: {keySecretRef: {name: chat-keys}, issuer: https://id.example.com}"),
+		Entry("the algorithms", "auth: {keySecretRef: {name: chat-keys}, algorithms: [HS512]}"),
+		Entry("the audiences and token sources", "auth: {keySecretRef: {name: chat-keys}, audiences: [api], tokenSources: [Cookie]}"),
+		Entry("the user-id claim, leeway, cookie, ticket TTL and publish grant",
+			"auth: {keySecretRef: {name: chat-keys}, userIdClaim: email, leeway: 1m, cookieName: sid, ticketTTL: 1m, publishGrant: {claim: roles, value: publisher}}"),
+		Entry("the connection limits", "connections: {maxPerPod: 5, maxPerUser: 3, userLimitPolicy: Reject}"),
+		Entry("the keep-alive and send queue", "connections: {keepAliveInterval: 10s, sendQueueBytes: 8192}"),
+		Entry("the CORS origins", "cors: {allowedOrigins: ['https://c.example.com']}"),
+		Entry("the drain's jitter", "drain: {reconnectJitter: 10s}"),
+	)
+
+	It("leaves a changed drain grace period to the pod template, which rolls the pods by itself", func() {
+		in := inputs(withFields(base, "drain: {gracePeriod: 1m}")...)
+		Expect(resources.ConfigHash(in)).To(Equal(hash()))
+		Expect(*resources.Deployment(in).Spec.Template.Spec.TerminationGracePeriodSeconds).NotTo(
+			Equal(*resources.Deployment(inputs(base...)).Spec.Template.Spec.TerminationGracePeriodSeconds))
+	})
 
 	DescribeTable("stays when the change needs no new pods, or rolls them by itself",
 		func(spec string) {
 			Expect(hash(spec)).To(Equal(hash()))
 		},
 		Entry("replicas", "replicas: 3"),
-		Entry("autoscaling", "autoscaling: {minReplicas: 2, maxReplicas: 8}"),
+		Entry("autoscaling", "autoscaling: {minReplicas: 2, maxReplicas: 8}\npod: {resources: {requests: {cpu: 100m}}}"),
 		Entry("service annotations", "service: {annotations: {a: c, d: e}}"),
 		Entry("service type and port", "service: {type: LoadBalancer, port: 8443}"),
 		Entry("pod annotations", "pod: {annotations: {other: x}}"),

@@ -98,7 +98,7 @@ var _ = Describe("names", func() {
 	})
 
 	It("names, labels and types every object", func() {
-		in := inputs(natsBrokerYML, "autoscaling: {maxReplicas: 4}")
+		in := inputs(natsBrokerYML, cpuRequestYML, "autoscaling: {maxReplicas: 4}")
 		objs := allObjects(in)
 		Expect(objs).To(HaveLen(7))
 		kinds := map[string]bool{}
@@ -131,7 +131,7 @@ var _ = Describe("names", func() {
 				"auth: {keySecretRef: {name: other-keys}, issuer: https://id.example.com}",
 				"image: registry.example.com/herald:v9", natsBrokerYML,
 				"autoscaling: {minReplicas: 3, maxReplicas: 9}",
-				"pod: {annotations: {a: b}, nodeSelector: {pool: rt}}",
+				"pod: {annotations: {a: b}, nodeSelector: {pool: rt}, resources: {requests: {cpu: 100m}}}",
 				"service: {type: LoadBalancer, port: 443}",
 			),
 			DefaultImage: "ghcr.io/herald-notify/herald:v2",

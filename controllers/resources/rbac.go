@@ -82,3 +82,39 @@ func RoleBinding(in Inputs) *rbacv1.RoleBinding {
 		},
 	}
 }
+
+// AuthDelegatorRole is the built-in ClusterRole that lets the streamers ask
+// the API server who a publisher's ServiceAccount token belongs to
+// (TokenReview) and whether it may publish (SubjectAccessReview).
+const AuthDelegatorRole = "system:auth-delegator"
+
+// LabelChannelNamespace is on the cluster-scoped objects of a channel, which
+// owner references cannot tie to it: the channel's namespace.
+const LabelChannelNamespace = "notify.herald.dev/channel-namespace"
+
+// AuthDelegatorBinding grants AuthDelegatorRole to the streamers'
+// ServiceAccount, so that backends can publish with their own ServiceAccount
+// token, authorized by an ordinary Role on notificationchannels/publish.
+// It is cluster-scoped, so no owner reference ties it to the channel: the
+// reconciler deletes it through a finalizer. Its name is unique per channel:
+// "herald:<namespace>:<object name>:auth-delegator".
+func AuthDelegatorBinding(in Inputs) *rbacv1.ClusterRoleBinding {
+	labels := Labels(in.Channel.Name)
+	labels[LabelChannelNamespace] = in.Channel.Namespace
+	return &rbacv1.ClusterRoleBinding{
+		TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "ClusterRoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   AuthDelegatorBindingName(in.Channel.Namespace, in.Channel.Name),
+			Labels: labels,
+		},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: AuthDelegatorRole},
+		Subjects: []rbacv1.Subject{
+			{Kind: rbacv1.ServiceAccountKind, Name: in.name(), Namespace: in.Channel.Namespace},
+		},
+	}
+}
+
+// AuthDelegatorBindingName names the AuthDelegatorBinding of a channel.
+func AuthDelegatorBindingName(namespace, channel string) string {
+	return "herald:" + namespace + ":" + ObjectName(channel) + ":auth-delegator"
+}

@@ -93,3 +93,19 @@ var _ = Describe("RoleBinding", func() {
 		}))
 	})
 })
+
+var _ = Describe("AuthDelegatorBinding", func() {
+	It("lets the streamers' ServiceAccount review publishers' tokens, named per channel", func() {
+		binding := resources.AuthDelegatorBinding(inputs())
+		Expect(binding.Name).To(Equal("herald:" + namespace + ":" + objectName + ":auth-delegator"))
+		Expect(binding.Namespace).To(BeEmpty())
+		Expect(binding.RoleRef).To(Equal(rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"}))
+		Expect(binding.Subjects).To(Equal([]rbacv1.Subject{{Kind: "ServiceAccount", Name: objectName, Namespace: namespace}}))
+		Expect(binding.Labels).To(And(
+			HaveKeyWithValue(resources.LabelManagedBy, resources.ManagedBy),
+			HaveKeyWithValue(resources.LabelChannel, channelName),
+			HaveKeyWithValue(resources.LabelChannelNamespace, namespace),
+		))
+		Expect(resources.Labels(channelName)).NotTo(HaveKey(resources.LabelChannelNamespace), "the builder does not alias the shared labels")
+	})
+})

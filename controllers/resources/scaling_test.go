@@ -35,10 +35,10 @@ var _ = Describe("PodDisruptionBudget", func() {
 		Entry("the default single replica", nil, false),
 		Entry("a stopped channel", []string{"replicas: 0"}, false),
 		Entry("two replicas", []string{natsBrokerYML, "replicas: 2"}, true),
-		Entry("autoscaled between 1 and 1", []string{"autoscaling: {minReplicas: 1, maxReplicas: 1}"}, false),
-		Entry("autoscaled from 1 upwards", []string{natsBrokerYML, "autoscaling: {minReplicas: 1, maxReplicas: 3}"}, true),
-		Entry("autoscaled from the default 2", []string{natsBrokerYML, "autoscaling: {maxReplicas: 4}"}, true),
-		Entry("autoscaled, replicas ignored", []string{natsBrokerYML, "replicas: 5", "autoscaling: {minReplicas: 1, maxReplicas: 1}"}, false),
+		Entry("autoscaled between 1 and 1", []string{cpuRequestYML, "autoscaling: {minReplicas: 1, maxReplicas: 1}"}, false),
+		Entry("autoscaled from 1 upwards", []string{natsBrokerYML, cpuRequestYML, "autoscaling: {minReplicas: 1, maxReplicas: 3}"}, true),
+		Entry("autoscaled from the default 2", []string{natsBrokerYML, cpuRequestYML, "autoscaling: {maxReplicas: 4}"}, true),
+		Entry("autoscaled, replicas ignored", []string{natsBrokerYML, "replicas: 5", cpuRequestYML, "autoscaling: {minReplicas: 1, maxReplicas: 1}"}, false),
 	)
 })
 
@@ -51,7 +51,7 @@ var _ = Describe("HorizontalPodAutoscaler", func() {
 
 	It("scales the Deployment on CPU between the spec's bounds", func() {
 		hpa, ok := resources.HorizontalPodAutoscaler(inputs(natsBrokerYML,
-			"autoscaling: {minReplicas: 3, maxReplicas: 12, targetCPUUtilizationPercentage: 60}"))
+			cpuRequestYML, "autoscaling: {minReplicas: 3, maxReplicas: 12, targetCPUUtilizationPercentage: 60}"))
 		Expect(ok).To(BeTrue())
 		Expect(hpa.APIVersion).To(Equal("autoscaling/v2"))
 		Expect(hpa.Kind).To(Equal("HorizontalPodAutoscaler"))
@@ -71,14 +71,14 @@ var _ = Describe("HorizontalPodAutoscaler", func() {
 	})
 
 	It("applies the API defaults of autoscaling", func() {
-		hpa, _ := resources.HorizontalPodAutoscaler(inputs(natsBrokerYML, "autoscaling: {maxReplicas: 4}"))
+		hpa, _ := resources.HorizontalPodAutoscaler(inputs(natsBrokerYML, cpuRequestYML, "autoscaling: {maxReplicas: 4}"))
 		Expect(hpa.Spec.MinReplicas).To(HaveValue(Equal(int32(2))))
 		Expect(hpa.Spec.Metrics[0].Resource.Target.AverageUtilization).To(HaveValue(Equal(int32(70))))
 	})
 
 	DescribeTable("scales down one pod per drain, after a long stabilization window",
 		func(gracePeriod string, period int32) {
-			hpa, _ := resources.HorizontalPodAutoscaler(inputs(natsBrokerYML, "autoscaling: {maxReplicas: 4}",
+			hpa, _ := resources.HorizontalPodAutoscaler(inputs(natsBrokerYML, cpuRequestYML, "autoscaling: {maxReplicas: 4}",
 				"drain: {gracePeriod: "+gracePeriod+", reconnectJitter: 1s}"))
 			Expect(hpa.Spec.Behavior.ScaleDown).To(Equal(&autoscalingv2.HPAScalingRules{
 				StabilizationWindowSeconds: new(int32(600)),

@@ -30,6 +30,8 @@ const (
 	objectName    = "chat-streamer"
 	minimalSpec   = "auth: {keySecretRef: {name: chat-keys}}"
 	natsBrokerYML = "broker: {type: NATS, nats: {url: 'nats://nats.nats:4222'}}"
+	// cpuRequestYML goes with autoscaling, which the API requires it for.
+	cpuRequestYML = "pod: {resources: {requests: {cpu: 100m}}}"
 )
 
 // decodeNamed decodes a channel of the given name in namespace whose spec is

@@ -89,6 +89,14 @@ func (s *KeySet) KeyIDs() []string {
 	return slices.Sorted(maps.Keys(s.keys))
 }
 
+// ParsedFor reports whether the set was parsed for the allow-list
+// algorithms, in any order: whether it still fits a channel whose
+// spec.auth.algorithms changed to algorithms.
+func (s *KeySet) ParsedFor(algorithms []v1alpha1.JWTAlgorithm) bool {
+	allowed, err := allowList(algorithms)
+	return err == nil && slices.Equal(allowed, s.algorithms)
+}
+
 // ParseKeys builds a KeySet from the data of a Kubernetes Secret: each entry is
 // one key and its name is the key id. algorithms is the allow-list (empty means
 // [v1alpha1.DefaultAlgorithms]); it must not mix HMAC and public-key

@@ -122,6 +122,14 @@ var _ = Describe("ParseKeys", func() {
 		Expect(err).To(MatchError(ContainSubstring("allows only HMAC")))
 	})
 
+	It("tells whether it was parsed for an allow-list, in any order", func() {
+		keys := must(auth.ParseKeys([]v1alpha1.JWTAlgorithm{v1alpha1.HS384, v1alpha1.HS256}, map[string][]byte{"shared": secret(48)}))
+		Expect(keys.ParsedFor([]v1alpha1.JWTAlgorithm{v1alpha1.HS256, v1alpha1.HS384, v1alpha1.HS256})).To(BeTrue())
+		Expect(keys.ParsedFor([]v1alpha1.JWTAlgorithm{v1alpha1.HS256})).To(BeFalse())
+		Expect(keys.ParsedFor([]v1alpha1.JWTAlgorithm{"none"})).To(BeFalse())
+		Expect(must(auth.ParseKeys(nil, map[string][]byte{"shared": secret(32)})).ParsedFor(nil)).To(BeTrue(), "the default list")
+	})
+
 	It("does not keep a reference to the Secret's bytes", func() {
 		key := secret(32)
 		keys := must(auth.ParseKeys(hmacOnly, map[string][]byte{"shared": key}))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -136,54 +137,68 @@ func OptionsFromSpec(spec v1alpha1.AuthSpec, keys *KeySet) Options {
 // Verifier checks JWTs against RFC 8725: algorithm allow-list, key selected
 // by "kid" only from its own key set, required "exp", time claims within the
 // leeway, issuer, audience and user id. It is safe for concurrent use, and its
-// keys can be replaced while it is in use (SetKeys).
+// keys (SetKeys) and options (SetOptions) can be replaced while it is in use.
 type Verifier struct {
+	now func() time.Time
+
+	// mu serializes SetKeys and SetOptions, so that neither undoes the
+	// other's change; Verify reads state without it.
+	mu    sync.Mutex
+	state atomic.Pointer[verifierState]
+}
+
+// verifierState is what SetKeys and SetOptions swap as one: the settings, a
+// key set, and the parser that checks exactly those.
+type verifierState struct {
+	settings verifierSettings
+	keys     *KeySet
+	parser   *jwt.Parser
+}
+
+// verifierSettings are the Options other than the keys and the clock, with
+// their defaults applied.
+type verifierSettings struct {
 	issuer        string
 	audiences     []string
 	userIDClaim   string
 	leeway        time.Duration
 	grant         v1alpha1.PublishGrantSpec
 	maxTokenBytes int
-	now           func() time.Time
-
-	state atomic.Pointer[verifierState]
-}
-
-// verifierState is what SetKeys swaps: a key set and the parser that allows
-// exactly its algorithms.
-type verifierState struct {
-	keys   *KeySet
-	parser *jwt.Parser
 }
 
 // NewVerifier returns a Verifier for opts, with defaults applied to its empty
 // fields.
 func NewVerifier(opts Options) (*Verifier, error) {
+	settings, err := settingsOf(opts)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verifier{now: opts.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	v.install(settings, opts.Keys)
+	return v, nil
+}
+
+// settingsOf checks opts and applies the defaults.
+func settingsOf(opts Options) (verifierSettings, error) {
 	switch {
 	case opts.Keys == nil:
-		return nil, errors.New("auth: verifier options: Keys is required")
+		return verifierSettings{}, errors.New("auth: verifier options: Keys is required")
 	case opts.Leeway < 0:
-		return nil, fmt.Errorf("auth: verifier options: Leeway %s is negative", opts.Leeway)
+		return verifierSettings{}, fmt.Errorf("auth: verifier options: Leeway %s is negative", opts.Leeway)
 	case opts.MaxTokenBytes < 0:
-		return nil, fmt.Errorf("auth: verifier options: MaxTokenBytes %d is negative", opts.MaxTokenBytes)
+		return verifierSettings{}, fmt.Errorf("auth: verifier options: MaxTokenBytes %d is negative", opts.MaxTokenBytes)
 	}
-	v := &Verifier{
+	return verifierSettings{
 		issuer:        opts.Issuer,
 		audiences:     slices.Clone(opts.Audiences),
 		userIDClaim:   cmp.Or(opts.UserIDClaim, v1alpha1.DefaultUserIDClaim),
 		leeway:        opts.Leeway,
 		grant:         publishGrant(opts.PublishGrant),
-		maxTokenBytes: opts.MaxTokenBytes,
-		now:           opts.Now,
-	}
-	if v.maxTokenBytes == 0 {
-		v.maxTokenBytes = DefaultMaxTokenBytes
-	}
-	if v.now == nil {
-		v.now = time.Now
-	}
-	v.SetKeys(opts.Keys)
-	return v, nil
+		maxTokenBytes: cmp.Or(opts.MaxTokenBytes, DefaultMaxTokenBytes),
+	}, nil
 }
 
 // SetKeys replaces the key set, for example when the watched key Secret
@@ -192,6 +207,28 @@ func NewVerifier(opts Options) (*Verifier, error) {
 // old and the new key, moving the signers over, then dropping the old key.
 // keys must not be nil.
 func (v *Verifier) SetKeys(keys *KeySet) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.install(v.state.Load().settings, keys)
+}
+
+// SetOptions replaces every option (keys included) but the clock, for
+// example when the channel's auth settings change: Verify calls already
+// running finish with the options they started with, later calls use the new
+// ones. Invalid options are refused and the verifier stays as it was.
+func (v *Verifier) SetOptions(opts Options) error {
+	settings, err := settingsOf(opts)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.install(settings, opts.Keys)
+	return nil
+}
+
+// install builds the parser for settings and keys and swaps them in.
+func (v *Verifier) install(settings verifierSettings, keys *KeySet) {
 	methods := make([]string, len(keys.algorithms))
 	for i, alg := range keys.algorithms {
 		methods[i] = string(alg)
@@ -200,29 +237,29 @@ func (v *Verifier) SetKeys(keys *KeySet) {
 		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-		jwt.WithLeeway(v.leeway),
+		jwt.WithLeeway(settings.leeway),
 		jwt.WithTimeFunc(v.now),
 		jwt.WithStrictDecoding(),
 	}
-	if v.issuer != "" {
-		options = append(options, jwt.WithIssuer(v.issuer))
+	if settings.issuer != "" {
+		options = append(options, jwt.WithIssuer(settings.issuer))
 	}
-	if len(v.audiences) > 0 {
-		options = append(options, jwt.WithAudience(v.audiences...))
+	if len(settings.audiences) > 0 {
+		options = append(options, jwt.WithAudience(settings.audiences...))
 	}
-	v.state.Store(&verifierState{keys: keys, parser: jwt.NewParser(options...)})
+	v.state.Store(&verifierState{settings: settings, keys: keys, parser: jwt.NewParser(options...)})
 }
 
 // Verify checks token and returns the identity it proves. A rejection is an
 // [*Error] whose Reason says why.
 func (v *Verifier) Verify(token string) (Identity, error) {
-	if len(token) > v.maxTokenBytes {
-		return Identity{}, reject(ReasonTooLarge, "token is %d bytes, more than the %d allowed", len(token), v.maxTokenBytes)
+	state := v.state.Load()
+	if limit := state.settings.maxTokenBytes; len(token) > limit {
+		return Identity{}, reject(ReasonTooLarge, "token is %d bytes, more than the %d allowed", len(token), limit)
 	}
 	if !wellFormed(token) {
 		return Identity{}, reject(ReasonMalformed, "token is not three base64url segments")
 	}
-	state := v.state.Load()
 	claims := jwt.MapClaims{}
 	var kid string
 	parsed, err := state.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
@@ -231,9 +268,9 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 		return material, err
 	})
 	if err != nil {
-		return Identity{}, v.rejection(err, parsed, claims, state.keys.algorithms)
+		return Identity{}, rejection(err, parsed, claims, state)
 	}
-	return v.identity(claims, kid)
+	return state.settings.identity(claims, kid)
 }
 
 // wellFormed reports whether token is three dot-separated base64url segments
@@ -292,7 +329,8 @@ func (s *KeySet) keyFor(token *jwt.Token) (string, any, error) {
 
 // rejection maps a parse error to an *Error. Header problems come first: the
 // jwt parser reports a disallowed algorithm as an invalid signature.
-func (v *Verifier) rejection(err error, token *jwt.Token, claims jwt.MapClaims, allowed []v1alpha1.JWTAlgorithm) *Error {
+func rejection(err error, token *jwt.Token, claims jwt.MapClaims, state *verifierState) *Error {
+	allowed := state.keys.algorithms
 	var rejected *Error
 	switch {
 	case errors.As(err, &rejected):
@@ -309,12 +347,12 @@ func (v *Verifier) rejection(err error, token *jwt.Token, claims jwt.MapClaims, 
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return &Error{Reason: ReasonBadSignature, err: err}
 	}
-	return v.claimsRejection(err, claims)
+	return state.settings.claimsRejection(err, claims)
 }
 
 // claimsRejection maps a claims validation error to an *Error. Several claims
 // can fail at once; the first match in this order wins.
-func (v *Verifier) claimsRejection(err error, claims jwt.MapClaims) *Error {
+func (s *verifierSettings) claimsRejection(err error, claims jwt.MapClaims) *Error {
 	var reason Reason
 	switch {
 	case errors.Is(err, jwt.ErrInvalidType):
@@ -327,7 +365,7 @@ func (v *Verifier) claimsRejection(err error, claims jwt.MapClaims) *Error {
 		reason = ReasonNotYetValid
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		reason = ReasonIssuedInFuture
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer), v.issuer != "" && missingIssuer(claims):
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer), s.issuer != "" && missingIssuer(claims):
 		reason = ReasonWrongIssuer
 	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		// With exp and iss present, the only other required claim is aud.
@@ -351,17 +389,17 @@ func missingIssuer(claims jwt.MapClaims) bool {
 }
 
 // identity builds the Identity of verified claims.
-func (v *Verifier) identity(claims jwt.MapClaims, kid string) (Identity, error) {
-	user, isString := claims[v.userIDClaim].(string)
+func (s *verifierSettings) identity(claims jwt.MapClaims, kid string) (Identity, error) {
+	user, isString := claims[s.userIDClaim].(string)
 	if !isString || user == "" {
-		return Identity{}, reject(ReasonMissingUser, "claim %q is missing, empty or not a string", v.userIDClaim)
+		return Identity{}, reject(ReasonMissingUser, "claim %q is missing, empty or not a string", s.userIDClaim)
 	}
 	// The parser has required a well-typed "exp", so there is no error here.
 	exp, _ := claims.GetExpirationTime()
 	return Identity{
 		UserID:     user,
 		ExpiresAt:  exp.Time,
-		CanPublish: hasGrant(claims[v.grant.Claim], v.grant.Value),
+		CanPublish: hasGrant(claims[s.grant.Claim], s.grant.Value),
 		KeyID:      kid,
 	}, nil
 }

@@ -367,6 +367,40 @@ var _ = Describe("Verifier", func() {
 		})
 	})
 
+	Describe("SetOptions", func() {
+		It("applies new claims settings and keys to the next Verify, keeping the clock", func() {
+			key := secret(32)
+			keys := must(auth.ParseKeys([]v1alpha1.JWTAlgorithm{v1alpha1.HS256}, map[string][]byte{"k": key}))
+			v := newVerifier(options(keys, now))
+			token := signed(v1alpha1.HS256, "k", key)
+			_, err := v.Verify(token)
+			Expect(err).NotTo(HaveOccurred())
+
+			opts := options(keys, now)
+			opts.Now = time.Now // ignored: the tokens of the suite's epoch stay valid
+			opts.Issuer = "https://other.example"
+			opts.UserIDClaim = "email"
+			Expect(v.SetOptions(opts)).To(Succeed())
+			_, err = v.Verify(token)
+			Expect(reasonOf(err)).To(Equal(auth.ReasonWrongIssuer))
+			identity, err := v.Verify(signed(v1alpha1.HS256, "k", key, func(c *auth.TokenClaims) {
+				c.Issuer = "https://other.example"
+				c.Extra = map[string]any{"email": "alice@example.com"}
+			}))
+			Expect(err).NotTo(HaveOccurred(), "the suite's clock still decides the token's validity")
+			Expect(identity.UserID).To(Equal("alice@example.com"))
+		})
+
+		It("refuses invalid options and keeps the ones in use", func() {
+			opts := options(publicKeys(), now)
+			opts.Leeway = -time.Second
+			Expect(verifier.SetOptions(opts)).To(MatchError(ContainSubstring("Leeway")))
+			Expect(verifier.SetOptions(auth.Options{})).To(MatchError(ContainSubstring("Keys is required")))
+			_, err := verifier.Verify(signed(v1alpha1.ES256, "ec256", privatePEM(ec256Key())))
+			Expect(err).NotTo(HaveOccurred())
+		})
+	})
+
 	Describe("OptionsFromSpec", func() {
 		It("takes the spec's fields and its default leeway", func() {
 			keys := publicKeys()

@@ -70,10 +70,10 @@ const readBatch = 512
 
 // Hub tracks the connected streams and delivers the log's events to them.
 type Hub struct {
-	log  Log
-	opts Options
+	log Log
 
 	mu     sync.Mutex
+	opts   Options            // SetLimits replaces the limits
 	users  map[string][]*Conn // a user's streams, oldest first
 	count  int
 	cursor uint64 // the last event ID dispatched to the connections
@@ -82,6 +82,11 @@ type Hub struct {
 
 // New returns a hub that delivers the events appended to log from now on.
 func New(log Log, opts Options) *Hub {
+	return &Hub{log: log, opts: withDefaults(opts), users: map[string][]*Conn{}, cursor: log.LastID()}
+}
+
+// withDefaults fills the zero values of opts with the defaults.
+func withDefaults(opts Options) Options {
 	if opts.MaxPerUser <= 0 {
 		opts.MaxPerUser = 1
 	}
@@ -94,7 +99,21 @@ func New(log Log, opts Options) *Hub {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	return &Hub{log: log, opts: opts, users: map[string][]*Conn{}, cursor: log.LastID()}
+	return opts
+}
+
+// SetLimits replaces MaxPerUser, Policy, MaxConnections and SendQueueBytes
+// (zero values take the defaults, as in New) for the streams registered from
+// now on; the hub keeps its Observer. Connected streams are left alone, even
+// beyond a lowered limit: closing them would make their clients reconnect at
+// once, all together. A user over the new per-user limit is brought back to
+// it at their next connect (ReplaceOldest closes as many of their oldest
+// streams as it takes, Reject refuses the new one).
+func (h *Hub) SetLimits(opts Options) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	opts.Observer = h.opts.Observer
+	h.opts = withDefaults(opts)
 }
 
 // Run dispatches events until ctx ends or the log is closed.
@@ -175,7 +194,10 @@ func (h *Hub) Register(user string) (*Conn, uint64, error) {
 		if h.opts.Policy == Reject {
 			return nil, 0, ErrUserLimit
 		}
-		h.removeLocked(existing[0], CloseReplaced)
+		// More than one to close only after SetLimits lowered the limit.
+		for _, oldest := range existing[:len(existing)-h.opts.MaxPerUser+1] {
+			h.removeLocked(oldest, CloseReplaced)
+		}
 	} else if h.count >= h.opts.MaxConnections {
 		return nil, 0, ErrProcessLimit
 	}

@@ -123,6 +123,41 @@ var _ = Describe("the hub", func() {
 		Expect(err).To(MatchError(hub.ErrUserLimit))
 	})
 
+	It("applies lowered limits from the next connect, leaving connected streams alone", func() {
+		observer := &recorder{}
+		h, _ := running(hub.Options{MaxPerUser: 3, Observer: observer})
+		oldest := make([]*hub.Conn, 0, 3)
+		for range 3 {
+			c, _, err := h.Register("u1")
+			Expect(err).NotTo(HaveOccurred())
+			oldest = append(oldest, c)
+		}
+
+		h.SetLimits(hub.Options{MaxPerUser: 1, MaxConnections: 4})
+		Expect(h.Len()).To(Equal(3), "SetLimits closes nothing")
+		Expect(observer.Disconnects()).To(BeEmpty())
+
+		By("replacing as many of the user's oldest streams as it takes to admit the new one")
+		_, _, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		for _, c := range oldest {
+			_, done, reason, _ := c.Take(nil)
+			Expect(done).To(BeTrue())
+			Expect(reason).To(Equal(hub.CloseReplaced))
+		}
+		Expect(h.Len()).To(Equal(1))
+		Expect(observer.Disconnects()).To(HaveLen(3), "the hub keeps its observer")
+
+		By("rejecting under the new policy, and counting the new process limit")
+		h.SetLimits(hub.Options{MaxPerUser: 1, Policy: hub.Reject, MaxConnections: 2})
+		_, _, err = h.Register("u1")
+		Expect(err).To(MatchError(hub.ErrUserLimit))
+		_, _, err = h.Register("u2")
+		Expect(err).NotTo(HaveOccurred())
+		_, _, err = h.Register("u3")
+		Expect(err).To(MatchError(hub.ErrProcessLimit))
+	})
+
 	It("refuses streams beyond the process limit and after a drain started", func() {
 		h, _ := running(hub.Options{MaxConnections: 1})
 		_, _, err := h.Register("u1")

@@ -1,8 +1,8 @@
 // Package kube is the streamer's view of the Kubernetes API in in-cluster mode
 // (herald streamer --channel NAMESPACE/NAME): it reads the channel and its key
-// Secret, and watches the Secret so that a rotated key applies without
-// dropping a stream. Every read names one object, as the streamer's Role
-// grants access by resourceNames only.
+// Secret, and watches both so that a rotated key or a changed setting applies
+// without dropping a stream (KeyWatcher, ChannelWatcher). Every read names one
+// object, as the streamer's Role grants access by resourceNames only.
 package kube
 
 import (
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,14 +43,31 @@ func LoadChannel(ctx context.Context, c client.Reader, key types.NamespacedName)
 	return channel, nil
 }
 
-// KeyWatcher keeps a verifier's keys equal to the channel's key Secret.
+// KeyWatcher keeps a verifier's keys equal to the channel's key Secret,
+// parsed for the channel's algorithms. The keys depend on both the Secret and
+// the channel's algorithm allow-list, which change apart: the watcher keeps
+// the latest version of the Secret so that ChannelWatcher can parse it again
+// for new algorithms (UseAlgorithms), and serializes both kinds of change so
+// that keys parsed for old algorithms never replace newer ones.
 type KeyWatcher struct {
-	clientset  kubernetes.Interface
-	namespace  string
-	secret     string
+	clientset kubernetes.Interface
+	namespace string
+	secret    string
+	apply     func(*auth.KeySet)
+	logger    *slog.Logger
+
+	mu sync.Mutex
+	// algorithms are the channel's latest allow-list, which every version of
+	// the Secret is parsed for.
 	algorithms []notifyv1alpha1.JWTAlgorithm
-	apply      func(*auth.KeySet)
-	logger     *slog.Logger
+	// data is the latest version of the Secret, even one that holds no
+	// usable keys: new algorithms may fit it.
+	data map[string][]byte
+	// inUse are the keys the server verifies with.
+	inUse *auth.KeySet
+	// pending, when set, is a spec change whose algorithms the Secret did not
+	// fit: it is applied with the first version that does.
+	pending func(*auth.KeySet) error
 }
 
 // NewKeyWatcher returns a watcher of the key Secret of channel that hands
@@ -67,15 +85,54 @@ func (w *KeyWatcher) LoadKeys(ctx context.Context) (*auth.KeySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the key Secret %s/%s named by spec.auth.keySecretRef: %w", w.namespace, w.secret, err)
 	}
-	return w.parse(secret)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.data = secret.Data
+	keys, err := w.parse(w.algorithms)
+	if err != nil {
+		return nil, err
+	}
+	w.inUse = keys
+	return keys, nil
 }
 
-func (w *KeyWatcher) parse(secret *corev1.Secret) (*auth.KeySet, error) {
-	keys, err := auth.ParseKeys(w.algorithms, secret.Data)
+// parse parses the latest version of the Secret for algorithms.
+func (w *KeyWatcher) parse(algorithms []notifyv1alpha1.JWTAlgorithm) (*auth.KeySet, error) {
+	keys, err := auth.ParseKeys(algorithms, w.data)
 	if err != nil {
-		return nil, fmt.Errorf("the key Secret %s/%s holds no usable keys: %w", w.namespace, w.secret, err)
+		return nil, fmt.Errorf("the key Secret %s/%s holds no usable keys for the algorithms %v: %w", w.namespace, w.secret, algorithms, err)
 	}
 	return keys, nil
+}
+
+// UseAlgorithms parses the Secret for a new version of the channel's
+// algorithm allow-list and hands the keys to apply, which applies that
+// version of the channel with them; later versions of the Secret are parsed
+// for these algorithms. When the Secret does not fit them (a change of key
+// type edits both the channel and the Secret, in either order), nothing is
+// applied and the error says so: apply is kept and called with the first
+// version of the Secret that fits, unless a newer channel replaces it. An
+// error of apply also keeps it for that retry. A broken latest version of the
+// Secret, ignored when it came, does not hold back a channel whose algorithms
+// did not change: the keys in use still fit those.
+func (w *KeyWatcher) UseAlgorithms(algorithms []notifyv1alpha1.JWTAlgorithm, apply func(*auth.KeySet) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.algorithms, w.pending = algorithms, nil
+	keys, err := w.parse(algorithms)
+	if err != nil && w.inUse != nil && w.inUse.ParsedFor(algorithms) {
+		keys, err = w.inUse, nil
+	}
+	if err != nil {
+		w.pending = apply
+		return fmt.Errorf("%w; keeping the settings in use until the Secret fits spec.auth.algorithms", err)
+	}
+	if err := apply(keys); err != nil {
+		w.pending = apply
+		return err
+	}
+	w.inUse = keys
+	return nil
 }
 
 // Run watches the Secret until ctx ends. A new version with valid keys
@@ -109,11 +166,24 @@ func (w *KeyWatcher) update(obj any) {
 	if !ok {
 		return
 	}
-	keys, err := w.parse(secret)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.data = secret.Data
+	keys, err := w.parse(w.algorithms)
 	if err != nil {
 		w.logger.Error("ignoring an invalid version of the key Secret; keeping the keys in use", "error", err.Error())
 		return
 	}
-	w.apply(keys)
+	if w.pending != nil {
+		// The channel change that waited for this Secret applies the keys.
+		if err := w.pending(keys); err != nil {
+			w.logger.Error("the channel's settings still cannot be applied; keeping the settings and keys in use", "error", err.Error())
+			return
+		}
+		w.pending = nil
+	} else {
+		w.apply(keys)
+	}
+	w.inUse = keys
 	w.logger.Info("keys loaded", "secret", w.namespace+"/"+w.secret, "keys", keys.KeyIDs(), "resourceVersion", secret.ResourceVersion)
 }

@@ -45,7 +45,10 @@ type Appender interface {
 	Append(eventlog.Event) (eventlog.Event, error)
 }
 
-// Authenticator verifies a request's bearer token.
+// Authenticator verifies a request's bearer token. Its error may say more
+// than "unauthorized" (401): an error with a Forbidden() true method means
+// the caller is known but may not publish (403), one with a Temporary()
+// true method that it could not be checked right now (503, retry).
 type Authenticator interface {
 	Verify(token string) (auth.Identity, error)
 }
@@ -59,7 +62,11 @@ type Observer interface {
 type Options struct {
 	Log           Appender
 	Authenticator Authenticator
-	Observer      Observer
+	// ServiceAccounts, when set, verifies the tokens that look like
+	// Kubernetes ServiceAccount tokens issued for auth.PublishTokenAudience
+	// (TokenReview and SubjectAccessReview); Authenticator verifies the rest.
+	ServiceAccounts Authenticator
+	Observer        Observer
 	// MaxBodyBytes bounds a request body (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// Now is the clock of the timestamps; nil means time.Now.
@@ -113,8 +120,21 @@ func (a *API) endpoint(handle func(body []byte) (any, error)) http.Handler {
 			httpapi.WriteError(w, httpapi.CodeUnauthorized, "an Authorization: Bearer token is required")
 			return
 		}
-		identity, err := a.opts.Authenticator.Verify(token)
-		if err != nil {
+		verifier := a.opts.Authenticator
+		if a.opts.ServiceAccounts != nil && auth.LooksLikeServiceAccountToken(token) {
+			verifier = a.opts.ServiceAccounts
+		}
+		identity, err := verifier.Verify(token)
+		var forbidden interface{ Forbidden() bool }
+		var temporary interface{ Temporary() bool }
+		switch {
+		case errors.As(err, &forbidden) && forbidden.Forbidden():
+			httpapi.WriteError(w, httpapi.CodeForbidden, err.Error())
+			return
+		case errors.As(err, &temporary) && temporary.Temporary():
+			httpapi.WriteRetryAfter(w, httpapi.CodeUnavailable, err.Error(), time.Second)
+			return
+		case err != nil:
 			httpapi.WriteError(w, httpapi.CodeUnauthorized, "invalid token: "+err.Error())
 			return
 		}

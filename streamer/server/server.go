@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,11 +60,27 @@ type Config struct {
 	Now func() time.Time
 	// WriteTimeout bounds one write to a client (default DefaultWriteTimeout).
 	WriteTimeout time.Duration
+	// Announcements, when set, are the SystemEvent announcements still in
+	// force, which a new stream receives right after its connection event.
+	Announcements Announcements
+	// ServiceAccountPublishers, when set, authorizes publishers that present
+	// a Kubernetes ServiceAccount token (see publish.Options.ServiceAccounts).
+	ServiceAccountPublishers publish.Authenticator
+}
+
+// Announcements are the announcements in force (see package announce).
+type Announcements interface {
+	// Active returns the data of the announcements for user whose log ID
+	// is in (after, upTo], oldest first.
+	Active(user string, after, upTo uint64) [][]byte
 }
 
 // Server is a running streamer for one channel.
 type Server struct {
-	spec     notifyv1alpha1.NotificationChannelSpec
+	// current is the spec in use (read it with settings); SetSpec replaces
+	// it, serialized by setMu.
+	current  atomic.Pointer[notifyv1alpha1.NotificationChannelSpec]
+	setMu    sync.Mutex
 	log      *eventlog.Embedded
 	hub      *hub.Hub
 	verifier *auth.Verifier
@@ -74,6 +91,10 @@ type Server struct {
 	now      func() time.Time
 	// writeTimeout bounds one write to a client.
 	writeTimeout time.Duration
+	// announcements may be nil.
+	announcements Announcements
+	// serviceAccountPublishers may be nil.
+	serviceAccountPublishers publish.Authenticator
 
 	ready atomic.Bool
 	// dispatched is closed when Run returns: every event of the log has been
@@ -86,7 +107,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Channel == nil || cfg.Keys == nil {
 		return nil, errors.New("server: a channel and its keys are required")
 	}
-	spec := cfg.Channel.Spec
+	spec := *cfg.Channel.Spec.DeepCopy()
 	if spec.Broker.Type != "" && spec.Broker.Type != notifyv1alpha1.BrokerEmbedded {
 		return nil, errors.New("server: broker type " + string(spec.Broker.Type) + " is not available yet; use Embedded")
 	}
@@ -111,18 +132,9 @@ func New(cfg Config) (*Server, error) {
 	log := eventlog.NewEmbedded(eventlog.Options{
 		MaxEvents: int(spec.History.MaxEvents), MaxAge: duration(spec.History.MaxAge), Now: cfg.Now,
 	})
-	policy := hub.ReplaceOldest
-	if spec.Connections.UserLimitPolicy == notifyv1alpha1.UserLimitReject {
-		policy = hub.Reject
-	}
 	s := &Server{
-		spec: spec,
-		log:  log,
-		hub: hub.New(log, hub.Options{
-			MaxPerUser: int(spec.Connections.MaxPerUser), Policy: policy,
-			MaxConnections: int(spec.Connections.MaxPerPod), SendQueueBytes: int(spec.Connections.SendQueueBytes),
-			Observer: m,
-		}),
+		log:      log,
+		hub:      hub.New(log, hubOptions(spec.Connections, m)),
 		verifier: verifier,
 		tickets:  auth.NewTicketStore(DefaultMaxTickets, cfg.Now),
 		metrics:  m,
@@ -130,9 +142,12 @@ func New(cfg Config) (*Server, error) {
 		logger:   cfg.Logger,
 		now:      cfg.Now,
 
-		writeTimeout: cfg.WriteTimeout,
-		dispatched:   make(chan struct{}),
+		writeTimeout:             cfg.WriteTimeout,
+		announcements:            cfg.Announcements,
+		serviceAccountPublishers: cfg.ServiceAccountPublishers,
+		dispatched:               make(chan struct{}),
 	}
+	s.current.Store(&spec)
 	return s, nil
 }
 
@@ -149,6 +164,9 @@ func duration(d *metav1.Duration) time.Duration {
 	return d.Duration
 }
 
+// EventLog is the channel's log, for the SystemEvent announcer.
+func (s *Server) EventLog() publish.Appender { return s.log }
+
 // SetKeys replaces the verification keys (rotation); open streams stay open.
 func (s *Server) SetKeys(keys *auth.KeySet) { s.verifier.SetKeys(keys) }
 
@@ -158,7 +176,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(StreamPath, s.cors(http.HandlerFunc(s.serveStream), http.MethodGet))
 	mux.Handle(TicketsPath, s.cors(http.HandlerFunc(s.serveTicket), http.MethodPost))
 	publish.New(publish.Options{
-		Log: s.log, Authenticator: s.verifier, Observer: s.metrics, Now: s.now, NewID: newNotificationID,
+		Log: s.log, Authenticator: s.verifier, ServiceAccounts: s.serviceAccountPublishers,
+		Observer: s.metrics, Now: s.now, NewID: newNotificationID,
 	}).Register(mux)
 	mux.HandleFunc("/healthz", s.serveHealth)
 	mux.HandleFunc("/readyz", s.serveReady)
@@ -195,7 +214,8 @@ func (s *Server) Drain(ctx context.Context) {
 	case <-s.dispatched:
 	case <-ctx.Done():
 	}
-	s.hub.Drain(ctx, duration(s.spec.Drain.GracePeriod), duration(s.spec.Drain.ReconnectJitter), randomBelow)
+	drain := s.settings().Drain
+	s.hub.Drain(ctx, duration(drain.GracePeriod), duration(drain.ReconnectJitter), randomBelow)
 }
 
 // Streams is the number of open streams.
@@ -241,13 +261,13 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 // cors answers for the channel's allowed origins only, with credentials: a
-// page of any other origin cannot read a user's events.
+// page of any other origin cannot read a user's events. The origins are read
+// per request, as SetSpec changes them.
 func (s *Server) cors(next http.Handler, method string) http.Handler {
-	allowed := s.spec.CORS.AllowedOrigins
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		w.Header().Add("Vary", "Origin")
-		if origin != "" && slices.Contains(allowed, origin) {
+		if origin != "" && slices.Contains(s.settings().CORS.AllowedOrigins, origin) {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Credentials", "true")

@@ -52,9 +52,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 
-	stream := &stream{
-		server: s, w: w, rc: http.NewResponseController(w), conn: conn, identity: identity,
-	}
+	stream := newStream(s, w, conn, identity)
 	opened := s.now()
 	reason := stream.serve(r, joinedAt)
 	s.hub.Unregister(conn, reason)
@@ -80,7 +78,8 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 // sources, in the contract's order (header, cookie, ticket, query parameter):
 // the first one present decides, an invalid one is not skipped.
 func (s *Server) authenticateStream(r *http.Request) (auth.Identity, error) {
-	sources := s.spec.Auth.TokenSources
+	spec := s.settings().Auth
+	sources := spec.TokenSources
 	enabled := func(src notifyv1alpha1.TokenSource) bool {
 		for _, e := range sources {
 			if e == src {
@@ -95,7 +94,7 @@ func (s *Server) authenticateStream(r *http.Request) (auth.Identity, error) {
 		}
 	}
 	if enabled(notifyv1alpha1.TokenSourceCookie) {
-		if c, err := r.Cookie(s.spec.Auth.CookieName); err == nil && c.Value != "" {
+		if c, err := r.Cookie(spec.CookieName); err == nil && c.Value != "" {
 			return s.verify(c.Value)
 		}
 	}
@@ -115,16 +114,16 @@ func (s *Server) authenticateStream(r *http.Request) (auth.Identity, error) {
 		}
 	}
 	s.metrics.authFailures.WithLabelValues("missing_token").Inc()
-	return auth.Identity{}, errors.New("no token: send Authorization: Bearer <jwt>" + s.otherSources())
+	return auth.Identity{}, errors.New("no token: send Authorization: Bearer <jwt>" + otherSources(spec))
 }
 
 // otherSources describes the enabled token sources besides the header.
-func (s *Server) otherSources() string {
+func otherSources(spec notifyv1alpha1.AuthSpec) string {
 	var names []string
-	for _, src := range s.spec.Auth.TokenSources {
+	for _, src := range spec.TokenSources {
 		switch src {
 		case notifyv1alpha1.TokenSourceCookie:
-			names = append(names, "the "+s.spec.Auth.CookieName+" cookie")
+			names = append(names, "the "+spec.CookieName+" cookie")
 		case notifyv1alpha1.TokenSourceTicket:
 			names = append(names, "a ticket from POST "+TicketsPath)
 		case notifyv1alpha1.TokenSourceQueryParameter:
@@ -179,7 +178,7 @@ func (s *Server) serveTicket(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, httpapi.CodeUnauthorized, err.Error())
 		return
 	}
-	ttl := duration(s.spec.Auth.TicketTTL)
+	ttl := duration(s.settings().Auth.TicketTTL)
 	ticket, err := s.tickets.Issue(identity, ttl)
 	if err != nil {
 		httpapi.WriteRetryAfter(w, httpapi.CodeRateLimited, err.Error(), ttl)
@@ -201,11 +200,122 @@ type stream struct {
 	identity auth.Identity
 	buf      []byte
 	frames   []hub.Frame
+	// deadlineSet is when the armed write deadline was set (see flush).
+	deadlineSet time.Time
+	// keepDeadline: the deadline may stay armed between flushes (HTTP/1).
+	keepDeadline bool
+}
+
+// newStream allocates a stream's state on the heap. It is not inlined on
+// purpose: inlined, the compiler would keep the state in serveStream's stack
+// frame, and the handler goroutine's deepest call (writing the response
+// headers) then goes past the 8 KiB beyond which its stack doubles
+// (docs/benchmarks.md).
+//
+//go:noinline
+func newStream(s *Server, w http.ResponseWriter, conn *hub.Conn, identity auth.Identity) *stream {
+	return &stream{server: s, w: w, rc: http.NewResponseController(w), conn: conn, identity: identity}
 }
 
 // serve writes the stream until it ends and returns why it ended.
 func (st *stream) serve(r *http.Request, joinedAt uint64) hub.CloseReason {
 	s := st.server
+	// On HTTP/1 the write deadline stays armed between flushes; lift it when
+	// the stream ends, or it would cut the response's end, which net/http
+	// writes after the handler returns, once the stream was idle for a while.
+	st.keepDeadline = r.ProtoMajor == 1
+	defer func() { _ = st.rc.SetWriteDeadline(time.Time{}) }()
+	// Opening the stream and writing its events are methods of their own so
+	// that their stack frames are gone while the stream idles: the garbage
+	// collector halves an idle goroutine's stack (16 to 8 KiB) only when it
+	// uses less than a quarter of it (docs/benchmarks.md).
+	skipUpTo, err := st.open(r, joinedAt)
+	if err != nil {
+		return hub.CloseClient
+	}
+
+	interval := duration(s.settings().Connections.KeepAliveInterval)
+	keepAlive := time.NewTicker(interval)
+	defer keepAlive.Stop()
+	expiry := time.NewTimer(st.identity.ExpiresAt.Sub(s.now()))
+	defer expiry.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return hub.CloseClient
+		case <-expiry.C:
+			return hub.CloseTokenExpired
+		case <-keepAlive.C:
+			st.buf = sse.AppendComment(st.buf[:0], "keep-alive")
+			if err := st.flush(); err != nil {
+				return hub.CloseClient
+			}
+			// SetSpec may have changed the interval: it applies from here on.
+			if next := duration(s.settings().Connections.KeepAliveInterval); next != interval {
+				interval = next
+				keepAlive.Reset(interval)
+			}
+		case <-st.conn.Wake():
+			if reason, done := st.deliver(skipUpTo); done {
+				return reason
+			}
+		}
+	}
+}
+
+// deliver writes the frames queued for the stream, those after skipUpTo,
+// and reports whether the stream must end, and why. It is kept out of serve
+// for the same reason as open.
+func (st *stream) deliver(skipUpTo uint64) (hub.CloseReason, bool) {
+	frames, done, reason, retry := st.conn.Take(st.frames[:0])
+	st.frames = frames
+	st.buf = st.buf[:0]
+	for _, f := range frames {
+		if f.ID > skipUpTo {
+			st.buf = append(st.buf, f.Bytes...)
+		}
+	}
+	if done && reason == hub.CloseDrain {
+		st.buf = sse.AppendRetry(st.buf, retry)
+	}
+	if len(st.buf) > 0 {
+		if err := st.flush(); err != nil {
+			return hub.CloseClient, true
+		}
+		now := st.server.now()
+		for _, f := range frames {
+			if f.ID > skipUpTo {
+				st.conn.Delivered(f, now)
+			}
+		}
+	}
+	clear(st.frames)
+	return reason, done
+}
+
+// appendAnnouncements appends the announcements in force that the client
+// has not seen: those logged up to joinedAt (later ones arrive live) and
+// after the client's Last-Event-ID. A recovered resume needs none: its
+// replay holds every event after that ID. They carry no id: field, so the
+// client's resume position stays where the log put it.
+func (st *stream) appendAnnouncements(buf []byte, r *http.Request, recovered *bool, joinedAt uint64) []byte {
+	if st.server.announcements == nil || (recovered != nil && *recovered) {
+		return buf
+	}
+	var after uint64
+	if lastID, resuming, valid := lastEventID(r); resuming && valid {
+		after = lastID
+	}
+	for _, data := range st.server.announcements.Active(st.identity.UserID, after, joinedAt) {
+		buf = sse.AppendFrame(buf, sse.Frame{Data: data})
+	}
+	return buf
+}
+
+// open writes the stream's headers, its connection event, and what a
+// resuming client missed, and returns the ID up to which the queued events
+// were already written (from the log).
+func (st *stream) open(r *http.Request, joinedAt uint64) (uint64, error) {
 	h := st.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache, no-transform")
@@ -240,54 +350,8 @@ func (st *stream) serve(r *http.Request, joinedAt uint64) hub.CloseReason {
 		ID: startID, HasID: true, Retry: DefaultReconnectDelay, Data: st.connectionEvent(recovered),
 	})
 	st.buf = append(st.buf, replayed...)
-	if err := st.flush(); err != nil {
-		return hub.CloseClient
-	}
-
-	keepAlive := time.NewTicker(duration(s.spec.Connections.KeepAliveInterval))
-	defer keepAlive.Stop()
-	expiry := time.NewTimer(st.identity.ExpiresAt.Sub(s.now()))
-	defer expiry.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return hub.CloseClient
-		case <-expiry.C:
-			return hub.CloseTokenExpired
-		case <-keepAlive.C:
-			st.buf = sse.AppendComment(st.buf[:0], "keep-alive")
-			if err := st.flush(); err != nil {
-				return hub.CloseClient
-			}
-		case <-st.conn.Wake():
-			frames, done, reason, retry := st.conn.Take(st.frames[:0])
-			st.frames = frames
-			st.buf = st.buf[:0]
-			for _, f := range frames {
-				if f.ID > skipUpTo {
-					st.buf = append(st.buf, f.Bytes...)
-				}
-			}
-			if done && reason == hub.CloseDrain {
-				st.buf = sse.AppendRetry(st.buf, retry)
-			}
-			if len(st.buf) > 0 {
-				if err := st.flush(); err != nil {
-					return hub.CloseClient
-				}
-				now := s.now()
-				for _, f := range frames {
-					if f.ID > skipUpTo {
-						st.conn.Delivered(f, now)
-					}
-				}
-			}
-			clear(st.frames)
-			if done {
-				return reason
-			}
-		}
-	}
+	st.buf = st.appendAnnouncements(st.buf, r, recovered, joinedAt)
+	return skipUpTo, st.flush()
 }
 
 // replay encodes the events in (lastID, joinedAt] addressed to the user, and
@@ -330,17 +394,37 @@ func (st *stream) connectionEvent(recovered *bool) []byte {
 	return data
 }
 
-// flush writes buf to the client with a deadline and flushes it. The
-// deadline is lifted afterwards: it bounds this write only, and a deadline
-// left behind would cut the response's end, written when the stream closes.
+// deadlineRefresh is the share of the write timeout after which flush moves
+// the armed deadline: every write starts with at least 9/10 of the timeout
+// ahead of it.
+const deadlineRefresh = 10
+
+// flush writes buf to the client and flushes it, within the write timeout.
+//
+// Moving a write deadline is a timer update in the runtime's poller: set
+// before and lifted after every flush, it took 12-15% of the streamer's CPU
+// in a broadcast to 10,000 streams (docs/benchmarks.md). On HTTP/1 the
+// deadline is the socket's, which only bounds writes: there it stays armed
+// between flushes and moves only once a tenth of the timeout has passed since
+// it was set, and serve lifts it when the stream ends. On HTTP/2 a deadline
+// is a timer that resets the stream when it fires, pending write or not:
+// there it is lifted after every flush.
 func (st *stream) flush() error {
-	_ = st.rc.SetWriteDeadline(time.Now().Add(st.server.writeTimeout))
+	timeout := st.server.writeTimeout
+	if now := time.Now(); now.Sub(st.deadlineSet) >= timeout/deadlineRefresh {
+		_ = st.rc.SetWriteDeadline(now.Add(timeout))
+		st.deadlineSet = now
+	}
 	if _, err := st.w.Write(st.buf); err != nil {
 		return err
 	}
 	if err := st.rc.Flush(); err != nil {
 		return err
 	}
+	if st.keepDeadline {
+		return nil
+	}
+	st.deadlineSet = time.Time{}
 	return st.rc.SetWriteDeadline(time.Time{})
 }
 

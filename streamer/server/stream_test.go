@@ -166,6 +166,19 @@ var _ = Describe("the stream", func() {
 		Eventually(c.events, 5*time.Second).Should(Receive(HaveField("IsComment", true)))
 	})
 
+	It("keeps delivering after an idle spell longer than the write timeout", func() {
+		// The suite's write timeout is 2s; the stream's write deadline stays
+		// armed between flushes and must be moved before the next write.
+		s := startStreamer(nil)
+		c := s.connectAs("u1")
+		c.next()
+		time.Sleep(2500 * time.Millisecond)
+		id := s.custom("after_idle", "u1")
+		ev, data := c.nextJSON()
+		Expect(ev.ID).To(Equal(id))
+		Expect(data).To(HaveKeyWithValue("eventType", "after_idle"))
+	})
+
 	It("closes the stream when its token expires", func() {
 		s := startStreamer(nil)
 		// JWT expiry has whole seconds: 3s leaves at least 2s to connect before it.

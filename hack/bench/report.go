@@ -1,0 +1,301 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+)
+
+// benchmarkedAlgorithms are the token algorithms of the connect scenario: the
+// usual shared secret, and the usual public-key one.
+var benchmarkedAlgorithms = []notifyv1alpha1.JWTAlgorithm{notifyv1alpha1.HS256, notifyv1alpha1.ES256}
+
+// Results are one run of the generator, as written to the JSON file.
+type Results struct {
+	Machine Machine `json:"machine"`
+	Command string  `json:"command"`
+	Backend string  `json:"backend"`
+	// Concurrency is how many streams the generator opened at once.
+	Concurrency int                `json:"concurrency"`
+	Started     time.Time          `json:"started"`
+	Seconds     float64            `json:"seconds"`
+	Memory      *MemoryResult      `json:"idleMemory,omitempty"`
+	Connect     []*ConnectResult   `json:"connectRate,omitempty"`
+	Broadcast   []*BroadcastResult `json:"broadcast,omitempty"`
+	PerUser     []*PerUserResult   `json:"perUserNotifications,omitempty"`
+	Resume      *ResumeResult      `json:"resume,omitempty"`
+	Targets     []Target           `json:"targets,omitempty"`
+}
+
+// Machine describes where the numbers were taken. The generator and the
+// streamer share its cores.
+type Machine struct {
+	CPUModel       string `json:"cpuModel"`
+	Cores          int    `json:"cores"`
+	GoVersion      string `json:"goVersion"`
+	Kernel         string `json:"kernel"`
+	OpenFilesLimit uint64 `json:"openFilesLimit"`
+	// LoadBefore and LoadAfter are /proc/loadavg when the run started and
+	// ended: other work on the machine skews the numbers.
+	LoadBefore string `json:"loadBefore"`
+	LoadAfter  string `json:"loadAfter"`
+	// Floor is the kernel's price of the work a delivery needs.
+	Floor Floor `json:"floor"`
+}
+
+func describeMachine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), GoVersion: goVersion(), LoadBefore: loadAverage()}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(data)) {
+			if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+				m.CPUModel = strings.TrimSpace(value)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(data))
+	}
+	var limit syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit) == nil {
+		m.OpenFilesLimit = limit.Cur
+	}
+	return m
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 3 {
+		return ""
+	}
+	return strings.Join(fields[:3], " ")
+}
+
+// Target is one of the goals the streamer is measured against (issue #6).
+type Target struct {
+	Name     string `json:"name"`
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	Met      bool   `json:"met"`
+}
+
+// The goals, per server core.
+const (
+	goalIdleBytes     = 8 << 10
+	goalDeliveries    = 400000
+	goalToLastMs      = 30
+	goalToLastStreams = 10000
+	goalConnects      = 20000
+)
+
+// targets compares the run with the goals it measured.
+func targets(r *Results) []Target {
+	var out []Target
+	if m := r.Memory; m != nil {
+		out = append(out, Target{
+			Name: "memory per idle stream", Goal: "≤ 8 KiB",
+			Measured: fmt.Sprintf("%.1f KiB RSS (heap %.1f + stacks %.1f KiB)", m.RSSPerConn/1024, m.HeapPerConn/1024, m.StackPerConn/1024),
+			Met:      m.RSSPerConn <= goalIdleBytes,
+		})
+	}
+	var largestBurst, largestPaced *BroadcastResult
+	for _, b := range r.Broadcast {
+		if b.Mode == modeBurst && (largestBurst == nil || b.Connections > largestBurst.Connections) {
+			largestBurst = b
+		}
+		if b.Mode == modePaced && (largestPaced == nil || b.Connections > largestPaced.Connections) {
+			largestPaced = b
+		}
+	}
+	if b := largestBurst; b != nil {
+		out = append(out, Target{
+			Name: "broadcast deliveries per server core-second", Goal: "≥ 400,000",
+			Measured: fmt.Sprintf("%s (to %s streams)", thousands(b.PerServerCore), thousands(float64(b.Connections))),
+			Met:      b.PerServerCore >= goalDeliveries,
+		})
+	}
+	if b := largestPaced; b != nil {
+		out = append(out, Target{
+			Name: "broadcast p99, publish to the last of 10,000 streams", Goal: "≤ 30 ms",
+			Measured: fmt.Sprintf("%.1f ms (to %s streams; p99 of all deliveries %.1f ms)", b.ToLast.P99Ms, thousands(float64(b.Connections)), b.Latency.P99Ms),
+			Met:      b.Connections >= goalToLastStreams && b.ToLast.P99Ms <= goalToLastMs,
+		})
+	}
+	for _, c := range r.Connect {
+		if c.Algorithm == string(notifyv1alpha1.HS256) {
+			out = append(out, Target{
+				Name: "new HS256 streams per server core-second", Goal: "≥ 20,000",
+				Measured: thousands(c.PerServerCore), Met: c.PerServerCore >= goalConnects,
+			})
+		}
+	}
+	return out
+}
+
+func writeJSON(file string, r *Results) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(data, '\n'), 0o644)
+}
+
+// Markers delimit the generated part of the markdown file; the prose around
+// them is left alone.
+const (
+	beginMarker = "<!-- bench:begin (generated by make bench; edits between the markers are overwritten) -->"
+	endMarker   = "<!-- bench:end -->"
+)
+
+// replaceBetweenMarkers puts table between the markers of file, or writes a
+// new file with just the table when there is none.
+func replaceBetweenMarkers(file, table string) error {
+	data, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		return os.WriteFile(file, []byte(beginMarker+"\n"+table+endMarker+"\n"), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	text := string(data)
+	begin := strings.Index(text, beginMarker)
+	end := strings.Index(text, endMarker)
+	if begin < 0 || end < begin {
+		return fmt.Errorf("%s has no %q … %q markers to put the results between", file, beginMarker, endMarker)
+	}
+	text = text[:begin+len(beginMarker)] + "\n" + table + text[end:]
+	return os.WriteFile(file, []byte(text), 0o644)
+}
+
+// renderMarkdown is the results as markdown tables.
+func renderMarkdown(r *Results) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	m := r.Machine
+	p("Measured %s with `%s` (%.0f s), %s log.\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Command, r.Seconds, r.Backend)
+	p("Machine: %d × %s, %s, Linux %s, %d open files per process; load average %s at the start, %s at the end. "+
+		"The generator runs on the same cores as the streamer.\n\n", m.Cores, m.CPUModel, m.GoVersion, m.Kernel, m.OpenFilesLimit, m.LoadBefore, m.LoadAfter)
+	p("The machine's floor, measured by the generator before the scenarios: a getppid system call takes %.2f µs; "+
+		"a %d-byte write to a loopback TCP socket %.1f µs, and %.1f µs of CPU with the read at the other end.\n\n",
+		m.Floor.SyscallMicros, floorFrame, m.Floor.WriteMicros, m.Floor.WriteReadCPUMicros)
+
+	if len(r.Targets) > 0 {
+		p("| target (per server core) | goal | measured | met |\n| --- | --- | --- | --- |\n")
+		for _, t := range r.Targets {
+			p("| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Measured, yesNo(t.Met))
+		}
+		p("\n")
+	}
+	if mem := r.Memory; mem != nil {
+		p("**Idle streams** (after a forced GC; the slope is the least-squares cost of one more stream): "+
+			"%.1f KiB RSS, %.1f KiB heap, %.1f KiB goroutine stacks, %.1f goroutines per stream. `%s`\n\n",
+			mem.RSSPerConn/1024, mem.HeapPerConn/1024, mem.StackPerConn/1024, mem.GoroutinesPerCon, mem.Command)
+		p("| streams | RSS | heap in use | stacks | goroutines |\n| ---: | ---: | ---: | ---: | ---: |\n")
+		for _, pt := range mem.Points {
+			p("| %s | %s | %s | %s | %s |\n", thousands(float64(pt.Connections)), mib(pt.RSSBytes), mib(pt.HeapInuseBytes),
+				mib(pt.StackBytes), thousands(float64(pt.Goroutines)))
+		}
+		p("\n")
+	}
+	if len(r.Connect) > 0 {
+		p("**Connect rate**: streams opened %d at a time, each with its own token; a stream counts once its connection event is read.\n\n", r.Concurrency)
+		p("| tokens | streams | per second | per server core-second | to connection event p50 / p99 | streamer CPU | generator CPU | command |\n")
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		for _, c := range r.Connect {
+			p("| %s | %s | %s | **%s** | %s | %s | %s | `%s` |\n", c.Algorithm, thousands(float64(c.Connections)),
+				thousands(c.PerSecond), thousands(c.PerServerCore), p50p99(c.TimeToFirstEvt), cores(c.CPU.StreamerCores),
+				cores(c.CPU.GeneratorCores), c.Command)
+		}
+		p("\n")
+	}
+	if len(r.Broadcast) > 0 {
+		p("**Broadcast**: system events to every stream, paced (one per interval) or in a burst (back to back); latency from publish to read.\n\n")
+		p("| streams | events | deliveries / s | per server core-second | latency p50 / p99 / max | publish to last stream p50 / p99 / max | streamer CPU | generator CPU | command |\n")
+		p("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		for _, c := range r.Broadcast {
+			events := fmt.Sprintf("%d burst", c.Events)
+			if c.Mode == modePaced {
+				events = fmt.Sprintf("%d, one per %g ms", c.Events, c.IntervalMs)
+			}
+			p("| %s | %s | %s | **%s** | %s | %s | %s | %s | `%s` |\n", thousands(float64(c.Connections)), events,
+				thousands(c.PerSecond), thousands(c.PerServerCore), p50p99max(c.Latency), p50p99max(c.ToLast),
+				cores(c.CPU.StreamerCores), cores(c.CPU.GeneratorCores), c.Command)
+		}
+		p("\n")
+	}
+	if len(r.PerUser) > 0 {
+		p("**Per-user notifications**: each to one user, %d publish requests in flight; each is a publish request and a delivery.\n\n", publishers)
+		p("| log | streams | notifications | per second | per server core-second | latency p50 / p99 / max | streamer CPU | generator CPU | command |\n")
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		for _, u := range r.PerUser {
+			p("| %s | %s | %s | %s | **%s** | %s | %s | %s | `%s` |\n", u.Backend, thousands(float64(u.Connections)),
+				thousands(float64(u.Notifications)), thousands(u.PerSecond), thousands(u.PerServerCore), p50p99max(u.Latency),
+				cores(u.CPU.StreamerCores), cores(u.CPU.GeneratorCores), u.Command)
+		}
+		p("\n")
+	}
+	if rs := r.Resume; rs != nil {
+		p("**Resume storm**: every stream drops, events are published, and all reconnect at once with `Last-Event-ID`.\n\n")
+		p("| streams | missed each | reconnects / s | per server core-second | server CPU per reconnect | to connection event p50 / p99 | streamer CPU | generator CPU | command |\n")
+		p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		p("| %s | %d | %s | **%s** | %.0f µs | %s | %s | %s | `%s` |\n\n", thousands(float64(rs.Connections)), rs.MissedEach,
+			thousands(rs.PerSecond), thousands(rs.PerServerCore), rs.CPUPerResume, p50p99(rs.TimeToResume),
+			cores(rs.CPU.StreamerCores), cores(rs.CPU.GeneratorCores), rs.Command)
+	}
+	return b.String()
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func cores(c float64) string { return fmt.Sprintf("%.2f cores", c) }
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func p50p99(l Latency) string { return fmt.Sprintf("%s / %s ms", ms(l.P50Ms), ms(l.P99Ms)) }
+
+func p50p99max(l Latency) string {
+	return fmt.Sprintf("%s / %s / %s ms", ms(l.P50Ms), ms(l.P99Ms), ms(l.MaxMs))
+}
+
+func ms(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// thousands formats a count with thousands separators.
+func thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	if len(s) <= 3 {
+		return s
+	}
+	var b strings.Builder
+	lead := len(s) % 3
+	if lead > 0 {
+		b.WriteString(s[:lead])
+	}
+	for i := lead; i < len(s); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s[i : i+3])
+	}
+	return b.String()
+}

@@ -1,0 +1,523 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/publisher"
+)
+
+// Timeouts of the scenarios: generous, since the generator shares the
+// machine; a scenario that needs them has failed anyway.
+const (
+	settleTimeout   = time.Minute
+	deliveryTimeout = 2 * time.Minute
+	// idleSettle lets freshly opened streams park before memory is read.
+	idleSettle = 2 * time.Second
+	// settleGCs is how many full collections run before memory is read: a
+	// collection halves a goroutine stack at most once, and only the stacks
+	// of parked goroutines that use under a quarter of theirs.
+	settleGCs = 3
+)
+
+// env is what every scenario runs with.
+type env struct {
+	herald  string
+	dir     string
+	backend string
+	// concurrency is how many streams the generator opens at once.
+	concurrency int
+	// profiles, when set, is a folder for the streamer's pprof profiles.
+	profiles string
+	progress func(format string, args ...any)
+}
+
+// session is a fresh streamer and a pool of users for one scenario. Each
+// scenario has its own process, so that none inherits another's heap,
+// goroutines or log.
+type session struct {
+	env      *env
+	streamer *streamerProcess
+	pool     *pool
+	pub      *publisher.Client
+	httpc    *http.Client
+}
+
+func (e *env) start(ctx context.Context, alg notifyv1alpha1.JWTAlgorithm, users int) (*session, error) {
+	s, err := startStreamer(ctx, e.herald, e.dir, alg, e.backend)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPool(s.api, s.signer, users)
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	token, err := s.signer.token("bench-backend", true)
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}}
+	pub, err := publisher.New("http://"+s.api, publisher.WithToken(token), publisher.WithHTTPClient(httpc))
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	return &session{env: e, streamer: s, pool: p, pub: pub, httpc: httpc}, nil
+}
+
+// close closes the streams, then stops the streamer.
+func (s *session) close() {
+	s.pool.closeAll()
+	s.httpc.CloseIdleConnections()
+	s.streamer.stop()
+}
+
+// openFirst opens the first n streams of the pool (those not open yet) and
+// waits until the streamer counts n.
+func (s *session) openFirst(ctx context.Context, n int) error {
+	if _, err := s.pool.openFirst(ctx, n, s.env.concurrency, false); err != nil {
+		return err
+	}
+	return s.streamer.waitConnections(ctx, n)
+}
+
+// profileCPU records a CPU profile of the streamer while run runs, when
+// profiles were asked for.
+func (s *session) profileCPU(ctx context.Context, name string, seconds int, run func() error) error {
+	if s.env.profiles == "" {
+		return run()
+	}
+	var wg sync.WaitGroup
+	var profErr error
+	wg.Go(func() {
+		file := filepath.Join(s.env.profiles, name+".cpu.pprof")
+		profErr = s.streamer.profile(ctx, "profile?seconds="+strconv.Itoa(seconds), file)
+	})
+	err := run()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return profErr
+}
+
+// payload is the data of every event the generator publishes: its sequence
+// number in the scenario and the publisher's clock when it was sent. The
+// message makes the frame as large as a typical notification's.
+type payload struct {
+	Seq     int    `json:"seq"`
+	SentAt  int64  `json:"sentAt"`
+	Message string `json:"message"`
+}
+
+func newPayload(seq int) payload {
+	return payload{Seq: seq, SentAt: time.Now().UnixNano(), Message: "Benchmark event: nothing to see here"}
+}
+
+// publishers is how many requests the per-user scenario keeps in flight, as
+// a few backend replicas would.
+const publishers = 8
+
+// MemoryPoint is the streamer's memory with Connections idle streams open,
+// after a full garbage collection.
+type MemoryPoint struct {
+	Connections    int   `json:"connections"`
+	RSSBytes       int64 `json:"rssBytes"`
+	HeapInuseBytes int64 `json:"heapInuseBytes"`
+	StackBytes     int64 `json:"stackInuseBytes"`
+	Goroutines     int   `json:"goroutines"`
+}
+
+// MemoryResult is the idle-memory ladder and the cost of one more idle
+// stream: the least-squares slope over the ladder.
+type MemoryResult struct {
+	Points           []MemoryPoint `json:"points"`
+	RSSPerConn       float64       `json:"rssBytesPerConnection"`
+	HeapPerConn      float64       `json:"heapBytesPerConnection"`
+	StackPerConn     float64       `json:"stackBytesPerConnection"`
+	GoroutinesPerCon float64       `json:"goroutinesPerConnection"`
+	Command          string        `json:"command"`
+}
+
+// idleMemory opens streams in steps and reads the streamer's memory at each:
+// resident set size from the kernel, heap and stacks from the Go runtime's
+// metrics. Heap plus stacks is what the streamer's code controls; RSS adds
+// what the runtime holds on to.
+func idleMemory(ctx context.Context, e *env, steps []int) (*MemoryResult, error) {
+	s, err := e.start(ctx, notifyv1alpha1.HS256, steps[len(steps)-1])
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	result := &MemoryResult{}
+	for _, n := range append([]int{0}, steps...) {
+		if err := s.openFirst(ctx, n); err != nil {
+			return nil, err
+		}
+		point, err := s.memory(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		e.progress("idle memory: %d streams, RSS %s, heap %s, stacks %s", n,
+			kib(point.RSSBytes), kib(point.HeapInuseBytes), kib(point.StackBytes))
+		result.Points = append(result.Points, point)
+	}
+	if e.profiles != "" {
+		if err := s.streamer.profile(ctx, "heap", filepath.Join(e.profiles, "idle.heap.pprof")); err != nil {
+			return nil, err
+		}
+	}
+	var x, rss, heap, stack, goroutines []float64
+	for _, p := range result.Points {
+		x = append(x, float64(p.Connections))
+		rss = append(rss, float64(p.RSSBytes))
+		heap = append(heap, float64(p.HeapInuseBytes))
+		stack = append(stack, float64(p.StackBytes))
+		goroutines = append(goroutines, float64(p.Goroutines))
+	}
+	result.RSSPerConn = slope(x, rss)
+	result.HeapPerConn = slope(x, heap)
+	result.StackPerConn = slope(x, stack)
+	result.GoroutinesPerCon = slope(x, goroutines)
+	return result, nil
+}
+
+// memory reads the streamer's memory once its n streams are idle.
+func (s *session) memory(ctx context.Context, n int) (MemoryPoint, error) {
+	select {
+	case <-ctx.Done():
+		return MemoryPoint{}, ctx.Err()
+	case <-time.After(idleSettle):
+	}
+	for range settleGCs {
+		if err := s.streamer.collectGarbage(ctx); err != nil {
+			return MemoryPoint{}, err
+		}
+	}
+	m, err := s.streamer.metrics(ctx)
+	if err != nil {
+		return MemoryPoint{}, err
+	}
+	rss, err := residentBytes(s.streamer.pid())
+	if err != nil {
+		return MemoryPoint{}, err
+	}
+	return MemoryPoint{
+		Connections:    n,
+		RSSBytes:       rss,
+		HeapInuseBytes: int64(m["go_memstats_heap_inuse_bytes"]),
+		StackBytes:     int64(m["go_memstats_stack_inuse_bytes"]),
+		Goroutines:     int(m["go_goroutines"]),
+	}, nil
+}
+
+// ConnectResult is how fast the streamer admits new authenticated streams:
+// TCP accept, the HTTP request, the JWT's verification, the hub's
+// registration and the first frame written.
+type ConnectResult struct {
+	Algorithm      string  `json:"algorithm"`
+	Connections    int     `json:"connections"`
+	PerSecond      float64 `json:"connectionsPerSecond"`
+	PerServerCore  float64 `json:"connectionsPerServerCoreSecond"`
+	TimeToFirstEvt Latency `json:"timeToConnectionEvent"`
+	CPU            CPU     `json:"cpu"`
+	Command        string  `json:"command"`
+}
+
+// connectRate opens n streams at once, each with its own token, and divides
+// by the CPU the streamer spent doing so. The streams are opened and closed
+// once before, so that the measured round reuses memory the process already
+// has, as a pod that has been serving for a while does: a fresh process
+// spends a good part of its first round growing its heap.
+func connectRate(ctx context.Context, e *env, alg notifyv1alpha1.JWTAlgorithm, n int) (*ConnectResult, error) {
+	s, err := e.start(ctx, alg, n)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if err := s.openFirst(ctx, n); err != nil {
+		return nil, err
+	}
+	s.pool.closeAll()
+	if err := s.streamer.waitConnections(ctx, 0); err != nil {
+		return nil, err
+	}
+	meter, err := startCPU(s.streamer.pid())
+	if err != nil {
+		return nil, err
+	}
+	var times *recorder
+	err = s.profileCPU(ctx, "connect-"+string(alg), 2, func() error {
+		times, err = s.pool.openFirst(ctx, n, e.concurrency, false)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	cpu, err := meter.stop()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.streamer.waitConnections(ctx, n); err != nil {
+		return nil, err
+	}
+	r := &ConnectResult{
+		Algorithm: string(alg), Connections: n, TimeToFirstEvt: times.summary(), CPU: cpu,
+		PerSecond: cpu.perWallSecond(float64(n)), PerServerCore: cpu.perServerCore(float64(n)),
+	}
+	e.progress("connect %s: %d streams, %.0f/s, %.0f per server core-second", alg, n, r.PerSecond, r.PerServerCore)
+	return r, nil
+}
+
+// BroadcastResult is one system event published to every stream, Events
+// times: how long each delivery took, how long until the last stream had
+// each event, and how many deliveries the streamer made per CPU second.
+type BroadcastResult struct {
+	Connections   int     `json:"connections"`
+	Events        int     `json:"events"`
+	Mode          string  `json:"mode"`
+	IntervalMs    float64 `json:"intervalMs"`
+	Deliveries    int64   `json:"deliveries"`
+	PerSecond     float64 `json:"deliveriesPerSecond"`
+	PerServerCore float64 `json:"deliveriesPerServerCoreSecond"`
+	Latency       Latency `json:"latency"`
+	ToLast        Latency `json:"publishToLastConnection"`
+	CPU           CPU     `json:"cpu"`
+	Command       string  `json:"command"`
+}
+
+// Broadcast modes.
+const (
+	// paced publishes one event per interval: latency without queueing.
+	modePaced = "paced"
+	// burst publishes back to back: throughput, with the frames of several
+	// events written in one flush.
+	modeBurst = "burst"
+)
+
+// broadcast opens n streams and publishes events system events to all of
+// them, one per interval (0: back to back).
+func broadcast(ctx context.Context, e *env, n, events int, interval time.Duration) (*BroadcastResult, error) {
+	s, err := e.start(ctx, notifyv1alpha1.HS256, n)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if err := s.openFirst(ctx, n); err != nil {
+		return nil, err
+	}
+	mode := modePaced
+	if interval == 0 {
+		mode = modeBurst
+	}
+	received := newSink(events)
+	s.pool.sink.Store(received)
+	meter, err := startCPU(s.streamer.pid())
+	if err != nil {
+		return nil, err
+	}
+	err = s.profileCPU(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
+		for seq := range events {
+			if _, err := s.pub.PublishSystemEvent(ctx, publisher.SystemEvent{EventType: "bench", Data: newPayload(seq)}); err != nil {
+				return err
+			}
+			if interval > 0 {
+				time.Sleep(interval)
+			}
+		}
+		return received.wait(ctx, s.pool, int64(n*events), deliveryTimeout)
+	})
+	if err != nil {
+		return nil, err
+	}
+	cpu, err := meter.stop()
+	if err != nil {
+		return nil, err
+	}
+	deliveries := received.received.Load()
+	r := &BroadcastResult{
+		Connections: n, Events: events, Mode: mode, IntervalMs: float64(interval) / float64(time.Millisecond),
+		Deliveries: deliveries, Latency: received.latency.summary(), ToLast: received.toLast(), CPU: cpu,
+		PerSecond: cpu.perWallSecond(float64(deliveries)), PerServerCore: cpu.perServerCore(float64(deliveries)),
+	}
+	e.progress("broadcast %s to %d: %d deliveries, %.0f per server core-second, p99 %.1f ms, to last p99 %.1f ms",
+		mode, n, deliveries, r.PerServerCore, r.Latency.P99Ms, r.ToLast.P99Ms)
+	return r, nil
+}
+
+// profileSeconds is a CPU profile's length for a publishing loop: as long as
+// the paced loop, or a few seconds for a burst.
+func profileSeconds(events int, interval time.Duration) int {
+	if interval == 0 {
+		return 3
+	}
+	return max(1, int((time.Duration(events) * interval).Seconds()))
+}
+
+// PerUserResult is notifications to one user each, published by several
+// backends at once: what a busy application's own notifications cost.
+type PerUserResult struct {
+	Backend       string  `json:"backend"`
+	Connections   int     `json:"connections"`
+	Notifications int     `json:"notifications"`
+	Publishers    int     `json:"publishers"`
+	PerSecond     float64 `json:"notificationsPerSecond"`
+	PerServerCore float64 `json:"notificationsPerServerCoreSecond"`
+	Latency       Latency `json:"latency"`
+	CPU           CPU     `json:"cpu"`
+	Command       string  `json:"command"`
+}
+
+// perUser opens n streams and publishes count notifications, each to one
+// user in turn, from publishers concurrent requests. Each is one publish
+// request (token check, JSON, log append) and one delivery.
+func perUser(ctx context.Context, e *env, n, count int) (*PerUserResult, error) {
+	s, err := e.start(ctx, notifyv1alpha1.HS256, n)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if err := s.openFirst(ctx, n); err != nil {
+		return nil, err
+	}
+	received := newSink(count)
+	s.pool.sink.Store(received)
+	meter, err := startCPU(s.streamer.pid())
+	if err != nil {
+		return nil, err
+	}
+	err = s.profileCPU(ctx, "per-user", 2, func() error {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errs := make([]error, publishers)
+		for w := range publishers {
+			wg.Go(func() {
+				for {
+					seq := int(next.Add(1)) - 1
+					if seq >= count {
+						return
+					}
+					_, err := s.pub.PublishNotification(ctx, publisher.Notification{
+						RecipientUserIDs: []string{s.pool.clients[seq%n].user},
+						NotificationType: "BENCH", Action: "CREATE", Data: newPayload(seq),
+					})
+					if err != nil {
+						errs[w] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return received.wait(ctx, s.pool, int64(count), deliveryTimeout)
+	})
+	if err != nil {
+		return nil, err
+	}
+	cpu, err := meter.stop()
+	if err != nil {
+		return nil, err
+	}
+	r := &PerUserResult{
+		Backend: e.backend, Connections: n, Notifications: count, Publishers: publishers,
+		Latency: received.latency.summary(), CPU: cpu,
+		PerSecond: cpu.perWallSecond(float64(count)), PerServerCore: cpu.perServerCore(float64(count)),
+	}
+	e.progress("per-user notifications to %d: %.0f/s, %.0f per server core-second, p99 %.1f ms",
+		n, r.PerSecond, r.PerServerCore, r.Latency.P99Ms)
+	return r, nil
+}
+
+// ResumeResult is a reconnect storm: every stream drops, events are
+// published while they are gone, and all reconnect at once with
+// Last-Event-ID and read what they missed from the log.
+type ResumeResult struct {
+	Connections   int     `json:"connections"`
+	MissedEach    int     `json:"missedEventsEach"`
+	Replayed      int64   `json:"replayedEvents"`
+	PerSecond     float64 `json:"reconnectsPerSecond"`
+	PerServerCore float64 `json:"reconnectsPerServerCoreSecond"`
+	CPUPerResume  float64 `json:"serverCPUMicrosecondsPerReconnect"`
+	TimeToResume  Latency `json:"timeToConnectionEvent"`
+	CPU           CPU     `json:"cpu"`
+	Command       string  `json:"command"`
+}
+
+// resume measures a reconnect storm of n streams that each missed missed
+// events.
+func resume(ctx context.Context, e *env, n, missed int) (*ResumeResult, error) {
+	s, err := e.start(ctx, notifyv1alpha1.HS256, n)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if err := s.openFirst(ctx, n); err != nil {
+		return nil, err
+	}
+	s.pool.closeAll()
+	if err := s.streamer.waitConnections(ctx, 0); err != nil {
+		return nil, err
+	}
+	for seq := range missed {
+		if _, err := s.pub.PublishSystemEvent(ctx, publisher.SystemEvent{EventType: "bench", Data: newPayload(seq)}); err != nil {
+			return nil, err
+		}
+	}
+	received := newSink(missed)
+	s.pool.sink.Store(received)
+	meter, err := startCPU(s.streamer.pid())
+	if err != nil {
+		return nil, err
+	}
+	var times *recorder
+	err = s.profileCPU(ctx, "resume", 2, func() error {
+		times, err = s.pool.openFirst(ctx, n, e.concurrency, true)
+		if err != nil {
+			return err
+		}
+		return received.wait(ctx, s.pool, int64(n*missed), deliveryTimeout)
+	})
+	if err != nil {
+		return nil, err
+	}
+	cpu, err := meter.stop()
+	if err != nil {
+		return nil, err
+	}
+	r := &ResumeResult{
+		Connections: n, MissedEach: missed, Replayed: received.received.Load(), TimeToResume: times.summary(), CPU: cpu,
+		PerSecond: cpu.perWallSecond(float64(n)), PerServerCore: cpu.perServerCore(float64(n)),
+	}
+	if n > 0 {
+		r.CPUPerResume = cpu.StreamerSeconds / float64(n) * 1e6
+	}
+	e.progress("resume storm of %d, %d missed each: %.0f reconnects/s, %.0f per server core-second",
+		n, missed, r.PerSecond, r.PerServerCore)
+	return r, nil
+}
+
+// kib formats bytes for the progress log.
+func kib(b int64) string { return strconv.FormatInt(b>>10, 10) + " KiB" }
+
+// mkdirProfiles makes the profiles folder when profiles were asked for.
+func (e *env) mkdirProfiles() error {
+	if e.profiles == "" {
+		return nil
+	}
+	return os.MkdirAll(e.profiles, 0o755)
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latencies are recorded in microseconds, from 1 µs to five minutes, to three
+// significant digits: a p99 of 12.3 ms is told apart from 12.4 ms.
+const (
+	histogramMin     = 1
+	histogramMax     = int64(5 * time.Minute / time.Microsecond)
+	histogramDigits  = 3
+	histogramShards  = 64
+	userHz           = 100 // the unit of utime and stime in /proc/PID/stat on Linux
+	bytesPerKilobyte = 1024
+)
+
+// recorder is a latency histogram that thousands of client goroutines write
+// at once. One histogram behind one mutex would serialise every delivery of
+// the generator, which competes for the same two cores as the streamer; so
+// the clients are spread over shards, merged when a scenario reads them.
+type recorder struct {
+	shards [histogramShards]struct {
+		mu sync.Mutex
+		h  *hdrhistogram.Histogram
+	}
+}
+
+func newRecorder() *recorder {
+	r := &recorder{}
+	for i := range r.shards {
+		r.shards[i].h = hdrhistogram.New(histogramMin, histogramMax, histogramDigits)
+	}
+	return r
+}
+
+// record adds one latency; key spreads the writers (a client's index).
+func (r *recorder) record(key int, d time.Duration) {
+	s := &r.shards[key%histogramShards]
+	us := max(d.Microseconds(), histogramMin)
+	s.mu.Lock()
+	_ = s.h.RecordValue(min(us, histogramMax)) // clamped into range, so never an error
+	s.mu.Unlock()
+}
+
+// summary merges the shards.
+func (r *recorder) summary() Latency {
+	merged := hdrhistogram.New(histogramMin, histogramMax, histogramDigits)
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		merged.Merge(s.h)
+		s.mu.Unlock()
+	}
+	return latencyOf(merged)
+}
+
+// Latency is a distribution of durations, in milliseconds.
+type Latency struct {
+	Count int64   `json:"count"`
+	P50Ms float64 `json:"p50Ms"`
+	P99Ms float64 `json:"p99Ms"`
+	MaxMs float64 `json:"maxMs"`
+}
+
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return Latency{
+		Count: h.TotalCount(),
+		P50Ms: ms(h.ValueAtQuantile(50)),
+		P99Ms: ms(h.ValueAtQuantile(99)),
+		MaxMs: ms(h.Max()),
+	}
+}
+
+// latencyOfValues summarises a few durations (one per event).
+func latencyOfValues(values []time.Duration) Latency {
+	h := hdrhistogram.New(histogramMin, histogramMax, histogramDigits)
+	for _, v := range values {
+		_ = h.RecordValue(min(max(v.Microseconds(), histogramMin), histogramMax))
+	}
+	return latencyOf(h)
+}
+
+// atomicMax raises v to x if x is larger.
+func atomicMax(v *atomic.Int64, x int64) {
+	for {
+		old := v.Load()
+		if x <= old || v.CompareAndSwap(old, x) {
+			return
+		}
+	}
+}
+
+// CPU is the processor time the streamer and the generator spent in a
+// scenario's measured window, from each process's own accounting
+// (/proc/PID/stat utime+stime, 10 ms resolution). Cores is seconds of CPU
+// per second of wall time: 2 is both cores of this machine busy.
+type CPU struct {
+	WallSeconds      float64 `json:"wallSeconds"`
+	StreamerSeconds  float64 `json:"streamerSeconds"`
+	GeneratorSeconds float64 `json:"generatorSeconds"`
+	StreamerCores    float64 `json:"streamerCores"`
+	GeneratorCores   float64 `json:"generatorCores"`
+}
+
+// perServerCore is count per second of the streamer's CPU: the rate one core
+// would sustain if the streamer had it to itself. It is the honest figure on
+// a machine where the generator shares the cores: wall-clock rates then
+// measure both processes.
+func (c CPU) perServerCore(count float64) float64 {
+	if c.StreamerSeconds <= 0 {
+		return 0
+	}
+	return count / c.StreamerSeconds
+}
+
+// perWallSecond is count per second of wall time.
+func (c CPU) perWallSecond(count float64) float64 {
+	if c.WallSeconds <= 0 {
+		return 0
+	}
+	return count / c.WallSeconds
+}
+
+// cpuMeter reads the CPU time of the streamer and of this process.
+type cpuMeter struct {
+	pid   int
+	start time.Time
+	s0    time.Duration
+	g0    time.Duration
+}
+
+// startCPU starts a measured window.
+func startCPU(pid int) (*cpuMeter, error) {
+	s, err := processCPU(pid)
+	if err != nil {
+		return nil, err
+	}
+	g, err := processCPU(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	return &cpuMeter{pid: pid, start: time.Now(), s0: s, g0: g}, nil
+}
+
+// stop ends the window.
+func (m *cpuMeter) stop() (CPU, error) {
+	wall := time.Since(m.start)
+	s, err := processCPU(m.pid)
+	if err != nil {
+		return CPU{}, err
+	}
+	g, err := processCPU(os.Getpid())
+	if err != nil {
+		return CPU{}, err
+	}
+	c := CPU{
+		WallSeconds:      wall.Seconds(),
+		StreamerSeconds:  (s - m.s0).Seconds(),
+		GeneratorSeconds: (g - m.g0).Seconds(),
+	}
+	c.StreamerCores = c.StreamerSeconds / c.WallSeconds
+	c.GeneratorCores = c.GeneratorSeconds / c.WallSeconds
+	return c, nil
+}
+
+// processCPU is utime+stime of a process, from /proc/PID/stat.
+func processCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; the fields after its
+	// closing parenthesis start at field 3, so utime (14) is the 12th.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat has %d fields after the name", pid, len(fields))
+	}
+	utime, err := strconv.ParseInt(fields[11], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	stime, err := strconv.ParseInt(fields[12], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * time.Second / userHz, nil
+}
+
+// residentBytes is VmRSS of a process, from /proc/PID/status.
+func residentBytes(pid int) (int64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * bytesPerKilobyte, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
+}
+
+// slope is the least-squares slope of y over x: the cost of one more x.
+func slope(x, y []float64) float64 {
+	n := float64(len(x))
+	if n < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for i := range x {
+		sx += x[i]
+		sy += y[i]
+		sxx += x[i] * x[i]
+		sxy += x[i] * y[i]
+	}
+	den := n*sxx - sx*sx
+	if den == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / den
+}
+
+// goVersion is the toolchain the generator and the streamer are built with.
+func goVersion() string { return runtime.Version() }

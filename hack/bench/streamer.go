@@ -1,0 +1,363 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/auth"
+)
+
+// Settings of the streamers under test.
+const (
+	keySecretName = "bench-keys"
+	keyID         = "bench"
+	// tokenTTL outlasts any run: a stream closes when its token expires.
+	tokenTTL = 2 * time.Hour
+	// maxPerPod leaves room above the largest scenario (10,000 streams, and
+	// the reconnect storm's new streams while the server notices the old ones
+	// are gone).
+	maxPerPod = 50000
+	// startTimeout bounds the wait for the streamer's "streamer started" log.
+	startTimeout = 30 * time.Second
+)
+
+// backendBrokers maps the generator's -backend values to the channel's
+// broker type. Only the embedded log exists today; a NATS row is one more
+// entry here once the streamer serves it.
+var backendBrokers = map[string]notifyv1alpha1.BrokerType{
+	"embedded": notifyv1alpha1.BrokerEmbedded,
+}
+
+// channelManifest is the channel every benchmark streamer serves: the
+// defaults of the API, but for the limits a benchmark passes (streams per
+// pod) and a short drain, so that stopping a streamer does not take 30 s.
+const channelManifest = `apiVersion: notify.herald.dev/v1alpha1
+kind: NotificationChannel
+metadata: {name: bench}
+spec:
+  auth:
+    algorithms: [%s]
+    keySecretRef: {name: %s}
+  connections:
+    maxPerPod: %d
+  broker:
+    type: %s
+  drain:
+    gracePeriod: 1s
+    reconnectJitter: 1s
+`
+
+// streamerProcess is one "herald streamer --config" process under test.
+type streamerProcess struct {
+	cmd *exec.Cmd
+	// api and ops are the addresses of the stream and publish API and of
+	// /metrics and /debug/pprof.
+	api, ops string
+	// signer mints the tokens of the channel's algorithm.
+	signer *signer
+	// exited is closed when the process ended; err then says how.
+	exited chan struct{}
+	err    error
+	// stderr keeps the last lines the streamer logged, for error messages.
+	stderr *tail
+	http   *http.Client
+}
+
+// buildHerald builds the herald binary into dir, with the flags of "make
+// build" so that the go command reuses what that target compiled.
+func buildHerald(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "herald")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "github.com/herald-notify/herald")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("failed to build herald: %w\n%s", err, output)
+	}
+	return out, nil
+}
+
+// startStreamer writes a channel manifest and a fresh key into a folder of
+// dir and starts the streamer on loopback ports the kernel picks.
+func startStreamer(ctx context.Context, herald, dir string, alg notifyv1alpha1.JWTAlgorithm, backend string) (*streamerProcess, error) {
+	broker, ok := backendBrokers[backend]
+	if !ok {
+		return nil, fmt.Errorf("backend %q is not available: use one of %v", backend, keysOf(backendBrokers))
+	}
+	dir, err := os.MkdirTemp(dir, "streamer-")
+	if err != nil {
+		return nil, err
+	}
+	signer, publicKey, err := newSigner(alg)
+	if err != nil {
+		return nil, err
+	}
+	secretDir := filepath.Join(dir, "secrets", keySecretName)
+	if err := os.MkdirAll(secretDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(secretDir, keyID), publicKey, 0o600); err != nil {
+		return nil, err
+	}
+	config := filepath.Join(dir, "channel.yaml")
+	manifest := fmt.Sprintf(channelManifest, alg, keySecretName, maxPerPod, broker)
+	if err := os.WriteFile(config, []byte(manifest), 0o600); err != nil {
+		return nil, err
+	}
+
+	cmd := exec.Command(herald, "streamer", "--config", config,
+		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--pprof")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start %s: %w", herald, err)
+	}
+	s := &streamerProcess{
+		cmd: cmd, signer: signer, exited: make(chan struct{}), stderr: &tail{},
+		http: &http.Client{Timeout: time.Minute},
+	}
+	started := make(chan startedLog, 1)
+	go s.readLogs(stderr, started)
+	go func() {
+		s.err = cmd.Wait()
+		close(s.exited)
+	}()
+	select {
+	case addrs := <-started:
+		s.api, s.ops = addrs.Listen, addrs.MetricsListen
+		return s, nil
+	case <-s.exited:
+		return nil, fmt.Errorf("the streamer exited while starting: %v\n%s", s.err, s.stderr)
+	case <-time.After(startTimeout):
+	case <-ctx.Done():
+	}
+	s.stop()
+	return nil, fmt.Errorf("the streamer did not start within %s\n%s", startTimeout, s.stderr)
+}
+
+// startedLog is the "streamer started" log line, which names the addresses
+// the streamer listens on.
+type startedLog struct {
+	Msg           string `json:"msg"`
+	Listen        string `json:"listen"`
+	MetricsListen string `json:"metricsListen"`
+}
+
+// readLogs finds the "streamer started" line, then keeps the last lines.
+func (s *streamerProcess) readLogs(stderr io.Reader, started chan<- startedLog) {
+	scanner := bufio.NewScanner(stderr)
+	found := false
+	for scanner.Scan() {
+		line := scanner.Text()
+		s.stderr.add(line)
+		var entry startedLog
+		if !found && json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "streamer started" {
+			found = true
+			started <- entry
+		}
+	}
+}
+
+// pid is the streamer's process id.
+func (s *streamerProcess) pid() int { return s.cmd.Process.Pid }
+
+// stop drains the streamer with SIGTERM and waits for it, killing it if the
+// drain takes longer than it should.
+func (s *streamerProcess) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+	s.http.CloseIdleConnections()
+}
+
+// metrics scrapes /metrics into sample name (with its labels) → value.
+func (s *streamerProcess) metrics(ctx context.Context) (map[string]float64, error) {
+	body, err := s.get(ctx, "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	values := map[string]float64{}
+	for line := range strings.Lines(string(body)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			values[line[:i]] = v
+		}
+	}
+	return values, nil
+}
+
+// connections is the streamer's count of open streams.
+func (s *streamerProcess) connections(ctx context.Context) (int, error) {
+	m, err := s.metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(m["herald_connections"]), nil
+}
+
+// waitConnections waits until the streamer holds n streams: it counts a
+// stream closed by the client only when its handler notices.
+func (s *streamerProcess) waitConnections(ctx context.Context, n int) error {
+	deadline := time.Now().Add(settleTimeout)
+	for {
+		got, err := s.connections(ctx)
+		if err != nil {
+			return err
+		}
+		if got == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the streamer holds %d streams after %s, expected %d", got, settleTimeout, n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// collectGarbage runs a full GC in the streamer: net/http/pprof's heap
+// profile does so before it answers when asked with gc=1. Memory is then
+// measured without the garbage the last scenario left.
+func (s *streamerProcess) collectGarbage(ctx context.Context) error {
+	_, err := s.get(ctx, "/debug/pprof/heap?gc=1")
+	return err
+}
+
+// profile saves a profile of the streamer (path under /debug/pprof/) to file.
+func (s *streamerProcess) profile(ctx context.Context, path, file string) error {
+	body, err := s.get(ctx, "/debug/pprof/"+path)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, body, 0o600)
+}
+
+func (s *streamerProcess) get(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.ops+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return body, nil
+}
+
+// signer mints tokens for the streamer's key, as an identity provider would.
+type signer struct {
+	alg notifyv1alpha1.JWTAlgorithm
+	key []byte
+}
+
+// newSigner makes a fresh key for alg: a random HMAC secret, or an ECDSA
+// P-256 key pair for ES256. It returns the signer and the Secret entry the
+// streamer verifies with (the secret itself, or the PEM public key).
+func newSigner(alg notifyv1alpha1.JWTAlgorithm) (*signer, []byte, error) {
+	switch alg {
+	case notifyv1alpha1.HS256:
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret)
+		return &signer{alg: alg, key: secret}, secret, nil
+	case notifyv1alpha1.ES256:
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		private, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		public, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &signer{alg: alg, key: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: private})},
+			pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: public}), nil
+	default:
+		return nil, nil, fmt.Errorf("algorithm %s is not benchmarked: use HS256 or ES256", alg)
+	}
+}
+
+// token signs a token for user, with the channel's default publish grant
+// when publish is set.
+func (s *signer) token(user string, publish bool) (string, error) {
+	now := time.Now()
+	return auth.Sign(auth.TokenClaims{
+		Subject: user, IssuedAt: now, ExpiresAt: now.Add(tokenTTL), Publish: publish,
+		PublishGrant: notifyv1alpha1.PublishGrantSpec{
+			Claim: notifyv1alpha1.DefaultPublishGrantClaim, Value: notifyv1alpha1.DefaultPublishGrantValue,
+		},
+	}, s.alg, keyID, s.key)
+}
+
+// tail keeps the last lines written to it.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+const tailLines = 20
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	if len(t.lines) > tailLines {
+		t.lines = t.lines[len(t.lines)-tailLines:]
+	}
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+func keysOf[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}

@@ -1,0 +1,455 @@
+// Package announce turns a channel's SystemEvents into "system" events in the
+// channel's log: each revision (metadata.generation) of a SystemEvent is
+// announced once to its audience, at its deliverAt time, and is handed to
+// users who connect later until its expiresAt; deleting an announced
+// SystemEvent announces its retraction. The SystemEvent's status is the
+// record of what was announced, so a restarted streamer announces nothing
+// twice.
+//
+// The Announcer is fed SystemEvents (by the Kubernetes watch in watch.go, or
+// by tests) and runs all its decisions on one goroutine; timers for deliverAt
+// and expiresAt put their work on that goroutine too, so nothing polls.
+package announce
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/publish"
+)
+
+// MaxDataBytes bounds the encoded data of a SystemEvent: every client holds
+// an announcement in memory, and the API server cannot bound schemaless JSON
+// itself.
+const MaxDataBytes = 32 << 10
+
+// Actions of an announcement, the "action" field of the delivered event, as
+// notifications carry one.
+const (
+	ActionCreate = "CREATE"
+	ActionUpdate = "UPDATE"
+	ActionDelete = "DELETE"
+)
+
+// statusRetryDelay is the wait before a failed status write is tried again.
+const statusRetryDelay = 2 * time.Second
+
+// StatusWriter records a SystemEvent's status (on the API server).
+type StatusWriter interface {
+	WriteStatus(ctx context.Context, sev *notifyv1alpha1.SystemEvent, status notifyv1alpha1.SystemEventStatus) error
+}
+
+// Options configure an Announcer.
+type Options struct {
+	// Channel is the name of the channel whose SystemEvents are announced;
+	// others are ignored.
+	Channel string
+	// Status records what was announced.
+	Status StatusWriter
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Announcer announces SystemEvents. Observe and Forget feed it; Run executes.
+type Announcer struct {
+	opts Options
+	// log receives the announcements; set by Run.
+	log  publish.Appender
+	work chan func(ctx context.Context)
+	// stopped is closed when Run returns: work submitted later is dropped.
+	stopped chan struct{}
+
+	// revisions is the state of each SystemEvent, by UID: only the Run
+	// goroutine touches it.
+	revisions map[types.UID]*revision
+
+	// active are the announcements users who connect later still receive;
+	// read by every new stream, so under their own lock.
+	mu     sync.RWMutex
+	active map[types.UID]activeAnnouncement
+}
+
+// revision is what the Announcer knows of one SystemEvent.
+type revision struct {
+	sev *notifyv1alpha1.SystemEvent
+	// generation is the revision handled; an Observe of the same generation
+	// (a resync, the watch after a status write) changes nothing.
+	generation int64
+	// announced is set once the revision (or an earlier one, for a retraction)
+	// is in the log; eventID is its log ID.
+	announced bool
+	eventID   uint64
+	// timer fires at deliverAt or expiresAt.
+	timer *time.Timer
+}
+
+// activeAnnouncement is an announcement a user connecting later receives.
+type activeAnnouncement struct {
+	id      uint64
+	users   []string
+	data    []byte
+	expires time.Time
+}
+
+// New returns an Announcer; start it with Run.
+func New(opts Options) *Announcer {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Announcer{
+		opts:      opts,
+		work:      make(chan func(context.Context), 64),
+		stopped:   make(chan struct{}),
+		revisions: map[types.UID]*revision{},
+		active:    map[types.UID]activeAnnouncement{},
+	}
+}
+
+// Run executes the Announcer's work until ctx ends, announcing into log.
+// Call it once.
+func (a *Announcer) Run(ctx context.Context, log publish.Appender) {
+	a.log = log
+	defer close(a.stopped)
+	for {
+		select {
+		case <-ctx.Done():
+			for _, r := range a.revisions {
+				r.stopTimer()
+			}
+			return
+		case do := <-a.work:
+			do(ctx)
+		}
+	}
+}
+
+// Observe hands the Announcer a created or updated SystemEvent.
+func (a *Announcer) Observe(sev *notifyv1alpha1.SystemEvent) {
+	sev = sev.DeepCopy()
+	a.submit(func(ctx context.Context) { a.observe(ctx, sev) })
+}
+
+// Forget hands the Announcer a deleted SystemEvent.
+func (a *Announcer) Forget(sev *notifyv1alpha1.SystemEvent) {
+	uid := sev.UID
+	a.submit(func(context.Context) { a.forget(uid) })
+}
+
+// submit queues work for the Run goroutine, or drops it once Run returned.
+func (a *Announcer) submit(do func(context.Context)) {
+	select {
+	case a.work <- do:
+	case <-a.stopped:
+	}
+}
+
+// Active returns the data of the announcements still in force for user whose
+// log ID is in (after, upTo], oldest first: what a stream that starts at
+// upTo, and has seen everything up to after, has not received.
+func (a *Announcer) Active(user string, after, upTo uint64) [][]byte {
+	now := a.opts.Now()
+	a.mu.RLock()
+	found := make([]activeAnnouncement, 0, len(a.active))
+	for _, ann := range a.active {
+		e := eventlog.Event{UserIDs: ann.users}
+		if ann.id > after && ann.id <= upTo && now.Before(ann.expires) && e.ForUser(user) {
+			found = append(found, ann)
+		}
+	}
+	a.mu.RUnlock()
+	slices.SortFunc(found, func(x, y activeAnnouncement) int { return cmp.Compare(x.id, y.id) })
+	data := make([][]byte, len(found))
+	for i, ann := range found {
+		data[i] = ann.data
+	}
+	return data
+}
+
+// observe decides what a SystemEvent's current revision needs.
+func (a *Announcer) observe(ctx context.Context, sev *notifyv1alpha1.SystemEvent) {
+	if sev.Spec.ChannelRef.Name != a.opts.Channel {
+		// Moved to another channel: as good as deleted here.
+		if _, known := a.revisions[sev.UID]; known {
+			a.forget(sev.UID)
+		}
+		return
+	}
+	r := a.revisions[sev.UID]
+	if r == nil {
+		r = &revision{}
+		a.revisions[sev.UID] = r
+		a.recall(r, sev)
+	}
+	if r.generation == sev.Generation {
+		r.sev = sev
+		return
+	}
+	r.stopTimer()
+	r.sev, r.generation = sev, sev.Generation
+	a.handleRevision(ctx, r)
+}
+
+// recall takes over what the status says an earlier streamer announced:
+// that revision is not announced again, and a retraction or an expiry still
+// follows it.
+func (a *Announcer) recall(r *revision, sev *notifyv1alpha1.SystemEvent) {
+	st := sev.Status
+	current := st.ObservedGeneration == sev.Generation
+	if current && (st.Phase == notifyv1alpha1.PhaseFailed || st.Phase == notifyv1alpha1.PhaseExpired) {
+		r.sev, r.generation = sev, sev.Generation
+	}
+	if id, err := strconv.ParseUint(st.EventID, 10, 64); err == nil && st.Phase != notifyv1alpha1.PhaseScheduled {
+		r.announced, r.eventID = true, id
+	}
+	if current && st.Phase == notifyv1alpha1.PhaseDelivered && r.announced {
+		r.sev, r.generation = sev, sev.Generation
+		if data, err := payload(sev, actionFor(sev), timeOf(st.DeliveredAt, a.opts.Now())); err == nil {
+			a.keepActive(r, r.eventID, data)
+		}
+	}
+}
+
+// timeOf is t, or def when t is nil.
+func timeOf(t *metav1.Time, def time.Time) time.Time {
+	if t == nil {
+		return def
+	}
+	return t.Time
+}
+
+// handleRevision announces the revision now, schedules it, or records why
+// it will not be announced.
+func (a *Announcer) handleRevision(ctx context.Context, r *revision) {
+	sev, now := r.sev, a.opts.Now()
+	if sev.Spec.Data != nil && len(sev.Spec.Data.Raw) > MaxDataBytes {
+		a.record(ctx, r, notifyv1alpha1.PhaseFailed, notifyv1alpha1.ReasonDataTooLarge, fmt.Sprintf(
+			"spec.data is %d bytes encoded, more than the %d a client is asked to hold: shorten it, or link to the details", len(sev.Spec.Data.Raw), MaxDataBytes))
+		a.dropActive(sev.UID)
+		return
+	}
+	if exp := sev.Spec.ExpiresAt; exp != nil && !now.Before(exp.Time) {
+		a.record(ctx, r, notifyv1alpha1.PhaseExpired, notifyv1alpha1.ReasonExpired, "expiresAt passed before this revision was delivered")
+		a.dropActive(sev.UID)
+		return
+	}
+	if at := sev.Spec.DeliverAt; at != nil && now.Before(at.Time) {
+		a.record(ctx, r, notifyv1alpha1.PhaseScheduled, notifyv1alpha1.ReasonScheduled,
+			"to be delivered at "+at.UTC().Format(time.RFC3339))
+		a.after(r, at.Sub(now), func(ctx context.Context) { a.handleRevision(ctx, r) })
+		return
+	}
+	a.deliver(ctx, r)
+}
+
+// deliver appends the revision to the log and records it.
+func (a *Announcer) deliver(ctx context.Context, r *revision) {
+	action := ActionCreate
+	if r.announced {
+		action = ActionUpdate
+	}
+	data, err := payload(r.sev, action, a.opts.Now())
+	if err != nil {
+		a.record(ctx, r, notifyv1alpha1.PhaseFailed, notifyv1alpha1.ReasonInvalidData, "spec.data cannot be encoded: "+err.Error())
+		return
+	}
+	stored, err := a.log.Append(eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data})
+	if err != nil {
+		// The log is closed: the streamer is draining. The next streamer
+		// announces this revision, as its status does not say Delivered.
+		a.opts.Logger.Warn("SystemEvent not announced: the log is closed", "systemEvent", r.sev.Name, "generation", r.generation)
+		return
+	}
+	r.announced, r.eventID = true, stored.ID
+	a.opts.Logger.Info("SystemEvent announced", "systemEvent", r.sev.Name, "generation", r.generation,
+		"eventId", stored.ID, "action", action)
+	a.keepActive(r, stored.ID, data)
+	a.record(ctx, r, notifyv1alpha1.PhaseDelivered, notifyv1alpha1.ReasonDelivered,
+		fmt.Sprintf("announced as event %d (%s)", stored.ID, action))
+}
+
+// keepActive hands the revision's announcement (data, log ID id) to users
+// who connect later, until expiresAt, and schedules its expiry. Without
+// expiresAt it is announced to those connected only.
+func (a *Announcer) keepActive(r *revision, id uint64, data []byte) {
+	exp := r.sev.Spec.ExpiresAt
+	if exp == nil {
+		a.dropActive(r.sev.UID)
+		return
+	}
+	a.mu.Lock()
+	a.active[r.sev.UID] = activeAnnouncement{id: id, users: r.sev.Spec.Audience.UserIDs, data: data, expires: exp.Time}
+	a.mu.Unlock()
+	a.after(r, exp.Sub(a.opts.Now()), func(ctx context.Context) { a.expire(ctx, r) })
+}
+
+// actionFor is the action of the announcement of sev's current revision, as
+// recalled from its status: its first revision was created, later ones
+// updated it.
+func actionFor(sev *notifyv1alpha1.SystemEvent) string {
+	if sev.Generation > 1 {
+		return ActionUpdate
+	}
+	return ActionCreate
+}
+
+// expire ends the revision's time in force.
+func (a *Announcer) expire(ctx context.Context, r *revision) {
+	a.dropActive(r.sev.UID)
+	a.record(ctx, r, notifyv1alpha1.PhaseExpired, notifyv1alpha1.ReasonExpired, "expiresAt passed")
+}
+
+// forget retracts an announced SystemEvent that was deleted while in force.
+func (a *Announcer) forget(uid types.UID) {
+	r := a.revisions[uid]
+	delete(a.revisions, uid)
+	a.dropActive(uid)
+	if r == nil {
+		return
+	}
+	r.stopTimer()
+	if !r.announced || r.sev == nil || r.sev.Status.Phase == notifyv1alpha1.PhaseExpired || expired(r.sev, a.opts.Now()) {
+		return
+	}
+	data, err := payload(r.sev, ActionDelete, a.opts.Now())
+	if err != nil {
+		return
+	}
+	stored, err := a.log.Append(eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data})
+	if err != nil {
+		a.opts.Logger.Warn("SystemEvent retraction not announced: the log is closed", "systemEvent", r.sev.Name)
+		return
+	}
+	a.opts.Logger.Info("SystemEvent retracted", "systemEvent", r.sev.Name, "eventId", stored.ID, "retracts", r.eventID)
+}
+
+func expired(sev *notifyv1alpha1.SystemEvent, now time.Time) bool {
+	return sev.Spec.ExpiresAt != nil && !now.Before(sev.Spec.ExpiresAt.Time)
+}
+
+func (a *Announcer) dropActive(uid types.UID) {
+	a.mu.Lock()
+	delete(a.active, uid)
+	a.mu.Unlock()
+}
+
+// after runs do on the Run goroutine after d, unless the revision changes
+// first.
+func (a *Announcer) after(r *revision, d time.Duration, do func(context.Context)) {
+	r.stopTimer()
+	generation := r.generation
+	r.timer = time.AfterFunc(d, func() {
+		a.submit(func(ctx context.Context) {
+			if a.revisions[r.sev.UID] == r && r.generation == generation {
+				do(ctx)
+			}
+		})
+	})
+}
+
+func (r *revision) stopTimer() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+}
+
+// record writes the revision's status, retrying on failure: the status is
+// the record that keeps a restarted streamer from announcing it again.
+func (a *Announcer) record(ctx context.Context, r *revision, phase notifyv1alpha1.SystemEventPhase, reason, message string) {
+	status := *r.sev.Status.DeepCopy()
+	status.Phase = phase
+	status.ObservedGeneration = r.generation
+	switch phase {
+	case notifyv1alpha1.PhaseDelivered:
+		now := metav1.NewTime(a.opts.Now())
+		status.EventID, status.DeliveredAt = strconv.FormatUint(r.eventID, 10), &now
+	case notifyv1alpha1.PhaseScheduled:
+		// The previous revision's event is not this one's.
+		status.EventID, status.DeliveredAt = "", nil
+	}
+	ready := metav1.ConditionFalse
+	if phase == notifyv1alpha1.PhaseDelivered {
+		ready = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+		Type: notifyv1alpha1.ConditionReady, Status: ready, Reason: reason, Message: message, ObservedGeneration: r.generation,
+	})
+	meta.RemoveStatusCondition(&status.Conditions, notifyv1alpha1.ConditionDegraded)
+	a.writeStatus(ctx, r, r.generation, status)
+}
+
+func (a *Announcer) writeStatus(ctx context.Context, r *revision, generation int64, status notifyv1alpha1.SystemEventStatus) {
+	if r.generation != generation || a.revisions[r.sev.UID] != r {
+		return // a newer revision or a deletion came first
+	}
+	err := a.opts.Status.WriteStatus(ctx, r.sev, status)
+	if err == nil {
+		r.sev = r.sev.DeepCopy()
+		r.sev.Status = status
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	a.opts.Logger.Error("failed to record a SystemEvent's status; retrying", "systemEvent", r.sev.Name, "error", err.Error())
+	time.AfterFunc(statusRetryDelay, func() {
+		a.submit(func(ctx context.Context) { a.writeStatus(ctx, r, generation, status) })
+	})
+}
+
+// systemEvent is the delivered JSON of an announcement: the client
+// contract's system event, plus what a client needs to act on an edit or a
+// retraction (the SystemEvent's name, its revision, the action).
+type systemEvent struct {
+	Type      string          `json:"type"`
+	EventType string          `json:"eventType"`
+	Data      json.RawMessage `json:"data"`
+	Priority  string          `json:"priority,omitempty"`
+	Timestamp string          `json:"timestamp"`
+	Action    string          `json:"action"`
+	Name      string          `json:"name"`
+	Revision  int64           `json:"revision"`
+	ExpiresAt string          `json:"expiresAt,omitempty"`
+}
+
+// payload encodes the announcement of sev's current revision.
+func payload(sev *notifyv1alpha1.SystemEvent, action string, now time.Time) ([]byte, error) {
+	data := json.RawMessage(`{}`)
+	if sev.Spec.Data != nil && len(sev.Spec.Data.Raw) > 0 {
+		data = sev.Spec.Data.Raw
+	}
+	event := systemEvent{
+		Type: publish.TypeSystem, EventType: sev.Spec.EventType, Data: data, Priority: string(sev.Spec.Priority),
+		Timestamp: now.UTC().Format(publish.TimestampLayout), Action: action, Name: sev.Name, Revision: sev.Generation,
+	}
+	if sev.Spec.ExpiresAt != nil {
+		event.ExpiresAt = sev.Spec.ExpiresAt.UTC().Format(publish.TimestampLayout)
+	}
+	return json.Marshal(event)
+}
+
+// Synced is called once the watch handed over every existing SystemEvent;
+// the Announcer logs when it has handled them all ("caught up").
+func (a *Announcer) Synced() {
+	a.submit(func(context.Context) {
+		a.opts.Logger.Info("SystemEvents caught up", "systemEvents", len(a.revisions))
+	})
+}
