@@ -240,3 +240,53 @@ var _ = Describe("herald streamer --channel", func() {
 		Expect(u1.next()).To(HaveKeyWithValue("notificationType", "ORDER_SHIPPED"))
 	})
 })
+
+var _ = Describe("herald streamer --channel, before its key Secret", func() {
+	It("waits alive and unready instead of exiting, and serves once the Secret holds a usable key", func(ctx SpecContext) {
+		ns := clusterNamespace(ctx)
+		Expect(cluster.Client.Create(ctx, &notifyv1alpha1.NotificationChannel{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
+			Spec:       notifyv1alpha1.NotificationChannelSpec{Auth: notifyv1alpha1.AuthSpec{KeySecretRef: notifyv1alpha1.LocalSecretReference{Name: "app-keys"}}},
+		})).To(Succeed())
+		asStreamer(ctx, ns)
+		logs := &testutil.Buffer{}
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- serveStreamer(runCtx, streamerFlags{channel: ns + "/app", listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"},
+				slog.New(slog.NewJSONHandler(logs, nil)))
+		}()
+		DeferCleanup(func() {
+			stop()
+			Eventually(done).Should(Receive(BeNil()))
+		})
+		var metrics string
+		Eventually(func() string { metrics = logField(logs, "metrics listening", "metricsListen"); return metrics }).ShouldNot(BeEmpty())
+		probe := func(path string) func() (int, error) {
+			return func() (int, error) {
+				resp, err := http.Get("http://" + metrics + path)
+				if err != nil {
+					return 0, err
+				}
+				return resp.StatusCode, resp.Body.Close()
+			}
+		}
+		Eventually(logs.String).Should(ContainSubstring("waiting for the key Secret"))
+		Expect(probe("/healthz")()).To(Equal(http.StatusOK), "alive: the kubelet leaves it running")
+		Expect(probe("/readyz")()).To(Equal(http.StatusServiceUnavailable))
+
+		By("creating the Secret with a key too short, then a usable one")
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-keys"}, Data: map[string][]byte{"k1": []byte("short")}}
+		Expect(cluster.Client.Create(ctx, secret)).To(Succeed())
+		Eventually(logs.String).Should(ContainSubstring("waiting for a usable version of the key Secret"))
+		Expect(probe("/readyz")()).To(Equal(http.StatusServiceUnavailable))
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		secret.Data = map[string][]byte{"k1": key}
+		Expect(cluster.Client.Update(ctx, secret)).To(Succeed())
+		Eventually(probe("/readyz")).Should(Equal(http.StatusOK))
+		streamer := &runningStreamer{addr: logField(logs, "streamer started", "listen"), logs: logs}
+		Expect(streamer.addr).NotTo(BeEmpty())
+		streamer.connect(key, "u1")
+	})
+})

@@ -156,7 +156,14 @@ func loadFromAPI(ctx context.Context, f streamerFlags, logger *slog.Logger) (*ch
 	}, logger)
 	keys, err := watcher.LoadKeys(ctx)
 	if err != nil {
-		return nil, err
+		// A missing or broken Secret is a condition on the channel that a
+		// person fixes; meanwhile the pod stays alive and unready rather
+		// than exit into a crash loop.
+		logger.Error("waiting for the key Secret; not ready until it holds usable keys", "error", err.Error())
+		if keys, err = watcher.WaitForKeys(ctx); err != nil {
+			return nil, err
+		}
+		logger.Info("key Secret usable", "keys", keys.KeyIDs())
 	}
 	channelWatcher := kube.NewChannelWatcher(c, channel, watcher, func(spec notifyv1alpha1.NotificationChannelSpec, k *auth.KeySet) error {
 		return srv.Load().SetSpec(spec, k)
@@ -181,14 +188,26 @@ func loadFromAPI(ctx context.Context, f streamerFlags, logger *slog.Logger) (*ch
 
 // serveStreamer runs the streamer until ctx ends, then drains it.
 func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) error {
+	// The metrics address answers first: alive, not ready, while the channel
+	// and its keys load (which may mean waiting for the key Secret).
+	opsHandler := &switchHandler{}
+	opsHandler.set(startingHandler())
+	ops, err := listen(f.metricsListen, opsHandler)
+	if err != nil {
+		return err
+	}
+	logger.Info("metrics listening", "metricsListen", ops.addr)
 	var source *channelSource
-	var err error
 	if f.channel != "" {
 		source, err = loadFromAPI(ctx, f, logger)
 	} else {
 		source, err = loadFromFile(ctx, f)
 	}
 	if err != nil {
+		_ = ops.server.Close()
+		if ctx.Err() != nil {
+			return nil // stopped while waiting
+		}
 		return err
 	}
 	channel := source.channel
@@ -202,22 +221,20 @@ func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) er
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
+		_ = ops.server.Close()
 		return err
 	}
 
 	api, err := listen(f.listen, srv.Handler())
 	if err != nil {
+		_ = ops.server.Close()
 		return err
 	}
-	opsHandler := srv.OpsHandler()
+	serverOps := srv.OpsHandler()
 	if f.pprof {
-		opsHandler = withPprof(opsHandler)
+		serverOps = withPprof(serverOps)
 	}
-	ops, err := listen(f.metricsListen, opsHandler)
-	if err != nil {
-		_ = api.server.Close()
-		return err
-	}
+	opsHandler.set(serverOps)
 	logger.Info("streamer started", "channel", channel.Name, "listen", api.addr, "metricsListen", ops.addr, "keys", keys.KeyIDs())
 
 	runCtx, stopRun := context.WithCancel(context.Background())
@@ -251,6 +268,30 @@ func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) er
 	stopRun()
 	logger.Info("stopped")
 	return err
+}
+
+// switchHandler serves through the handler set last.
+type switchHandler struct{ current atomic.Pointer[http.Handler] }
+
+func (s *switchHandler) set(h http.Handler) { s.current.Store(&h) }
+
+func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.current.Load()).ServeHTTP(w, r)
+}
+
+// startingHandler serves the metrics address until the streamer runs:
+// /healthz says alive (the kubelet must not restart a streamer that waits
+// for its key Secret), everything else that it is not ready yet.
+func startingHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Path == "/healthz" {
+			_, _ = w.Write([]byte("ok\n"))
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("starting: loading the channel and its keys (see the logs)\n"))
+	})
 }
 
 // listener is one running HTTP server.

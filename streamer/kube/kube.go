@@ -15,10 +15,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
@@ -93,6 +96,46 @@ func (w *KeyWatcher) LoadKeys(ctx context.Context) (*auth.KeySet, error) {
 		return nil, err
 	}
 	w.inUse = keys
+	return keys, nil
+}
+
+// WaitForKeys blocks until the key Secret exists and holds keys usable for
+// the channel's algorithms, and returns them: a streamer started before its
+// Secret, or with a broken one, waits (alive, not ready) rather than exit
+// into a crash loop. Each unusable version is logged with what is wrong.
+func (w *KeyWatcher) WaitForKeys(ctx context.Context) (*auth.KeySet, error) {
+	selector := fields.OneTermEqualSelector("metadata.name", w.secret).String()
+	secrets := w.clientset.CoreV1().Secrets(w.namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = selector
+			return secrets.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = selector
+			return secrets.Watch(ctx, o)
+		},
+	}
+	var keys *auth.KeySet
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Secret{}, nil, func(event watch.Event) (bool, error) {
+		secret, ok := event.Object.(*corev1.Secret)
+		if !ok || event.Type == watch.Deleted {
+			return false, nil
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.data = secret.Data
+		parsed, err := w.parse(w.algorithms)
+		if err != nil {
+			w.logger.Error("waiting for a usable version of the key Secret", "error", err.Error())
+			return false, nil
+		}
+		keys, w.inUse = parsed, parsed
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stopped waiting for the key Secret %s/%s: %w", w.namespace, w.secret, err)
+	}
 	return keys, nil
 }
 
