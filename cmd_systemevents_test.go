@@ -62,11 +62,20 @@ type userStream struct {
 // connection event.
 func (s *runningStreamer) connect(key []byte, user string) *userStream {
 	GinkgoHelper()
+	return s.resume(key, user, "")
+}
+
+// resume is connect with a Last-Event-ID, unless lastEventID is empty.
+func (s *runningStreamer) resume(key []byte, user, lastEventID string) *userStream {
+	GinkgoHelper()
 	token, err := auth.Sign(auth.TokenClaims{Subject: user, ExpiresAt: time.Now().Add(time.Hour)}, notifyv1alpha1.HS256, "k1", key)
 	Expect(err).NotTo(HaveOccurred())
 	req, err := http.NewRequest(http.MethodGet, "http://"+s.addr+"/api/v1/sse/notifications", nil)
 	Expect(err).NotTo(HaveOccurred())
 	req.Header.Set("Authorization", "Bearer "+token)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(resp.Body.Close)
@@ -206,6 +215,14 @@ var _ = Describe("SystemEvents announced with kubectl", func() {
 		rejoined := restarted.connect(key, "u1")
 		Expect(rejoined.next()).To(And(HaveKeyWithValue("action", "UPDATE"), HaveKeyWithValue("data", map[string]any{"message": "Moved to 03:00"}),
 			HaveKeyWithValue("_id", rejoined.startID)), "the announcement in force, to a user connecting to the new streamer")
+
+		By("resuming across the restart: the announcement once, unless Last-Event-ID shows it was seen")
+		behind := restarted.resume(key, "u2", first["_id"].(string))
+		Expect(behind.next()).To(HaveKeyWithValue("action", "UPDATE"))
+		seen := restarted.resume(key, "u3", edited["_id"].(string))
+		restarted.publishCustom(key, "after-resume")
+		Expect(seen.next()).To(HaveKeyWithValue("data", map[string]any{"marker": "after-resume"}), "nothing before the marker")
+		Expect(behind.next()).To(HaveKeyWithValue("data", map[string]any{"marker": "after-resume"}), "and the announcement only once")
 	})
 
 	It("delivers a scheduled announcement on time, and records its expiry", func(ctx SpecContext) {
