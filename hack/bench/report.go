@@ -198,7 +198,7 @@ func renderMarkdown(r *Results) string {
 		p("\n")
 	}
 	if mem := r.Memory; mem != nil {
-		p("**Idle streams** (after a forced GC; the slope is the least-squares cost of one more stream): "+
+		p("**Idle streams** (after forced garbage collections; the slope is the least-squares cost of one more stream): "+
 			"%.1f KiB RSS, %.1f KiB heap, %.1f KiB goroutine stacks, %.1f goroutines per stream. `%s`\n\n",
 			mem.RSSPerConn/1024, mem.HeapPerConn/1024, mem.StackPerConn/1024, mem.GoroutinesPerCon, mem.Command)
 		p("| streams | RSS | heap in use | stacks | goroutines |\n| ---: | ---: | ---: | ---: | ---: |\n")

@@ -91,24 +91,33 @@ func (s *session) openFirst(ctx context.Context, n int) error {
 	return s.streamer.waitConnections(ctx, n)
 }
 
-// profileCPU records a CPU profile of the streamer while run runs, when
-// profiles were asked for.
-func (s *session) profileCPU(ctx context.Context, name string, seconds int, run func() error) error {
-	if s.env.profiles == "" {
-		return run()
-	}
-	var wg sync.WaitGroup
-	var profErr error
-	wg.Go(func() {
-		file := filepath.Join(s.env.profiles, name+".cpu.pprof")
-		profErr = s.streamer.profile(ctx, "profile?seconds="+strconv.Itoa(seconds), file)
-	})
-	err := run()
-	wg.Wait()
+// measure runs the scenario's measured part and returns the CPU both
+// processes spent on it. When profiles were asked for, it also records a CPU
+// profile of the streamer meanwhile, named name and seconds long; the window
+// ends when run returns, not when the profile does.
+func (s *session) measure(ctx context.Context, name string, seconds int, run func() error) (CPU, error) {
+	meter, err := startCPU(s.streamer.pid())
 	if err != nil {
-		return err
+		return CPU{}, err
 	}
-	return profErr
+	var profiling sync.WaitGroup
+	var profErr error
+	if s.env.profiles != "" {
+		profiling.Go(func() {
+			file := filepath.Join(s.env.profiles, name+".cpu.pprof")
+			profErr = s.streamer.profile(ctx, "profile?seconds="+strconv.Itoa(seconds), file)
+		})
+	}
+	runErr := run()
+	cpu, err := meter.stop()
+	profiling.Wait()
+	if runErr != nil {
+		return CPU{}, runErr
+	}
+	if err != nil {
+		return CPU{}, err
+	}
+	return cpu, profErr
 }
 
 // payload is the data of every event the generator publishes: its sequence
@@ -129,7 +138,7 @@ func newPayload(seq int) payload {
 const publishers = 8
 
 // MemoryPoint is the streamer's memory with Connections idle streams open,
-// after a full garbage collection.
+// after full garbage collections (settleGCs).
 type MemoryPoint struct {
 	Connections    int   `json:"connections"`
 	RSSBytes       int64 `json:"rssBytes"`
@@ -252,19 +261,11 @@ func connectRate(ctx context.Context, e *env, alg notifyv1alpha1.JWTAlgorithm, n
 	if err := s.streamer.waitConnections(ctx, 0); err != nil {
 		return nil, err
 	}
-	meter, err := startCPU(s.streamer.pid())
-	if err != nil {
-		return nil, err
-	}
 	var times *recorder
-	err = s.profileCPU(ctx, "connect-"+string(alg), 2, func() error {
+	cpu, err := s.measure(ctx, "connect-"+string(alg), 2, func() error {
 		times, err = s.pool.openFirst(ctx, n, e.concurrency, false)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	cpu, err := meter.stop()
 	if err != nil {
 		return nil, err
 	}
@@ -322,11 +323,7 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 	}
 	received := newSink(events)
 	s.pool.sink.Store(received)
-	meter, err := startCPU(s.streamer.pid())
-	if err != nil {
-		return nil, err
-	}
-	err = s.profileCPU(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
+	cpu, err := s.measure(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
 		for seq := range events {
 			if _, err := s.pub.PublishSystemEvent(ctx, publisher.SystemEvent{EventType: "bench", Data: newPayload(seq)}); err != nil {
 				return err
@@ -337,10 +334,6 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 		}
 		return received.wait(ctx, s.pool, int64(n*events), deliveryTimeout)
 	})
-	if err != nil {
-		return nil, err
-	}
-	cpu, err := meter.stop()
 	if err != nil {
 		return nil, err
 	}
@@ -392,11 +385,7 @@ func perUser(ctx context.Context, e *env, n, count int) (*PerUserResult, error) 
 	}
 	received := newSink(count)
 	s.pool.sink.Store(received)
-	meter, err := startCPU(s.streamer.pid())
-	if err != nil {
-		return nil, err
-	}
-	err = s.profileCPU(ctx, "per-user", 2, func() error {
+	cpu, err := s.measure(ctx, "per-user", 2, func() error {
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		errs := make([]error, publishers)
@@ -426,10 +415,6 @@ func perUser(ctx context.Context, e *env, n, count int) (*PerUserResult, error) 
 		}
 		return received.wait(ctx, s.pool, int64(count), deliveryTimeout)
 	})
-	if err != nil {
-		return nil, err
-	}
-	cpu, err := meter.stop()
 	if err != nil {
 		return nil, err
 	}
@@ -480,22 +465,14 @@ func resume(ctx context.Context, e *env, n, missed int) (*ResumeResult, error) {
 	}
 	received := newSink(missed)
 	s.pool.sink.Store(received)
-	meter, err := startCPU(s.streamer.pid())
-	if err != nil {
-		return nil, err
-	}
 	var times *recorder
-	err = s.profileCPU(ctx, "resume", 2, func() error {
+	cpu, err := s.measure(ctx, "resume", 2, func() error {
 		times, err = s.pool.openFirst(ctx, n, e.concurrency, true)
 		if err != nil {
 			return err
 		}
 		return received.wait(ctx, s.pool, int64(n*missed), deliveryTimeout)
 	})
-	if err != nil {
-		return nil, err
-	}
-	cpu, err := meter.stop()
 	if err != nil {
 		return nil, err
 	}

@@ -208,8 +208,8 @@ type stream struct {
 
 // newStream allocates a stream's state on the heap. It is not inlined on
 // purpose: inlined, the compiler would keep the state in serveStream's stack
-// frame, and the handler goroutine's deepest call (writing the response
-// headers) then goes past the 8 KiB beyond which its stack doubles
+// frame, and the handler goroutine's deepest call (in the stream's first
+// flush) then goes past the 8 KiB beyond which its stack doubles
 // (docs/benchmarks.md).
 //
 //go:noinline
