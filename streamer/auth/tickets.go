@@ -14,11 +14,17 @@ import (
 // ticketBytes is the entropy of a ticket: 256 bits, beyond guessing.
 const ticketBytes = 32
 
+// MaxTicketsPerUser bounds one user's outstanding tickets, so that one user
+// (or one stolen token) cannot fill the store and lock everyone else out. A
+// browser needs one ticket per reconnect, redeemed within seconds.
+const MaxTicketsPerUser = 16
+
 // ticketLen is the length of a ticket's unpadded base64url text.
 var ticketLen = base64.RawURLEncoding.EncodedLen(ticketBytes)
 
 // ErrTooManyTickets is returned by Issue when the store holds its maximum of
-// outstanding tickets; the HTTP layer answers 429 Too Many Requests.
+// outstanding tickets, or the user MaxTicketsPerUser; the HTTP layer answers
+// 429 Too Many Requests.
 var ErrTooManyTickets = errors.New("too many outstanding tickets")
 
 // ErrIdentityExpired is returned by Issue for an identity whose token has
@@ -48,6 +54,8 @@ type TicketStore struct {
 	mu      sync.Mutex
 	tickets map[[sha256.Size]byte]*ticket
 	expiry  expiryHeap
+	// perUser counts each user's outstanding tickets.
+	perUser map[string]int
 }
 
 // ticket is an outstanding ticket.
@@ -69,7 +77,7 @@ func NewTicketStore(maxOutstanding int, now func() time.Time) *TicketStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &TicketStore{max: maxOutstanding, now: now, tickets: make(map[[sha256.Size]byte]*ticket)}
+	return &TicketStore{max: maxOutstanding, now: now, tickets: make(map[[sha256.Size]byte]*ticket), perUser: map[string]int{}}
 }
 
 // Issue returns a new ticket for id, an opaque 256-bit random base64url
@@ -91,12 +99,16 @@ func (s *TicketStore) Issue(id Identity, ttl time.Duration) (string, error) {
 	if len(s.tickets) >= s.max {
 		return "", fmt.Errorf("%w: %d outstanding", ErrTooManyTickets, s.max)
 	}
+	if s.perUser[id.UserID] >= MaxTicketsPerUser {
+		return "", fmt.Errorf("%w: the user has %d outstanding; redeem one or let them expire", ErrTooManyTickets, MaxTicketsPerUser)
+	}
 	raw := make([]byte, ticketBytes)
 	// crypto/rand.Read never fails (it crashes the program instead) since Go 1.24.
 	_, _ = rand.Read(raw)
 	text := base64.RawURLEncoding.EncodeToString(raw)
 	t := &ticket{digest: sha256.Sum256([]byte(text)), identity: id, expires: expires}
 	s.tickets[t.digest] = t
+	s.perUser[id.UserID]++
 	heap.Push(&s.expiry, t)
 	return text, nil
 }
@@ -115,7 +127,7 @@ func (s *TicketStore) Redeem(text string) (Identity, bool) {
 	if !found {
 		return Identity{}, false
 	}
-	delete(s.tickets, digest)
+	s.forget(t)
 	heap.Remove(&s.expiry, t.index)
 	return t.identity, true
 }
@@ -131,8 +143,15 @@ func (s *TicketStore) Outstanding() int {
 // purge drops the tickets expired at now. The caller holds s.mu.
 func (s *TicketStore) purge(now time.Time) {
 	for len(s.expiry) > 0 && !s.expiry[0].expires.After(now) {
-		t := heap.Pop(&s.expiry).(*ticket)
-		delete(s.tickets, t.digest)
+		s.forget(heap.Pop(&s.expiry).(*ticket))
+	}
+}
+
+// forget drops t from the map and its user's count. The caller holds s.mu.
+func (s *TicketStore) forget(t *ticket) {
+	delete(s.tickets, t.digest)
+	if s.perUser[t.identity.UserID]--; s.perUser[t.identity.UserID] <= 0 {
+		delete(s.perUser, t.identity.UserID)
 	}
 }
 

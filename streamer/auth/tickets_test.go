@@ -3,6 +3,7 @@ package auth_test
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,6 +113,28 @@ var _ = Describe("TicketStore", func() {
 		issue(alice)
 	})
 
+	It("bounds each user's outstanding tickets, so one user cannot lock the others out", func() {
+		store = auth.NewTicketStore(10*auth.MaxTicketsPerUser, now.Now)
+		var first string
+		for i := range auth.MaxTicketsPerUser {
+			if ticket := issue(alice); i == 0 {
+				first = ticket
+			}
+		}
+		_, err := store.Issue(alice, ttl)
+		Expect(errors.Is(err, auth.ErrTooManyTickets)).To(BeTrue(), "error: %v", err)
+		Expect(err).To(MatchError(ContainSubstring("the user has 16 outstanding")))
+		issue(auth.Identity{UserID: "bob", ExpiresAt: epoch.Add(time.Hour)})
+
+		_, ok := store.Redeem(first)
+		Expect(ok).To(BeTrue())
+		issue(alice)
+		now.Advance(ttl)
+		for range auth.MaxTicketsPerUser {
+			issue(alice)
+		}
+	})
+
 	It("purges expired tickets, which restores capacity", func() {
 		for range 3 {
 			issue(alice)
@@ -150,7 +173,8 @@ var _ = Describe("TicketStore", func() {
 		for i := range issued {
 			wg.Go(func() {
 				defer GinkgoRecover()
-				issued[i] = issue(alice)
+				// Users of their own: one user's tickets are bounded.
+				issued[i] = issue(auth.Identity{UserID: fmt.Sprint("user-", i), ExpiresAt: epoch.Add(time.Hour)})
 			})
 		}
 		wg.Wait()
