@@ -261,10 +261,11 @@ func serveStreamer(ctx context.Context, f streamerFlags, logger *slog.Logger) er
 	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	srv.Drain(drainCtx)
-	// Streams are closed; let their handlers and publish requests finish.
+	// Streams are closed; let their handlers and publish requests finish, and
+	// the streams taken off net/http (HTTP/1.1) write their last frames.
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelShutdown()
-	err = errors.Join(api.server.Shutdown(shutdownCtx), ops.server.Shutdown(shutdownCtx))
+	err = errors.Join(api.server.Shutdown(shutdownCtx), srv.WaitStreams(shutdownCtx), ops.server.Shutdown(shutdownCtx))
 	stopRun()
 	logger.Info("stopped")
 	return err

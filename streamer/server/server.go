@@ -97,6 +97,13 @@ type Server struct {
 	serviceAccountPublishers publish.Authenticator
 
 	ready atomic.Bool
+	// streamsMu guards live, the streams being served (net/http does not
+	// track a hijacked connection), and idle, closed when live drops to 0.
+	streamsMu sync.Mutex
+	live      int
+	idle      chan struct{}
+	// closes notices clients closing detached streams.
+	closes closeWatcher
 	// dispatched is closed when Run returns: every event of the log has been
 	// handed to the streams.
 	dispatched chan struct{}
@@ -170,7 +177,10 @@ func (s *Server) EventLog() publish.Appender { return s.log }
 // SetKeys replaces the verification keys (rotation); open streams stay open.
 func (s *Server) SetKeys(keys *auth.KeySet) { s.verifier.SetKeys(keys) }
 
-// Handler serves the client and publish contracts.
+// Handler serves the client and publish contracts. An HTTP/1.1 stream is
+// taken off net/http once admitted (its connection hijacked), so
+// http.Server's Shutdown and Close do not end it: Drain does, and
+// WaitStreams waits for it.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(StreamPath, s.cors(http.HandlerFunc(s.serveStream), http.MethodGet))
@@ -216,6 +226,45 @@ func (s *Server) Drain(ctx context.Context) {
 	}
 	drain := s.settings().Drain
 	s.hub.Drain(ctx, duration(drain.GracePeriod), duration(drain.ReconnectJitter), randomBelow)
+}
+
+// WaitStreams waits until every stream the hub admitted has ended and
+// closed its connection, or ctx ends. An HTTP/1.1 stream leaves net/http once
+// it starts, so http.Server.Shutdown does not wait for it: after Drain, call
+// both.
+func (s *Server) WaitStreams(ctx context.Context) error {
+	s.streamsMu.Lock()
+	if s.live == 0 {
+		s.streamsMu.Unlock()
+		return nil
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	idle := s.idle
+	s.streamsMu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) streamStarted() {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	s.live++
+}
+
+func (s *Server) streamEnded() {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	s.live--
+	if s.live == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
 }
 
 // Streams is the number of open streams.

@@ -3,8 +3,6 @@ package server_test
 import (
 	"fmt"
 	"net"
-	"net/http"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -28,15 +26,7 @@ var _ = It("disconnects a client that stops reading, without holding up the othe
 	Eventually(s.srv.Streams).Should(Equal(2))
 
 	By("publishing to it until the socket buffers and then its send queue are full")
-	backend := s.token("backend", true, time.Hour)
-	pad := strings.Repeat("x", 30000)
-	Eventually(func() string {
-		status, _ := s.publish("/api/v1/custom-events", backend, map[string]any{
-			"eventType": "bulk", "userIds": []string{"slow"}, "data": map[string]any{"pad": pad},
-		})
-		Expect(status).To(Equal(http.StatusAccepted))
-		return s.metrics()
-	}, 30*time.Second).Should(ContainSubstring(`herald_disconnects_total{reason="slow_consumer"} 1`))
+	s.overwhelm("slow")
 	Eventually(s.srv.Streams).Should(Equal(1))
 
 	By("still delivering to the client that reads")

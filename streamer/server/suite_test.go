@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,6 +126,21 @@ func (s *streamer) request(edit func(r *http.Request)) *http.Response {
 	resp, err := http.DefaultClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
 	return resp
+}
+
+// overwhelm publishes large events to user, who reads none, until the server
+// disconnects that user's stream as a slow consumer.
+func (s *streamer) overwhelm(user string) {
+	GinkgoHelper()
+	backend := s.token("backend", true, time.Hour)
+	pad := strings.Repeat("x", 30000)
+	Eventually(func() string {
+		status, _ := s.publish("/api/v1/custom-events", backend, map[string]any{
+			"eventType": "bulk", "userIds": []string{user}, "data": map[string]any{"pad": pad},
+		})
+		Expect(status).To(Equal(http.StatusAccepted))
+		return s.metrics()
+	}, 30*time.Second).Should(ContainSubstring(`herald_disconnects_total{reason="slow_consumer"} 1`))
 }
 
 // next is the client's next event, skipping keep-alive comments.

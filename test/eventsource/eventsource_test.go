@@ -102,7 +102,7 @@ var _ = Describe("the eventsource package reading a Herald stream", func() {
 
 		By("cutting the library's connection, and holding its reconnect at the gate")
 		s.gate.hold()
-		s.gated.CloseClientConnections()
+		s.cutGated()
 		drop := c.expectError()
 		Expect(drop.ReadyState).To(HaveValue(Equal(connecting)), "the library reconnects after a dropped stream: %+v", drop)
 		Eventually(s.srv.Streams).Should(BeZero(), "the streamer saw the stream end")

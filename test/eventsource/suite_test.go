@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -79,12 +80,14 @@ var _ = AfterSuite(func() {
 // requests, so that cutting or holding the library's connections leaves
 // the test's publishing and witness streams alone.
 type streamer struct {
-	srv    *server.Server
-	gated  *httptest.Server
-	direct *httptest.Server
-	ops    *httptest.Server
-	gate   *streamGate
-	secret []byte
+	srv   *server.Server
+	gated *httptest.Server
+	// gatedConns are the gated front's connections, for cutGated.
+	gatedConns *recordingListener
+	direct     *httptest.Server
+	ops        *httptest.Server
+	gate       *streamGate
+	secret     []byte
 }
 
 // startStreamer serves a channel, its spec adjusted by edit, until the spec ends.
@@ -96,12 +99,17 @@ func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *str
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
 	gate := newStreamGate(srv.Handler())
+	gated := httptest.NewUnstartedServer(gate)
+	gatedConns := &recordingListener{Listener: gated.Listener}
+	gated.Listener = gatedConns
+	gated.Start()
 	s := &streamer{
-		srv: srv, gated: httptest.NewServer(gate), direct: httptest.NewServer(srv.Handler()),
+		srv: srv, gated: gated, gatedConns: gatedConns, direct: httptest.NewServer(srv.Handler()),
 		ops: httptest.NewServer(srv.OpsHandler()), gate: gate, secret: secret,
 	}
 	DeferCleanup(func() {
 		gate.release() // a request still held returns when its connection is cut
+		s.cutGated()
 		for _, front := range []*httptest.Server{s.gated, s.direct} {
 			front.CloseClientConnections()
 			front.Close()
@@ -111,6 +119,44 @@ func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *str
 		Eventually(done).Should(BeClosed())
 	})
 	return s
+}
+
+// cutGated cuts every connection of the gated front, as a network drop
+// would: it shuts each one down, so that the library reads the end of the
+// connection before the stream's end, and the streamer sees its client gone.
+// httptest.Server.CloseClientConnections cannot: the streamer takes an
+// HTTP/1.1 stream's connection over from net/http (hijacks it), which then
+// no longer tracks it.
+func (s *streamer) cutGated() { s.gatedConns.shutdownAll() }
+
+// recordingListener records the connections it accepts, so that they can be
+// cut whoever serves them.
+type recordingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []*net.TCPConn
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tcp, ok := c.(*net.TCPConn); ok {
+		l.mu.Lock()
+		l.conns = append(l.conns, tcp)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// shutdownAll shuts down both directions of every connection accepted so
+// far. Whoever serves a connection still closes it.
+func (l *recordingListener) shutdownAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		_ = c.CloseRead()
+		_ = c.CloseWrite()
+	}
+	l.conns = nil
 }
 
 // streamURL is where the library connects.
