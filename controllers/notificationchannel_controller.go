@@ -289,7 +289,7 @@ func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.C
 // reconcile observed, and records an Event when the channel turns Degraded
 // or Ready.
 func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *reconciliation, applyErr error, channelProblem *problem) error {
-	obs := observation{secret: channelProblem, deployment: rec.deployment}
+	obs := observation{misconfigured: channelProblem, deployment: rec.deployment}
 	if applyErr != nil {
 		obs.applyFailed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(applyErr.Error())}
 	}

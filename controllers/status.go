@@ -22,9 +22,9 @@ type problem struct {
 type observation struct {
 	// applyFailed is set when applying the owned objects failed.
 	applyFailed *problem
-	// secret is set when a Secret the channel names is missing or unusable,
+	// misconfigured is set when a Secret the channel names is missing or unusable,
 	// or its broker cannot be used: what stops its streamers from starting.
-	secret *problem
+	misconfigured *problem
 	// deployment is the streamers' Deployment, nil when it does not exist.
 	deployment *appsv1.Deployment
 	// endpoint is the in-cluster URL of the stream endpoint.
@@ -121,16 +121,12 @@ func desiredStatus(channel *notifyv1alpha1.NotificationChannel, obs observation)
 // asks for. When not, the reason is the first thing to fix.
 func readyCondition(obs observation, r rollout) metav1.Condition {
 	c := metav1.Condition{Type: notifyv1alpha1.ConditionReady, Status: metav1.ConditionFalse}
-	switch {
+	switch p := firstProblem(obs, r); {
 	case obs.deployment != nil && r.desired > 0 && r.ready >= r.desired:
 		c.Status, c.Reason = metav1.ConditionTrue, notifyv1alpha1.ReasonAvailable
 		c.Message = fmt.Sprintf("%d of %d streamer pods ready", r.ready, r.desired)
-	case obs.secret != nil:
-		c.Reason, c.Message = obs.secret.reason, obs.secret.message
-	case obs.applyFailed != nil:
-		c.Reason, c.Message = obs.applyFailed.reason, obs.applyFailed.message
-	case r.phase == rolloutStuck:
-		c.Reason, c.Message = notifyv1alpha1.ReasonRolloutStuck, r.message
+	case p != nil:
+		c.Reason, c.Message = p.reason, p.message
 	default:
 		c.Reason = notifyv1alpha1.ReasonReplicasNotReady
 		c.Message = fmt.Sprintf("%d of %d streamer pods ready", r.ready, r.desired)
@@ -155,19 +151,26 @@ func progressingCondition(obs observation, r rollout) metav1.Condition {
 	return c
 }
 
-// degradedCondition: True when a person has to act. A missing or unusable
-// Secret comes first: it is the cause of most other symptoms.
+// degradedCondition: True when a person has to act, with the first thing to
+// fix as its reason.
 func degradedCondition(obs observation, r rollout) metav1.Condition {
-	c := metav1.Condition{Type: notifyv1alpha1.ConditionDegraded, Status: metav1.ConditionTrue}
-	switch {
-	case obs.secret != nil:
-		c.Reason, c.Message = obs.secret.reason, obs.secret.message
-	case obs.applyFailed != nil:
-		c.Reason, c.Message = obs.applyFailed.reason, obs.applyFailed.message
-	case r.phase == rolloutStuck:
-		c.Reason, c.Message = notifyv1alpha1.ReasonRolloutStuck, r.message
-	default:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected, "nothing needs attention"
+	if p := firstProblem(obs, r); p != nil {
+		return metav1.Condition{Type: notifyv1alpha1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: p.reason, Message: p.message}
 	}
-	return c
+	return metav1.Condition{Type: notifyv1alpha1.ConditionDegraded, Status: metav1.ConditionFalse,
+		Reason: notifyv1alpha1.ReasonAsExpected, Message: "nothing needs attention"}
+}
+
+// firstProblem is what a person must fix first, or nil. A missing or
+// unusable Secret comes first: it is the cause of most other symptoms.
+func firstProblem(obs observation, r rollout) *problem {
+	switch {
+	case obs.misconfigured != nil:
+		return obs.misconfigured
+	case obs.applyFailed != nil:
+		return obs.applyFailed
+	case r.phase == rolloutStuck:
+		return &problem{reason: notifyv1alpha1.ReasonRolloutStuck, message: r.message}
+	}
+	return nil
 }

@@ -56,8 +56,8 @@ var _ = Describe("the channel status", func() {
 		Entry("a stuck rollout", observation{deployment: deployment(2, appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 1, Conditions: []appsv1.DeploymentCondition{stuck}})},
 			"False/RolloutStuck", "False/RolloutStuck", "True/RolloutStuck"),
 		Entry("a missing Secret comes first", observation{
-			secret:     &problem{reason: notifyv1alpha1.ReasonSecretNotFound},
-			deployment: deployment(1, appsv1.DeploymentStatus{ObservedGeneration: 2, Conditions: []appsv1.DeploymentCondition{stuck}}),
+			misconfigured: &problem{reason: notifyv1alpha1.ReasonSecretNotFound},
+			deployment:    deployment(1, appsv1.DeploymentStatus{ObservedGeneration: 2, Conditions: []appsv1.DeploymentCondition{stuck}}),
 		}, "False/SecretNotFound", "False/RolloutStuck", "True/SecretNotFound"),
 		Entry("a failed apply", observation{applyFailed: &problem{reason: notifyv1alpha1.ReasonReconcileFailed}},
 			"False/ReconcileFailed", "False/ReconcileFailed", "True/ReconcileFailed"),

@@ -76,6 +76,20 @@ func (e *env) start(ctx context.Context, alg notifyv1alpha1.JWTAlgorithm, users 
 }
 
 // close closes the streams, then stops the streamer.
+// startOpen starts a streamer for n users and opens a stream for each; the
+// caller closes the session.
+func (e *env) startOpen(ctx context.Context, alg notifyv1alpha1.JWTAlgorithm, n int) (*session, error) {
+	s, err := e.start(ctx, alg, n)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openFirst(ctx, n); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
 func (s *session) close() {
 	s.pool.closeAll()
 	s.httpc.CloseIdleConnections()
@@ -249,14 +263,11 @@ type ConnectResult struct {
 // has, as a pod that has been serving for a while does: a fresh process
 // spends a good part of its first round growing its heap.
 func connectRate(ctx context.Context, e *env, alg notifyv1alpha1.JWTAlgorithm, n int) (*ConnectResult, error) {
-	s, err := e.start(ctx, alg, n)
+	s, err := e.startOpen(ctx, alg, n)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	if err := s.openFirst(ctx, n); err != nil {
-		return nil, err
-	}
 	s.pool.closeAll()
 	if err := s.streamer.waitConnections(ctx, 0); err != nil {
 		return nil, err
@@ -309,14 +320,11 @@ const (
 // broadcast opens n streams and publishes events system events to all of
 // them, one per interval (0: back to back).
 func broadcast(ctx context.Context, e *env, n, events int, interval time.Duration) (*BroadcastResult, error) {
-	s, err := e.start(ctx, notifyv1alpha1.HS256, n)
+	s, err := e.startOpen(ctx, notifyv1alpha1.HS256, n)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	if err := s.openFirst(ctx, n); err != nil {
-		return nil, err
-	}
 	mode := modePaced
 	if interval == 0 {
 		mode = modeBurst
@@ -375,14 +383,11 @@ type PerUserResult struct {
 // user in turn, from publishers concurrent requests. Each is one publish
 // request (token check, JSON, log append) and one delivery.
 func perUser(ctx context.Context, e *env, n, count int) (*PerUserResult, error) {
-	s, err := e.start(ctx, notifyv1alpha1.HS256, n)
+	s, err := e.startOpen(ctx, notifyv1alpha1.HS256, n)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	if err := s.openFirst(ctx, n); err != nil {
-		return nil, err
-	}
 	received := newSink(count)
 	s.pool.sink.Store(received)
 	cpu, err := s.measure(ctx, "per-user", 2, func() error {
@@ -446,14 +451,11 @@ type ResumeResult struct {
 // resume measures a reconnect storm of n streams that each missed missed
 // events.
 func resume(ctx context.Context, e *env, n, missed int) (*ResumeResult, error) {
-	s, err := e.start(ctx, notifyv1alpha1.HS256, n)
+	s, err := e.startOpen(ctx, notifyv1alpha1.HS256, n)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	if err := s.openFirst(ctx, n); err != nil {
-		return nil, err
-	}
 	s.pool.closeAll()
 	if err := s.streamer.waitConnections(ctx, 0); err != nil {
 		return nil, err
