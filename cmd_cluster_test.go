@@ -34,6 +34,9 @@ import (
 var cluster *apiserver.Server
 
 var _ = BeforeSuite(func() {
+	// Starting and stopping a manager or a streamer against the API server
+	// takes seconds when make test runs every package at once.
+	SetDefaultEventuallyTimeout(20 * time.Second)
 	var err error
 	cluster, err = apiserver.Start(filepath.Join("config", "crd", "bases"), GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred())
