@@ -191,16 +191,16 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		before := deploymentOf(ctx, ns)().Spec.Template.Annotations[resources.AnnotationConfigHash]
 
 		By("changing a setting the streamers apply live: the pod template stays")
-		channel = get(ctx, channel)
-		channel.Spec.Connections.MaxPerUser = 2
-		Expect(api.Client.Update(ctx, channel)).To(Succeed())
+		channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) {
+			c.Spec.Connections.MaxPerUser = 2
+		})
 		settled(ctx, channel) // the operator observed the new generation
 		Expect(deploymentOf(ctx, ns)().Spec.Template.Annotations[resources.AnnotationConfigHash]).To(Equal(before))
 
 		By("changing a setting the streamer reads at start")
-		channel = get(ctx, channel)
-		channel.Spec.History.MaxEvents = 777
-		Expect(api.Client.Update(ctx, channel)).To(Succeed())
+		channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) {
+			c.Spec.History.MaxEvents = 777
+		})
 		Eventually(func() string {
 			return deploymentOf(ctx, ns)().Spec.Template.Annotations[resources.AnnotationConfigHash]
 		}).ShouldNot(Equal(before))
@@ -209,9 +209,9 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		By("reconciling the unchanged channel again")
 		writesBefore := writes.in(ns)
 		reconciles := reconcil.count(client.ObjectKeyFromObject(channel))
-		channel = get(ctx, channel)
-		channel.Annotations = map[string]string{"example.com/touched": "yes"}
-		Expect(api.Client.Update(ctx, channel)).To(Succeed())
+		channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) {
+			c.Annotations = map[string]string{"example.com/touched": "yes"}
+		})
 		Eventually(func() int { return reconcil.count(client.ObjectKeyFromObject(channel)) }).Should(BeNumerically(">", reconciles))
 		Expect(writes.in(ns)).To(Equal(writesBefore))
 	})
@@ -272,10 +272,10 @@ var _ = Describe("NotificationChannel reconciler", func() {
 			"the streamers of this version cannot use NATS yet, and the channel says so")
 
 		By("turning autoscaling on: the Deployment keeps its 3 replicas")
-		channel = get(ctx, channel)
-		channel.Spec.Autoscaling = &notifyv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 6}
-		channel.Spec.Pod.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}
-		Expect(api.Client.Update(ctx, channel)).To(Succeed())
+		channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) {
+			c.Spec.Autoscaling = &notifyv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 6}
+			c.Spec.Pod.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}
+		})
 		Eventually(exists(ctx, hpa)).Should(BeTrue())
 		Expect(hpa.Spec.MaxReplicas).To(BeEquivalentTo(6))
 		settled(ctx, channel)
@@ -286,10 +286,10 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		})).To(BeFalse(), "the operator no longer owns spec.replicas")
 
 		By("turning autoscaling off with one replica: both go, and the operator sets replicas again")
-		channel = get(ctx, channel)
-		channel.Spec.Autoscaling = nil
-		channel.Spec.Replicas = new(int32(1))
-		Expect(api.Client.Update(ctx, channel)).To(Succeed())
+		channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) {
+			c.Spec.Autoscaling = nil
+			c.Spec.Replicas = new(int32(1))
+		})
 		Eventually(exists(ctx, hpa)).Should(BeFalse())
 		Eventually(exists(ctx, pdb)).Should(BeFalse())
 		Eventually(deploymentOf(ctx, ns)).Should(HaveField("Spec.Replicas", PointTo(BeEquivalentTo(1))))

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -193,6 +194,19 @@ func get[T client.Object](ctx context.Context, obj T) T {
 	GinkgoHelper()
 	Expect(api.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
 	return obj
+}
+
+// editChannel changes the channel as a person with kubectl edit would, and
+// returns it as changed. The operator writes the status meanwhile, so an
+// update that conflicts with it reads the channel again and retries.
+func editChannel(ctx context.Context, channel *notifyv1alpha1.NotificationChannel, edit func(*notifyv1alpha1.NotificationChannel)) *notifyv1alpha1.NotificationChannel {
+	GinkgoHelper()
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		channel = get(ctx, channel)
+		edit(channel)
+		return api.Client.Update(ctx, channel)
+	})).To(Succeed())
+	return channel
 }
 
 // condition returns the channel's condition of type typ, or nil.
