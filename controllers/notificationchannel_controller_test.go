@@ -286,7 +286,7 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		})).To(BeFalse(), "the operator no longer owns spec.replicas")
 
 		By("turning autoscaling off with one replica: both go, and the operator sets replicas again")
-		channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) {
+		editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) {
 			c.Spec.Autoscaling = nil
 			c.Spec.Replicas = new(int32(1))
 		})
