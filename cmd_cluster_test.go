@@ -25,6 +25,7 @@ import (
 	"github.com/herald-notify/herald/controllers/resources"
 	"github.com/herald-notify/herald/internal/apiserver"
 	"github.com/herald-notify/herald/internal/testutil"
+	"github.com/herald-notify/herald/streamer/app"
 	"github.com/herald-notify/herald/streamer/auth"
 )
 
@@ -256,8 +257,7 @@ var _ = Describe("herald streamer --channel, before its key Secret", func() {
 		runCtx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- serveStreamer(runCtx, streamerFlags{channel: ns + "/app", listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"},
-				slog.New(slog.NewJSONHandler(logs, nil)))
+			done <- app.Run(runCtx, withLogger(app.Options{Channel: ns + "/app", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}, slog.New(slog.NewJSONHandler(logs, nil))))
 		}()
 		DeferCleanup(func() {
 			stop()

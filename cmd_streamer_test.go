@@ -17,6 +17,7 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/internal/testutil"
+	"github.com/herald-notify/herald/streamer/app"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/sse"
 )
@@ -60,8 +61,8 @@ var _ = Describe("herald streamer", func() {
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- serveStreamer(ctx, streamerFlags{config: config, secretsDir: filepath.Join(dir, "secrets"),
-				listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"}, slog.New(slog.NewJSONHandler(logs, nil)))
+			done <- app.Run(ctx, withLogger(app.Options{Config: config, SecretsDir: filepath.Join(dir, "secrets"),
+				Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}, slog.New(slog.NewJSONHandler(logs, nil))))
 		}()
 		var api string
 		Eventually(func() string { api = logField(logs, "streamer started", "listen"); return api }).ShouldNot(BeEmpty())
@@ -112,27 +113,27 @@ var _ = Describe("herald streamer", func() {
 	})
 
 	DescribeTable("refuses to start with an error naming what is wrong",
-		func(setup func(dir string) streamerFlags, message string) {
+		func(setup func(dir string) app.Options, message string) {
 			dir := GinkgoT().TempDir()
-			err := serveStreamer(context.Background(), setup(dir), slog.New(slog.DiscardHandler))
+			err := app.Run(context.Background(), setup(dir))
 			Expect(err).To(MatchError(ContainSubstring(message)))
 		},
-		Entry("an invalid manifest", func(dir string) streamerFlags {
+		Entry("an invalid manifest", func(dir string) app.Options {
 			config := filepath.Join(dir, "channel.yaml")
 			Expect(os.WriteFile(config, []byte(strings.Replace(streamerConfig, "spec:\n", "spec:\n  replicas: 2\n", 1)), 0o600)).To(Succeed())
-			return streamerFlags{config: config, secretsDir: dir, listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"}
+			return app.Options{Config: config, SecretsDir: dir, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}
 		}, "spec.replicas: Invalid value"),
-		Entry("a missing key Secret", func(dir string) streamerFlags {
+		Entry("a missing key Secret", func(dir string) app.Options {
 			config := filepath.Join(dir, "channel.yaml")
 			Expect(os.WriteFile(config, []byte(streamerConfig), 0o600)).To(Succeed())
-			return streamerFlags{config: config, secretsDir: dir, listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"}
+			return app.Options{Config: config, SecretsDir: dir, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}
 		}, `failed to read the key Secret "dev-keys"`),
-		Entry("a short HMAC key", func(dir string) streamerFlags {
+		Entry("a short HMAC key", func(dir string) app.Options {
 			config := filepath.Join(dir, "channel.yaml")
 			Expect(os.WriteFile(config, []byte(streamerConfig), 0o600)).To(Succeed())
 			Expect(os.MkdirAll(filepath.Join(dir, "dev-keys"), 0o700)).To(Succeed())
 			Expect(os.WriteFile(filepath.Join(dir, "dev-keys", "local"), []byte("short"), 0o600)).To(Succeed())
-			return streamerFlags{config: config, secretsDir: dir, listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"}
+			return app.Options{Config: config, SecretsDir: dir, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}
 		}, `the key Secret "dev-keys" holds no usable keys`),
 	)
 
@@ -151,3 +152,9 @@ var _ = Describe("herald streamer", func() {
 		Expect(stderr).To(ContainSubstring(`--log-level must be debug, info, warn or error, not "loud"`))
 	})
 })
+
+// withLogger is opts logging to logger.
+func withLogger(opts app.Options, logger *slog.Logger) app.Options {
+	opts.Logger = logger
+	return opts
+}

@@ -14,6 +14,7 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/internal/testutil"
+	"github.com/herald-notify/herald/streamer/app"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/sse"
 )
@@ -34,8 +35,7 @@ func startChannelStreamer(ns string) *runningStreamer {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serveStreamer(ctx, streamerFlags{channel: ns + "/app", listen: "127.0.0.1:0", metricsListen: "127.0.0.1:0"},
-			slog.New(slog.NewJSONHandler(logs, nil)))
+		done <- app.Run(ctx, withLogger(app.Options{Channel: ns + "/app", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}, slog.New(slog.NewJSONHandler(logs, nil))))
 	}()
 	stopped := false
 	s := &runningStreamer{logs: logs, stop: func() {

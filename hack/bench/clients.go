@@ -41,7 +41,7 @@ type client struct {
 	conn net.Conn
 	// lastID is the id of the last event the stream received, which it
 	// resumes from.
-	lastID atomic.Uint64
+	lastID lastEventID
 	// done is closed when the stream's reader stopped.
 	done chan struct{}
 	err  error
@@ -137,7 +137,7 @@ func (p *pool) open(ctx context.Context, c *client, resume bool) error {
 	var req strings.Builder
 	fmt.Fprintf(&req, "GET /api/v1/sse/notifications HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n", p.addr, c.token)
 	if resume {
-		fmt.Fprintf(&req, "Last-Event-ID: %d\r\n", c.lastID.Load())
+		fmt.Fprintf(&req, "Last-Event-ID: %s\r\n", c.lastID.load())
 	}
 	req.WriteString("\r\n")
 	if _, err := io.WriteString(conn, req.String()); err != nil {
@@ -167,10 +167,10 @@ func (p *pool) open(ctx context.Context, c *client, resume bool) error {
 	}
 	if resume && (hello.Recovered == nil || !*hello.Recovered) {
 		_ = conn.Close()
-		return fmt.Errorf("resumed from %d without recovering: %s", c.lastID.Load(), first.Data)
+		return fmt.Errorf("resumed from %s without recovering: %s", c.lastID.load(), first.Data)
 	}
-	if id, err := strconv.ParseUint(first.ID, 10, 64); err == nil && !resume {
-		c.lastID.Store(id)
+	if first.ID != "" && !resume {
+		c.lastID.store(first.ID)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	c.conn, c.done, c.err = conn, make(chan struct{}), nil
@@ -191,8 +191,8 @@ func (p *pool) read(c *client, events *sse.Reader) {
 			continue
 		}
 		received := time.Now()
-		if id, err := strconv.ParseUint(ev.ID, 10, 64); err == nil {
-			c.lastID.Store(id)
+		if ev.ID != "" {
+			c.lastID.store(ev.ID)
 		}
 		if s := p.sink.Load(); s != nil {
 			s.receive(c.index, ev.Data, received)
@@ -322,4 +322,23 @@ func parsePayload(data string) (seq int, sentAt int64, ok bool) {
 	s, ok1 := number(seqKey)
 	t, ok2 := number(sentAtKey)
 	return int(s), t, ok1 && ok2
+}
+
+// lastEventID is the id of the last event a stream received; its reader
+// stores it, a reconnect reads it.
+type lastEventID struct {
+	mu sync.Mutex
+	id string
+}
+
+func (l *lastEventID) store(id string) {
+	l.mu.Lock()
+	l.id = id
+	l.mu.Unlock()
+}
+
+func (l *lastEventID) load() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.id
 }

@@ -12,13 +12,12 @@
 package announce
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -44,8 +43,13 @@ const (
 	ActionDelete = "DELETE"
 )
 
-// statusRetryDelay is the wait before a failed status write is tried again.
+// statusRetryDelay is the wait before a failed status write, or a failed
+// append to the log, is tried again.
 const statusRetryDelay = 2 * time.Second
+
+// retractTimeout bounds the append of a retraction, which is not retried:
+// its SystemEvent is gone.
+const retractTimeout = 5 * time.Second
 
 // StatusWriter records a SystemEvent's status (on the API server).
 type StatusWriter interface {
@@ -57,6 +61,8 @@ type Options struct {
 	// Channel is the name of the channel whose SystemEvents are announced;
 	// others are ignored.
 	Channel string
+	// Log receives the announcements.
+	Log eventlog.Log
 	// Status records what was announced.
 	Status StatusWriter
 	// Now is the clock; nil means time.Now.
@@ -68,8 +74,6 @@ type Options struct {
 // Announcer announces SystemEvents. Observe and Forget feed it; Run executes.
 type Announcer struct {
 	opts Options
-	// log receives the announcements; set by Run.
-	log  publish.Appender
 	work chan func(ctx context.Context)
 	// stopped is closed when Run returns: work submitted later is dropped.
 	stopped chan struct{}
@@ -91,16 +95,16 @@ type revision struct {
 	// (a resync, the watch after a status write) changes nothing.
 	generation int64
 	// announced is set once the revision (or an earlier one, for a retraction)
-	// is in the log; eventID is its log ID.
+	// is in the log; eventID is its position there.
 	announced bool
-	eventID   uint64
+	eventID   eventlog.Position
 	// timer fires at deliverAt or expiresAt.
 	timer *time.Timer
 }
 
 // activeAnnouncement is an announcement a user connecting later receives.
 type activeAnnouncement struct {
-	id      uint64
+	id      eventlog.Position
 	users   []string
 	data    []byte
 	expires time.Time
@@ -123,10 +127,8 @@ func New(opts Options) *Announcer {
 	}
 }
 
-// Run executes the Announcer's work until ctx ends, announcing into log.
-// Call it once.
-func (a *Announcer) Run(ctx context.Context, log publish.Appender) {
-	a.log = log
+// Run executes the Announcer's work until ctx ends. Call it once.
+func (a *Announcer) Run(ctx context.Context) {
 	defer close(a.stopped)
 	for {
 		select {
@@ -150,7 +152,7 @@ func (a *Announcer) Observe(sev *notifyv1alpha1.SystemEvent) {
 // Forget hands the Announcer a deleted SystemEvent.
 func (a *Announcer) Forget(sev *notifyv1alpha1.SystemEvent) {
 	uid := sev.UID
-	a.submit(func(context.Context) { a.forget(uid) })
+	a.submit(func(ctx context.Context) { a.forget(ctx, uid) })
 }
 
 // submit queues work for the Run goroutine, or drops it once Run returned.
@@ -162,20 +164,20 @@ func (a *Announcer) submit(do func(context.Context)) {
 }
 
 // Active returns the data of the announcements still in force for user whose
-// log ID is in (after, upTo], oldest first: what a stream that starts at
-// upTo, and has seen everything up to after, has not received.
-func (a *Announcer) Active(user string, after, upTo uint64) [][]byte {
+// log position is in (after, upTo], oldest first: what a stream that starts
+// at upTo, and has seen everything up to after, has not received.
+func (a *Announcer) Active(user string, after, upTo eventlog.Position) [][]byte {
 	now := a.opts.Now()
 	a.mu.RLock()
 	found := make([]activeAnnouncement, 0, len(a.active))
 	for _, ann := range a.active {
 		e := eventlog.Event{UserIDs: ann.users}
-		if ann.id > after && ann.id <= upTo && now.Before(ann.expires) && e.ForUser(user) {
+		if ann.id.After(after) && !ann.id.After(upTo) && now.Before(ann.expires) && e.ForUser(user) {
 			found = append(found, ann)
 		}
 	}
 	a.mu.RUnlock()
-	slices.SortFunc(found, func(x, y activeAnnouncement) int { return cmp.Compare(x.id, y.id) })
+	slices.SortFunc(found, func(x, y activeAnnouncement) int { return x.id.Compare(y.id) })
 	data := make([][]byte, len(found))
 	for i, ann := range found {
 		data[i] = ann.data
@@ -188,7 +190,7 @@ func (a *Announcer) observe(ctx context.Context, sev *notifyv1alpha1.SystemEvent
 	if sev.Spec.ChannelRef.Name != a.opts.Channel {
 		// Moved to another channel: as good as deleted here.
 		if _, known := a.revisions[sev.UID]; known {
-			a.forget(sev.UID)
+			a.forget(ctx, sev.UID)
 		}
 		return
 	}
@@ -216,7 +218,7 @@ func (a *Announcer) recall(r *revision, sev *notifyv1alpha1.SystemEvent) {
 	if current && (st.Phase == notifyv1alpha1.PhaseFailed || st.Phase == notifyv1alpha1.PhaseExpired) {
 		r.sev, r.generation = sev, sev.Generation
 	}
-	if id, err := strconv.ParseUint(st.EventID, 10, 64); err == nil && st.Phase != notifyv1alpha1.PhaseScheduled {
+	if id, err := eventlog.ParsePosition(st.EventID); err == nil && st.Phase != notifyv1alpha1.PhaseScheduled {
 		r.announced, r.eventID = true, id
 	}
 	if current && st.Phase == notifyv1alpha1.PhaseDelivered && r.announced {
@@ -270,25 +272,44 @@ func (a *Announcer) deliver(ctx context.Context, r *revision) {
 		a.record(ctx, r, notifyv1alpha1.PhaseFailed, notifyv1alpha1.ReasonInvalidData, "spec.data cannot be encoded: "+err.Error())
 		return
 	}
-	stored, err := a.log.Append(eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data})
+	a.opts.Logger.Info("announcing SystemEvent", "systemEvent", ref(r.sev), "generation", r.generation, "action", action)
+	// Every replica of the channel announces the revision; the key stores it
+	// once.
+	key := fmt.Sprintf("%s/%d", r.sev.UID, r.generation)
+	stored, err := a.opts.Log.Append(ctx, eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data}, key)
 	if err != nil {
-		// The log is closed: the streamer is draining. The next streamer
-		// announces this revision, as its status does not say Delivered.
-		a.opts.Logger.Warn("SystemEvent not announced: the log is closed", "systemEvent", r.sev.Name, "generation", r.generation)
+		a.notAnnounced(ctx, r, err)
 		return
 	}
-	r.announced, r.eventID = true, stored.ID
-	a.opts.Logger.Info("SystemEvent announced", "systemEvent", r.sev.Name, "generation", r.generation,
-		"eventId", stored.ID, "action", action)
-	a.keepActive(r, stored.ID, data)
+	r.announced, r.eventID = true, stored.Position
+	a.opts.Logger.Info("SystemEvent announced", "systemEvent", ref(r.sev), "generation", r.generation,
+		"eventId", stored.Position.String(), "action", action, "duplicate", stored.Duplicate)
+	a.keepActive(r, stored.Position, data)
 	a.record(ctx, r, notifyv1alpha1.PhaseDelivered, notifyv1alpha1.ReasonDelivered,
-		fmt.Sprintf("announced as event %d (%s)", stored.ID, action))
+		fmt.Sprintf("announced as event %s (%s)", stored.Position, action))
 }
+
+// notAnnounced handles a revision the log did not store: after Close (the
+// streamer is draining) the next streamer announces it, as its status does
+// not say Delivered; after a failure of the log it is tried again.
+func (a *Announcer) notAnnounced(ctx context.Context, r *revision, err error) {
+	if errors.Is(err, eventlog.ErrClosed) || ctx.Err() != nil {
+		a.opts.Logger.Warn("SystemEvent not announced: the log is closed", "systemEvent", ref(r.sev),
+			"generation", r.generation, "reason", "LogClosed")
+		return
+	}
+	a.opts.Logger.Error("failed to announce a SystemEvent; retrying", "systemEvent", ref(r.sev),
+		"generation", r.generation, "reason", "LogFailed", "error", err.Error())
+	a.after(r, statusRetryDelay, func(ctx context.Context) { a.handleRevision(ctx, r) })
+}
+
+// ref names a SystemEvent in logs, with its namespace.
+func ref(sev *notifyv1alpha1.SystemEvent) string { return sev.Namespace + "/" + sev.Name }
 
 // keepActive hands the revision's announcement (data, log ID id) to users
 // who connect later, until expiresAt, and schedules its expiry. Without
 // expiresAt it is announced to those connected only.
-func (a *Announcer) keepActive(r *revision, id uint64, data []byte) {
+func (a *Announcer) keepActive(r *revision, id eventlog.Position, data []byte) {
 	exp := r.sev.Spec.ExpiresAt
 	if exp == nil {
 		a.dropActive(r.sev.UID)
@@ -317,7 +338,7 @@ func (a *Announcer) expire(ctx context.Context, r *revision) {
 }
 
 // forget retracts an announced SystemEvent that was deleted while in force.
-func (a *Announcer) forget(uid types.UID) {
+func (a *Announcer) forget(ctx context.Context, uid types.UID) {
 	r := a.revisions[uid]
 	delete(a.revisions, uid)
 	a.dropActive(uid)
@@ -332,12 +353,16 @@ func (a *Announcer) forget(uid types.UID) {
 	if err != nil {
 		return
 	}
-	stored, err := a.log.Append(eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data})
+	ctx, cancel := context.WithTimeout(ctx, retractTimeout)
+	defer cancel()
+	key := fmt.Sprintf("%s/%d/delete", uid, r.generation)
+	stored, err := a.opts.Log.Append(ctx, eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data}, key)
 	if err != nil {
-		a.opts.Logger.Warn("SystemEvent retraction not announced: the log is closed", "systemEvent", r.sev.Name)
+		a.opts.Logger.Warn("SystemEvent retraction not announced", "systemEvent", ref(r.sev), "reason", "LogFailed", "error", err.Error())
 		return
 	}
-	a.opts.Logger.Info("SystemEvent retracted", "systemEvent", r.sev.Name, "eventId", stored.ID, "retracts", r.eventID)
+	a.opts.Logger.Info("SystemEvent retracted", "systemEvent", ref(r.sev), "eventId", stored.Position.String(),
+		"retracts", r.eventID.String(), "duplicate", stored.Duplicate)
 }
 
 func expired(sev *notifyv1alpha1.SystemEvent, now time.Time) bool {
@@ -380,7 +405,7 @@ func (a *Announcer) record(ctx context.Context, r *revision, phase notifyv1alpha
 	switch phase {
 	case notifyv1alpha1.PhaseDelivered:
 		now := metav1.NewTime(a.opts.Now())
-		status.EventID, status.DeliveredAt = strconv.FormatUint(r.eventID, 10), &now
+		status.EventID, status.DeliveredAt = r.eventID.String(), &now
 	case notifyv1alpha1.PhaseScheduled:
 		// The previous revision's event is not this one's.
 		status.EventID, status.DeliveredAt = "", nil
@@ -409,7 +434,7 @@ func (a *Announcer) writeStatus(ctx context.Context, r *revision, generation int
 	if ctx.Err() != nil {
 		return
 	}
-	a.opts.Logger.Error("failed to record a SystemEvent's status; retrying", "systemEvent", r.sev.Name, "error", err.Error())
+	a.opts.Logger.Error("failed to record a SystemEvent's status; retrying", "systemEvent", ref(r.sev), "reason", "StatusWriteFailed", "error", err.Error())
 	time.AfterFunc(statusRetryDelay, func() {
 		a.submit(func(ctx context.Context) { a.writeStatus(ctx, r, generation, status) })
 	})

@@ -70,7 +70,7 @@ func (s *statusLog) last() notifyv1alpha1.SystemEventStatus {
 
 // announced is a delivered system event, decoded.
 type announced struct {
-	ID        uint64
+	ID        eventlog.Position
 	Users     []string
 	Type      string          `json:"type"`
 	EventType string          `json:"eventType"`
@@ -87,28 +87,29 @@ type fixture struct {
 	announcer *announce.Announcer
 	log       *eventlog.Embedded
 	status    *statusLog
-	// first is the log's ID before its first event.
-	first uint64
+	// first is the log's position before its first event.
+	first eventlog.Position
 }
 
 func start() *fixture {
 	f := &fixture{log: eventlog.NewEmbedded(eventlog.Options{}), status: &statusLog{}}
-	f.first = f.log.LastID()
-	f.announcer = announce.New(announce.Options{Channel: "app", Status: f.status})
+	f.first = f.log.Last()
+	f.announcer = announce.New(announce.Options{Channel: "app", Log: f.log, Status: f.status})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { f.announcer.Run(ctx, f.log); close(done) }()
+	go func() { f.announcer.Run(ctx); close(done) }()
 	DeferCleanup(func() { cancel(); <-done })
 	return f
 }
 
 // events returns what the log holds.
 func (f *fixture) events() []announced {
-	logged, _ := f.log.ReadAfter(f.first, 1000)
+	logged, _, err := f.log.ReadAfter(context.Background(), f.first, 1000)
+	Expect(err).NotTo(HaveOccurred())
 	out := make([]announced, len(logged))
 	for i, e := range logged {
 		Expect(json.Unmarshal(e.Data, &out[i])).To(Succeed())
-		out[i].ID, out[i].Users = e.ID, e.UserIDs
+		out[i].ID, out[i].Users = e.Position, e.UserIDs
 	}
 	return out
 }
@@ -153,7 +154,7 @@ var _ = Describe("Announcer", func() {
 		))
 		Expect(events[0].Users).To(BeEmpty())
 		Expect(f.status.last()).To(And(
-			HaveField("EventID", fmt.Sprint(events[0].ID)),
+			HaveField("EventID", events[0].ID.String()),
 			HaveField("ObservedGeneration", BeEquivalentTo(1)),
 			HaveField("DeliveredAt", Not(BeNil())),
 		))
@@ -186,14 +187,42 @@ var _ = Describe("Announcer", func() {
 		Expect(f.events()[0].Name).To(Equal("mine"))
 	})
 
+	It("stores each revision and retraction once when several replicas announce into one log", func() {
+		f := start()
+		replica := announce.New(announce.Options{Channel: "app", Log: f.log, Status: &statusLog{}})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { replica.Run(ctx); close(done) }()
+		DeferCleanup(func() { cancel(); <-done })
+
+		sev := systemEvent("maintenance", nil)
+		f.announcer.Observe(sev)
+		replica.Observe(sev)
+		Eventually(f.status.last).Should(HaveField("Phase", notifyv1alpha1.PhaseDelivered))
+		edited := sev.DeepCopy()
+		edited.Generation = 2
+		f.announcer.Observe(edited)
+		replica.Observe(edited)
+		Eventually(f.events).Should(HaveLen(2))
+		f.announcer.Forget(edited)
+		replica.Forget(edited)
+		Eventually(f.events).Should(HaveLen(3))
+		Consistently(f.events, 200*time.Millisecond).Should(HaveLen(3))
+		actions := []string{}
+		for _, e := range f.events() {
+			actions = append(actions, e.Action)
+		}
+		Expect(actions).To(Equal([]string{"CREATE", "UPDATE", "DELETE"}))
+	})
+
 	It("does not announce again what its status records, after a restart", func() {
 		f := start()
 		sev := systemEvent("maintenance", func(s *notifyv1alpha1.SystemEventSpec) { s.ExpiresAt = at(time.Hour) })
 		sev.Status = notifyv1alpha1.SystemEventStatus{
-			Phase: notifyv1alpha1.PhaseDelivered, EventID: "42", ObservedGeneration: 1, DeliveredAt: at(-time.Minute),
+			Phase: notifyv1alpha1.PhaseDelivered, EventID: "1-42", ObservedGeneration: 1, DeliveredAt: at(-time.Minute),
 		}
 		f.announcer.Observe(sev)
-		Eventually(func() int { return len(f.announcer.Active("u1", 0, 100)) }).Should(Equal(1))
+		Eventually(func() int { return len(f.announcer.Active("u1", eventlog.Position{}, f.log.Last())) }).Should(Equal(1))
 		Expect(f.events()).To(BeEmpty())
 		Expect(f.status.written).To(BeEmpty())
 
@@ -209,7 +238,8 @@ var _ = Describe("Announcer", func() {
 		Eventually(f.status.last).Should(HaveField("Phase", notifyv1alpha1.PhaseScheduled))
 		Expect(f.events()).To(BeEmpty())
 		Eventually(f.events, 5*time.Second).Should(HaveLen(1))
-		logged, _ := f.log.ReadAfter(f.first, 1)
+		logged, _, err := f.log.ReadAfter(context.Background(), f.first, 1)
+		Expect(err).NotTo(HaveOccurred())
 		Expect(logged[0].Time).To(BeTemporally(">=", deliverAt.Time))
 		Eventually(f.status.last).Should(HaveField("Phase", notifyv1alpha1.PhaseDelivered))
 	})
@@ -224,15 +254,17 @@ var _ = Describe("Announcer", func() {
 		Eventually(f.events).Should(HaveLen(1))
 		id := f.events()[0].ID
 
-		Expect(f.announcer.Active("u1", 0, id)).To(HaveLen(1), "a user connecting later")
-		Expect(string(f.announcer.Active("u1", 0, id)[0])).To(ContainSubstring(`"name":"incident"`))
-		Expect(f.announcer.Active("u2", 0, id)).To(BeEmpty(), "a user outside the audience")
-		Expect(f.announcer.Active("u1", id, id+10)).To(BeEmpty(), "a user whose Last-Event-ID shows it was seen")
-		Expect(f.announcer.Active("u1", 0, id-1)).To(BeEmpty(), "a stream that receives it live")
+		none, later := eventlog.Position{}, eventlog.Position{Epoch: id.Epoch, Seq: id.Seq + 10}
+		before := eventlog.Position{Epoch: id.Epoch, Seq: id.Seq - 1}
+		Expect(f.announcer.Active("u1", none, id)).To(HaveLen(1), "a user connecting later")
+		Expect(string(f.announcer.Active("u1", none, id)[0])).To(ContainSubstring(`"name":"incident"`))
+		Expect(f.announcer.Active("u2", none, id)).To(BeEmpty(), "a user outside the audience")
+		Expect(f.announcer.Active("u1", id, later)).To(BeEmpty(), "a user whose Last-Event-ID shows it was seen")
+		Expect(f.announcer.Active("u1", none, before)).To(BeEmpty(), "a stream that receives it live")
 
 		Eventually(f.status.last, 5*time.Second).Should(HaveField("Phase", notifyv1alpha1.PhaseExpired))
-		Expect(f.announcer.Active("u1", 0, id)).To(BeEmpty())
-		Expect(f.status.last().EventID).To(Equal(fmt.Sprint(id)))
+		Expect(f.announcer.Active("u1", none, id)).To(BeEmpty())
+		Expect(f.status.last().EventID).To(Equal(id.String()))
 
 		By("not retracting an expired announcement")
 		f.announcer.Forget(sev)

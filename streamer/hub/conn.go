@@ -3,12 +3,14 @@ package hub
 import (
 	"sync"
 	"time"
+
+	eventlog "github.com/herald-notify/herald/streamer/log"
 )
 
 // Frame is an encoded event on its way to one or more streams. Bytes are
 // shared by every stream and never modified.
 type Frame struct {
-	ID       uint64
+	Position eventlog.Position
 	Type     string
 	Appended time.Time
 	Bytes    []byte
@@ -30,6 +32,9 @@ const (
 	CloseReplaced CloseReason = "replaced"
 	// CloseDrain: the server is shutting down.
 	CloseDrain CloseReason = "drain"
+	// CloseLagged: the log no longer holds events the stream had yet to
+	// receive (the hub fell behind its retention, or it began a new epoch).
+	CloseLagged CloseReason = "lagged"
 )
 
 // byServer reports whether the server, not the client, ended the stream.

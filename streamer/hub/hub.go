@@ -7,20 +7,13 @@ package hub
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
 	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/sse"
 )
-
-// Log is what the hub reads: the embedded log or a broker-backed one.
-type Log interface {
-	ReadAfter(after uint64, limit int) ([]eventlog.Event, bool)
-	LastID() uint64
-	Changed() <-chan struct{}
-	Closed() bool
-}
 
 // UserLimitPolicy is what happens to a connection beyond the per-user limit.
 type UserLimitPolicy int
@@ -53,6 +46,9 @@ type Observer interface {
 	Delivered(eventType string, latency time.Duration)
 	// Disconnected is called when the hub closes a connection.
 	Disconnected(reason CloseReason)
+	// ReadFailed is called when the log could not be read; the hub tries
+	// again.
+	ReadFailed(err error)
 }
 
 // Errors of Register.
@@ -68,21 +64,24 @@ var (
 // readBatch is how many events the hub reads from the log at a time.
 const readBatch = 512
 
+// readRetryDelay is the wait before a failed read of the log is tried again.
+const readRetryDelay = time.Second
+
 // Hub tracks the connected streams and delivers the log's events to them.
 type Hub struct {
-	log Log
+	log eventlog.Log
 
 	mu     sync.Mutex
 	opts   Options            // SetLimits replaces the limits
 	users  map[string][]*Conn // a user's streams, oldest first
 	count  int
-	cursor uint64 // the last event ID dispatched to the connections
+	cursor eventlog.Position // the last event dispatched to the connections
 	closed bool
 }
 
 // New returns a hub that delivers the events appended to log from now on.
-func New(log Log, opts Options) *Hub {
-	return &Hub{log: log, opts: withDefaults(opts), users: map[string][]*Conn{}, cursor: log.LastID()}
+func New(log eventlog.Log, opts Options) *Hub {
+	return &Hub{log: log, opts: withDefaults(opts), users: map[string][]*Conn{}, cursor: log.Last()}
 }
 
 // withDefaults fills the zero values of opts with the defaults.
@@ -116,33 +115,60 @@ func (h *Hub) SetLimits(opts Options) {
 	h.opts = withDefaults(opts)
 }
 
-// Run dispatches events until ctx ends or the log is closed.
+// Run dispatches events until ctx ends, or the log is closed and every
+// event it holds was dispatched.
 func (h *Hub) Run(ctx context.Context) {
+	retry := time.NewTimer(0)
+	defer retry.Stop()
 	for {
 		changed := h.log.Changed()
 		h.mu.Lock()
 		cursor := h.cursor
 		h.mu.Unlock()
-		events, recovered := h.log.ReadAfter(cursor, readBatch)
-		if !recovered {
-			// The log moved past events the hub never dispatched (evicted before
-			// it got to them): skip ahead; clients resuming learn of the gap.
-			h.mu.Lock()
-			h.cursor = h.log.LastID()
-			h.mu.Unlock()
+		events, recovered, err := h.log.ReadAfter(ctx, cursor, readBatch)
+		switch {
+		case errors.Is(err, eventlog.ErrClosed):
+			return
+		case err != nil:
+			// The log could not be read (a broker away): the streams stay
+			// open, and the read is tried again.
+			h.opts.Observer.ReadFailed(err)
+			retry.Reset(readRetryDelay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-retry.C:
+			case <-changed:
+			}
 			continue
-		}
-		if len(events) > 0 {
+		case !recovered:
+			h.skipLost()
+			continue
+		case len(events) > 0:
 			h.dispatch(events)
 			continue
-		}
-		if h.log.Closed() {
-			return
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		}
+	}
+}
+
+// skipLost handles a log that no longer holds the events after the hub's
+// cursor (they were evicted before the hub got to them, or the log began a
+// new epoch): the streams may have missed some of them, and which ones no
+// one can tell, so every stream is closed as lagged. Its client reconnects
+// with its Last-Event-ID and learns that it was not recovered: never a silent
+// gap. The hub goes on from the log's newest event.
+func (h *Hub) skipLost() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cursor = h.log.Last()
+	for _, conns := range h.users {
+		for _, c := range slices.Clone(conns) {
+			h.removeLocked(c, CloseLagged)
 		}
 	}
 }
@@ -153,7 +179,7 @@ func (h *Hub) dispatch(events []eventlog.Event) {
 	defer h.mu.Unlock()
 	for i := range events {
 		e := &events[i]
-		frame := Frame{ID: e.ID, Type: e.Type, Appended: e.Time, Bytes: EncodeEvent(e)}
+		frame := Frame{Position: e.Position, Type: e.Type, Appended: e.Time, Bytes: EncodeEvent(e)}
 		if len(e.UserIDs) == 0 {
 			for _, conns := range h.users {
 				h.enqueueAll(conns, frame)
@@ -163,7 +189,7 @@ func (h *Hub) dispatch(events []eventlog.Event) {
 				h.enqueueAll(h.users[user], frame)
 			}
 		}
-		h.cursor = e.ID
+		h.cursor = e.Position
 	}
 }
 
@@ -175,31 +201,33 @@ func (h *Hub) enqueueAll(conns []*Conn, frame Frame) {
 	}
 }
 
-// EncodeEvent is the SSE frame of a logged event: its ID and its JSON data.
+// EncodeEvent is the SSE frame of a logged event: its position as the id,
+// and its JSON data.
 func EncodeEvent(e *eventlog.Event) []byte {
-	return sse.AppendFrame(make([]byte, 0, len(e.Data)+32), sse.Frame{ID: e.ID, HasID: true, Data: e.Data})
+	return sse.AppendFrame(make([]byte, 0, len(e.Data)+64), sse.Frame{ID: e.Position.String(), HasID: true, Data: e.Data})
 }
 
-// Register admits a stream for user and returns it with the ID of the last
-// event dispatched before it joined: the stream receives every later event
-// addressed to user through its queue, and reads earlier ones from the log.
-func (h *Hub) Register(user string) (*Conn, uint64, error) {
+// Register admits a stream for user and returns it with the position of the
+// last event dispatched before it joined: the stream receives every later
+// event addressed to user through its queue, and reads earlier ones from the
+// log.
+func (h *Hub) Register(user string) (*Conn, eventlog.Position, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, 0, ErrClosed
+		return nil, eventlog.Position{}, ErrClosed
 	}
 	existing := h.users[user]
 	if len(existing) >= h.opts.MaxPerUser {
 		if h.opts.Policy == Reject {
-			return nil, 0, ErrUserLimit
+			return nil, eventlog.Position{}, ErrUserLimit
 		}
 		// More than one to close only after SetLimits lowered the limit.
 		for _, oldest := range existing[:len(existing)-h.opts.MaxPerUser+1] {
 			h.removeLocked(oldest, CloseReplaced)
 		}
 	} else if h.count >= h.opts.MaxConnections {
-		return nil, 0, ErrProcessLimit
+		return nil, eventlog.Position{}, ErrProcessLimit
 	}
 	c := newConn(user, h.opts.SendQueueBytes, h.opts.Observer)
 	h.users[user] = append(h.users[user], c)
@@ -283,3 +311,4 @@ type nopObserver struct{}
 
 func (nopObserver) Delivered(string, time.Duration) {}
 func (nopObserver) Disconnected(CloseReason)        {}
+func (nopObserver) ReadFailed(error)                {}

@@ -26,6 +26,7 @@ type recorder struct {
 }
 
 func (r *recorder) Delivered(string, time.Duration) {}
+func (r *recorder) ReadFailed(error)                {}
 
 func (r *recorder) Disconnected(reason hub.CloseReason) {
 	r.mu.Lock()
@@ -53,24 +54,42 @@ func running(opts hub.Options) (*hub.Hub, *eventlog.Embedded) {
 	return h, log
 }
 
-func publish(log *eventlog.Embedded, data string, users ...string) uint64 {
-	e, err := log.Append(eventlog.Event{Type: "custom", UserIDs: users, Data: []byte(data)})
+func publish(log eventlog.Log, data string, users ...string) eventlog.Position {
+	GinkgoHelper()
+	r, err := log.Append(context.Background(), eventlog.Event{Type: "custom", UserIDs: users, Data: []byte(data)}, "")
 	Expect(err).NotTo(HaveOccurred())
-	return e.ID
+	return r.Position
 }
 
-// taken collects the IDs of the frames queued on c, waiting for n of them.
-func taken(c *hub.Conn, n int) []uint64 {
+// taken collects the positions of the frames queued on c, waiting for n of
+// them.
+func taken(c *hub.Conn, n int) []eventlog.Position {
 	GinkgoHelper()
-	var ids []uint64
-	Eventually(func() []uint64 {
+	var positions []eventlog.Position
+	Eventually(func() []eventlog.Position {
 		frames, _, _, _ := c.Take(nil)
 		for _, f := range frames {
-			ids = append(ids, f.ID)
+			positions = append(positions, f.Position)
 		}
-		return ids
+		return positions
 	}).Should(HaveLen(n))
-	return ids
+	return positions
+}
+
+// gatedLog is a log whose reads wait until the test opens the gate: what
+// the hub reads then is whatever the log holds by that time.
+type gatedLog struct {
+	eventlog.Log
+	gate chan struct{}
+}
+
+func (g *gatedLog) ReadAfter(ctx context.Context, after eventlog.Position, limit int) ([]eventlog.Event, bool, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, true, ctx.Err()
+	}
+	return g.Log.ReadAfter(ctx, after, limit)
 }
 
 var _ = Describe("the hub", func() {
@@ -83,8 +102,8 @@ var _ = Describe("the hub", func() {
 
 		direct := publish(log, `{"n":1}`, "u1")
 		all := publish(log, `{"n":2}`)
-		Expect(taken(u1, 2)).To(Equal([]uint64{direct, all}))
-		Expect(taken(u2, 1)).To(Equal([]uint64{all}))
+		Expect(taken(u1, 2)).To(Equal([]eventlog.Position{direct, all}))
+		Expect(taken(u2, 1)).To(Equal([]eventlog.Position{all}))
 	})
 
 	It("closes a stream whose queue reaches its bound as a slow consumer", func() {
@@ -174,7 +193,7 @@ var _ = Describe("the hub", func() {
 	It("tells a joining stream where the live events start", func() {
 		h, log := running(hub.Options{})
 		before := publish(log, `{}`)
-		Eventually(func() uint64 {
+		Eventually(func() eventlog.Position {
 			probe, joined, err := h.Register("probe")
 			Expect(err).NotTo(HaveOccurred())
 			h.Unregister(probe, hub.CloseClient)
@@ -184,7 +203,41 @@ var _ = Describe("the hub", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(joined).To(Equal(before))
 		after := publish(log, `{}`)
-		Expect(taken(c, 1)).To(Equal([]uint64{after}), "the earlier event is the log's to replay")
+		Expect(taken(c, 1)).To(Equal([]eventlog.Position{after}), "the earlier event is the log's to replay")
+	})
+
+	It("closes every stream as lagged when the log dropped events it had yet to dispatch, then goes on", func() {
+		observer := &recorder{}
+		log := &gatedLog{Log: eventlog.NewEmbedded(eventlog.Options{MaxEvents: 10}), gate: make(chan struct{})}
+		h := hub.New(log, hub.Options{Observer: observer})
+		u1, _, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		u2, _, err := h.Register("u2")
+		Expect(err).NotTo(HaveOccurred())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { h.Run(ctx); close(done) }()
+		DeferCleanup(func() { cancel(); Eventually(done).Should(BeClosed()) })
+
+		By("publishing past the log's retention before the hub reads it")
+		for range 25 {
+			publish(log, `{}`, "u1")
+		}
+		close(log.gate)
+		Eventually(observer.Disconnects).Should(ConsistOf(hub.CloseLagged, hub.CloseLagged))
+		for _, c := range []*hub.Conn{u1, u2} {
+			frames, done, reason, _ := c.Take(nil)
+			Expect(done).To(BeTrue())
+			Expect(reason).To(Equal(hub.CloseLagged))
+			Expect(frames).To(BeEmpty(), "no event that follows a gap is handed out")
+		}
+		Expect(h.Len()).To(Equal(0))
+
+		By("delivering what follows to the streams that join afterwards")
+		again, _, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		next := publish(log, `{}`, "u1")
+		Expect(taken(again, 1)).To(Equal([]eventlog.Position{next}))
 	})
 })
 
@@ -193,6 +246,6 @@ var _ = It("queues an event larger than the bound for a client with nothing queu
 	c, _, err := h.Register("u1")
 	Expect(err).NotTo(HaveOccurred())
 	big := publish(log, `{"pad":"`+string(make([]byte, 10000))+`"}`)
-	Expect(taken(c, 1)).To(Equal([]uint64{big}))
+	Expect(taken(c, 1)).To(Equal([]eventlog.Position{big}))
 	Expect(h.Len()).To(Equal(1))
 })

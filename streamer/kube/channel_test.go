@@ -20,6 +20,7 @@ import (
 	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/kube"
+	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/server"
 )
 
@@ -66,7 +67,7 @@ func startLiveChannel(ctx context.Context, data map[string][]byte, edit func(*no
 	keyWatcher := kube.NewKeyWatcher(clientset, loaded, func(k *auth.KeySet) { l.srv.SetKeys(k) }, logger)
 	keys, err := keyWatcher.LoadKeys(ctx)
 	Expect(err).NotTo(HaveOccurred())
-	l.srv, err = server.New(server.Config{Channel: loaded, Keys: keys})
+	l.srv, err = server.New(server.Config{Channel: loaded, Keys: keys, Log: eventlog.NewEmbedded(eventlog.Options{})})
 	Expect(err).NotTo(HaveOccurred())
 	channelWatcher := kube.NewChannelWatcher(watching, loaded, keyWatcher, l.srv.SetSpec, logger)
 

@@ -23,6 +23,7 @@ import (
 	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/kube"
+	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/server"
 	"github.com/herald-notify/herald/streamer/sse"
 )
@@ -110,7 +111,7 @@ var _ = Describe("a streamer reading its channel from the API", func() {
 		watcher := kube.NewKeyWatcher(clientset, loaded, func(k *auth.KeySet) { srv.SetKeys(k) }, slog.New(slog.NewJSONHandler(logs, nil)))
 		keys, err := watcher.LoadKeys(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		srv, err = server.New(server.Config{Channel: loaded, Keys: keys})
+		srv, err = server.New(server.Config{Channel: loaded, Keys: keys, Log: eventlog.NewEmbedded(eventlog.Options{})})
 		Expect(err).NotTo(HaveOccurred())
 
 		runCtx, stop := context.WithCancel(context.Background())

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"context"
 	"encoding/json"
 
 	eventlog "github.com/herald-notify/herald/streamer/log"
@@ -41,7 +42,7 @@ type EventResult struct {
 	EventID string `json:"eventId"`
 }
 
-func (a *API) notification(body []byte) (any, error) {
+func (a *API) notification(ctx context.Context, body []byte) (any, error) {
 	var req notificationRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -83,7 +84,7 @@ func (a *API) notification(body []byte) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		eventID, err := a.append(eventlogEvent(TypeNotification, []string{user}, encoded))
+		eventID, err := a.append(ctx, eventlogEvent(TypeNotification, []string{user}, encoded))
 		if err != nil {
 			return nil, err
 		}
@@ -109,13 +110,17 @@ type broadcastEvent struct {
 	Timestamp string          `json:"timestamp"`
 }
 
-func (a *API) systemEvent(body []byte) (any, error) { return a.broadcast(TypeSystem, body) }
+func (a *API) systemEvent(ctx context.Context, body []byte) (any, error) {
+	return a.broadcast(ctx, TypeSystem, body)
+}
 
-func (a *API) customEvent(body []byte) (any, error) { return a.broadcast(TypeCustom, body) }
+func (a *API) customEvent(ctx context.Context, body []byte) (any, error) {
+	return a.broadcast(ctx, TypeCustom, body)
+}
 
 // broadcast publishes a system or custom event to its users, or everyone.
 // Custom events have no priority, as in the NestJS module.
-func (a *API) broadcast(eventType string, body []byte) (any, error) {
+func (a *API) broadcast(ctx context.Context, eventType string, body []byte) (any, error) {
 	var req broadcastRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -143,7 +148,7 @@ func (a *API) broadcast(eventType string, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	eventID, err := a.append(eventlogEvent(eventType, users, encoded))
+	eventID, err := a.append(ctx, eventlogEvent(eventType, users, encoded))
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@
 package publish
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,10 @@ const (
 	MaxRecipients = 1000
 	// maxNameLength bounds ids and type names.
 	maxNameLength = 256
+	// appendTimeout bounds how long a request waits for the log to store its
+	// event (a broker's acknowledgement): the publisher then gets 503 and
+	// retries, rather than hold its connection.
+	appendTimeout = 5 * time.Second
 )
 
 // Event types, the "type" field of the delivered JSON.
@@ -39,11 +44,6 @@ const (
 
 // TimestampLayout is the clients' timestamp format: UTC RFC 3339 with milliseconds.
 const TimestampLayout = "2006-01-02T15:04:05.000Z07:00"
-
-// Appender stores an event in the channel's log and assigns its ID.
-type Appender interface {
-	Append(eventlog.Event) (eventlog.Event, error)
-}
 
 // Authenticator verifies a request's bearer token. Its error may say more
 // than "unauthorized" (401): an error with a Forbidden() true method means
@@ -60,7 +60,8 @@ type Observer interface {
 
 // Options configure the publish API.
 type Options struct {
-	Log           Appender
+	// Log stores the events.
+	Log           eventlog.Log
 	Authenticator Authenticator
 	// ServiceAccounts, when set, verifies the tokens that look like
 	// Kubernetes ServiceAccount tokens issued for auth.PublishTokenAudience
@@ -109,7 +110,7 @@ func invalid(format string, args ...any) error {
 
 // endpoint wraps a publish handler with the method check, authentication,
 // the publish grant and the body limit.
-func (a *API) endpoint(handle func(body []byte) (any, error)) http.Handler {
+func (a *API) endpoint(handle func(ctx context.Context, body []byte) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			httpapi.MethodNotAllowed(w, http.MethodPost)
@@ -156,7 +157,9 @@ func (a *API) endpoint(handle func(body []byte) (any, error)) http.Handler {
 			httpapi.WriteError(w, httpapi.CodeInvalidRequest, "failed to read the body: "+err.Error())
 			return
 		}
-		result, err := handle(body)
+		ctx, cancel := context.WithTimeout(r.Context(), appendTimeout)
+		defer cancel()
+		result, err := handle(ctx, body)
 		var reqErr *requestError
 		switch {
 		case errors.As(err, &reqErr):
@@ -242,13 +245,13 @@ func checkPriority(p string) (string, error) {
 
 func (a *API) timestamp() string { return a.opts.Now().UTC().Format(TimestampLayout) }
 
-func (a *API) append(e eventlog.Event) (string, error) {
-	stored, err := a.opts.Log.Append(e)
+func (a *API) append(ctx context.Context, e eventlog.Event) (string, error) {
+	stored, err := a.opts.Log.Append(ctx, e, "")
 	if err != nil {
 		return "", err
 	}
 	if a.opts.Observer != nil {
 		a.opts.Observer.Published(e.Type)
 	}
-	return fmt.Sprint(stored.ID), nil
+	return stored.Position.String(), nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"time"
 
@@ -54,11 +53,12 @@ var _ = Describe("against the streamer's publish API", func() {
 	// stored is the log event with the given id.
 	stored := func(id string) eventlog.Event {
 		GinkgoHelper()
-		seq, err := strconv.ParseUint(id, 10, 64)
+		pos, err := eventlog.ParsePosition(id)
 		Expect(err).NotTo(HaveOccurred())
-		events, _ := eventLog.ReadAfter(seq-1, 1)
+		events, _, err := eventLog.ReadAfter(context.Background(), eventlog.Position{Epoch: pos.Epoch, Seq: pos.Seq - 1}, 1)
+		Expect(err).NotTo(HaveOccurred())
 		Expect(events).To(HaveLen(1))
-		Expect(events[0].ID).To(Equal(seq))
+		Expect(events[0].Position).To(Equal(pos))
 		return events[0]
 	}
 

@@ -19,6 +19,7 @@ type metrics struct {
 	deliveryLatency prometheus.Histogram
 	disconnects     *prometheus.CounterVec
 	replayed        prometheus.Counter
+	logReadFailures prometheus.Counter
 }
 
 // Values of the connects metric's "result" label.
@@ -28,6 +29,9 @@ const (
 	connectUserLimit    = "user_limit"
 	connectProcessLimit = "process_limit"
 	connectShuttingDown = "shutting_down"
+	// connectLogUnavailable: the log could not be read to replay what a
+	// resuming client missed.
+	connectLogUnavailable = "log_unavailable"
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,8 +63,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "herald_replayed_events_total", Help: "Events written to resuming clients from the log.",
 		}),
 	}
+	m.logReadFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_log_read_failures_total", Help: "Failed reads of the channel's event log by the hub, each retried.",
+	})
 	reg.MustRegister(m.connections, m.connects, m.authFailures, m.published, m.delivered,
-		m.deliveryLatency, m.disconnects, m.replayed)
+		m.deliveryLatency, m.disconnects, m.replayed, m.logReadFailures)
 	return m
 }
 
@@ -72,6 +79,9 @@ func (m *metrics) Delivered(eventType string, latency time.Duration) {
 	m.delivered.WithLabelValues(eventType).Inc()
 	m.deliveryLatency.Observe(latency.Seconds())
 }
+
+// ReadFailed implements hub.Observer.
+func (m *metrics) ReadFailed(error) { m.logReadFailures.Inc() }
 
 // Disconnected implements hub.Observer.
 func (m *metrics) Disconnected(reason hub.CloseReason) {

@@ -52,6 +52,9 @@ type Config struct {
 	Channel *notifyv1alpha1.NotificationChannel
 	// Keys verify the channel's tokens.
 	Keys *auth.KeySet
+	// Log is the channel's event log, built for spec.broker and
+	// spec.history. The server closes it when it drains.
+	Log eventlog.Log
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Registry receives the metrics; nil means a new registry.
@@ -70,9 +73,9 @@ type Config struct {
 
 // Announcements are the announcements in force (see package announce).
 type Announcements interface {
-	// Active returns the data of the announcements for user whose log ID
-	// is in (after, upTo], oldest first.
-	Active(user string, after, upTo uint64) [][]byte
+	// Active returns the data of the announcements for user whose log
+	// position is in (after, upTo], oldest first.
+	Active(user string, after, upTo eventlog.Position) [][]byte
 }
 
 // Server is a running streamer for one channel.
@@ -81,7 +84,7 @@ type Server struct {
 	// it, serialized by setMu.
 	current  atomic.Pointer[notifyv1alpha1.NotificationChannelSpec]
 	setMu    sync.Mutex
-	log      *eventlog.Embedded
+	log      eventlog.Log
 	hub      *hub.Hub
 	verifier *auth.Verifier
 	tickets  *auth.TicketStore
@@ -111,13 +114,10 @@ type Server struct {
 
 // New builds the streamer for cfg. It does not start serving: call Run.
 func New(cfg Config) (*Server, error) {
-	if cfg.Channel == nil || cfg.Keys == nil {
-		return nil, errors.New("server: a channel and its keys are required")
+	if cfg.Channel == nil || cfg.Keys == nil || cfg.Log == nil {
+		return nil, errors.New("server: a channel, its keys and its log are required")
 	}
 	spec := *cfg.Channel.Spec.DeepCopy()
-	if spec.Broker.Type != "" && spec.Broker.Type != notifyv1alpha1.BrokerEmbedded {
-		return nil, errors.New("server: broker type " + string(spec.Broker.Type) + " is not available yet; use Embedded")
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -136,12 +136,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	m := newMetrics(cfg.Registry)
-	log := eventlog.NewEmbedded(eventlog.Options{
-		MaxEvents: int(spec.History.MaxEvents), MaxAge: duration(spec.History.MaxAge), Now: cfg.Now,
-	})
 	s := &Server{
-		log:      log,
-		hub:      hub.New(log, hubOptions(spec.Connections, m)),
+		log:      cfg.Log,
+		hub:      hub.New(cfg.Log, hubOptions(spec.Connections, m)),
 		verifier: verifier,
 		tickets:  auth.NewTicketStore(DefaultMaxTickets, cfg.Now),
 		metrics:  m,
@@ -170,9 +167,6 @@ func duration(d *metav1.Duration) time.Duration {
 	}
 	return d.Duration
 }
-
-// EventLog is the channel's log, for the SystemEvent announcer.
-func (s *Server) EventLog() publish.Appender { return s.log }
 
 // SetKeys replaces the verification keys (rotation); open streams stay open.
 func (s *Server) SetKeys(keys *auth.KeySet) { s.verifier.SetKeys(keys) }
@@ -219,7 +213,7 @@ func (s *Server) Run(ctx context.Context) {
 // jittered retry: hint.
 func (s *Server) Drain(ctx context.Context) {
 	s.ready.Store(false)
-	s.log.Close()
+	_ = s.log.Close()
 	select {
 	case <-s.dispatched:
 	case <-ctx.Done():

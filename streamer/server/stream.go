@@ -1,20 +1,15 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
-	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/httpapi"
 	"github.com/herald-notify/herald/streamer/hub"
+	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/publish"
 	"github.com/herald-notify/herald/streamer/sse"
 )
@@ -55,17 +50,38 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, err)
 		return
 	}
-	s.metrics.connects.WithLabelValues(connectOK).Inc()
-	s.metrics.connections.Inc()
-
-	stream := newStream(s, w, conn, identity)
-	stream.opened = s.now()
-	// HTTP/1.1 streams leave net/http once their headers are written; HTTP/2
-	// and HTTP/1.0 (no chunked framing) stay on the handler's path.
-	if r.ProtoMajor == 1 && r.ProtoMinor >= 1 && stream.detach(r, joinedAt) {
+	st := newStream(s, conn, identity)
+	// What a resuming client missed is read before anything is written, so
+	// that a log that cannot be read is answered with a status the client
+	// retries on.
+	opening, err := st.prepare(r, joinedAt)
+	if err != nil {
+		st.end(hub.CloseClient)
+		s.metrics.connects.WithLabelValues(connectLogUnavailable).Inc()
+		s.logger.Warn("stream refused: the log could not be read", "user", identity.UserID, "reason", "LogUnavailable", "error", err.Error())
+		httpapi.WriteRetryAfter(w, httpapi.CodeUnavailable, "the channel's event log cannot be read right now; retry", time.Second)
 		return
 	}
-	stream.end(stream.serve(r, joinedAt))
+	s.metrics.connects.WithLabelValues(connectOK).Inc()
+	s.metrics.connections.Inc()
+	st.opened = s.now()
+
+	// HTTP/1.1 streams leave net/http once their headers are written; HTTP/2
+	// and HTTP/1.0 (no chunked framing) stay on the handler's path.
+	if r.ProtoMajor == 1 && r.ProtoMinor >= 1 {
+		out, err := detach(w, r, s.writeTimeout)
+		switch {
+		case err == nil:
+			st.out = out
+			st.startDetached(opening)
+			return
+		case !errors.Is(err, http.ErrNotSupported):
+			st.end(hub.CloseClient)
+			return
+		}
+	}
+	st.out = newHandlerWriter(w, r, s.writeTimeout)
+	st.end(st.serve(r.Context().Done(), opening))
 }
 
 // refuse answers a stream request the hub did not admit.
@@ -83,195 +99,27 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 	}
 }
 
-// authenticateStream finds the request's token in the channel's enabled
-// sources, in the contract's order (header, cookie, ticket, query parameter):
-// the first one present decides, an invalid one is not skipped.
-func (s *Server) authenticateStream(r *http.Request) (auth.Identity, error) {
-	spec := s.settings().Auth
-	sources := spec.TokenSources
-	enabled := func(src notifyv1alpha1.TokenSource) bool {
-		for _, e := range sources {
-			if e == src {
-				return true
-			}
-		}
-		return false
-	}
-	if enabled(notifyv1alpha1.TokenSourceHeader) {
-		if token, ok := httpapi.BearerToken(r); ok {
-			return s.verify(token)
-		}
-	}
-	if enabled(notifyv1alpha1.TokenSourceCookie) {
-		if c, err := r.Cookie(spec.CookieName); err == nil && c.Value != "" {
-			return s.verify(c.Value)
-		}
-	}
-	if enabled(notifyv1alpha1.TokenSourceTicket) {
-		if ticket := r.URL.Query().Get("ticket"); ticket != "" {
-			identity, ok := s.tickets.Redeem(ticket)
-			if !ok {
-				s.metrics.authFailures.WithLabelValues("invalid_ticket").Inc()
-				return auth.Identity{}, errors.New("the ticket is unknown, used or expired: request a new one")
-			}
-			return identity, nil
-		}
-	}
-	if enabled(notifyv1alpha1.TokenSourceQueryParameter) {
-		if token := r.URL.Query().Get("access_token"); token != "" {
-			return s.verify(token)
-		}
-	}
-	s.metrics.authFailures.WithLabelValues("missing_token").Inc()
-	return auth.Identity{}, errors.New("no token: send Authorization: Bearer <jwt>" + otherSources(spec))
-}
-
-// otherSources describes the enabled token sources besides the header.
-func otherSources(spec notifyv1alpha1.AuthSpec) string {
-	var names []string
-	for _, src := range spec.TokenSources {
-		switch src {
-		case notifyv1alpha1.TokenSourceCookie:
-			names = append(names, "the "+spec.CookieName+" cookie")
-		case notifyv1alpha1.TokenSourceTicket:
-			names = append(names, "a ticket from POST "+TicketsPath)
-		case notifyv1alpha1.TokenSourceQueryParameter:
-			names = append(names, "the access_token parameter")
-		}
-	}
-	if len(names) == 0 {
-		return ""
-	}
-	return ", or " + strings.Join(names, ", or ")
-}
-
-// verify checks a token, counting failures by reason.
-func (s *Server) verify(token string) (auth.Identity, error) {
-	identity, err := s.verifier.Verify(token)
-	if err != nil {
-		reason := "invalid"
-		var authErr *auth.Error
-		if errors.As(err, &authErr) {
-			reason = string(authErr.Reason)
-		}
-		s.metrics.authFailures.WithLabelValues(reason).Inc()
-		return auth.Identity{}, err
-	}
-	if !identity.ExpiresAt.After(s.now()) {
-		s.metrics.authFailures.WithLabelValues(string(auth.ReasonExpired)).Inc()
-		return auth.Identity{}, errors.New("the token expires now")
-	}
-	return identity, nil
-}
-
-// ticketResponse is the answer of POST /api/v1/sse/tickets.
-type ticketResponse struct {
-	Ticket    string `json:"ticket"`
-	ExpiresAt string `json:"expiresAt"`
-}
-
-// serveTicket is POST /api/v1/sse/tickets: a browser trades its bearer token
-// for a short-lived, single-use ticket to put in the EventSource URL.
-func (s *Server) serveTicket(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		httpapi.MethodNotAllowed(w, http.MethodPost)
-		return
-	}
-	token, ok := httpapi.BearerToken(r)
-	if !ok {
-		httpapi.WriteError(w, httpapi.CodeUnauthorized, "an Authorization: Bearer token is required")
-		return
-	}
-	identity, err := s.verify(token)
-	if err != nil {
-		httpapi.WriteError(w, httpapi.CodeUnauthorized, err.Error())
-		return
-	}
-	ttl := duration(s.settings().Auth.TicketTTL)
-	ticket, err := s.tickets.Issue(identity, ttl)
-	if err != nil {
-		httpapi.WriteRetryAfter(w, httpapi.CodeRateLimited, err.Error(), ttl)
-		return
-	}
-	expires := s.now().Add(ttl)
-	if identity.ExpiresAt.Before(expires) {
-		expires = identity.ExpiresAt
-	}
-	httpapi.WriteJSON(w, http.StatusCreated, ticketResponse{Ticket: ticket, ExpiresAt: expires.UTC().Format(publish.TimestampLayout)})
-}
-
-// stream writes one client's events.
-//
-// On HTTP/2 (and HTTP/1.0) a stream is written through net/http, in its
-// handler's goroutine (serve). An HTTP/1.1 stream is detached: the connection
-// is hijacked once the stream is admitted, the response is written straight
-// to the socket with chunked framing, and the handler returns, so that
-// net/http's per-request state (buffers, request, handler goroutine, its
-// background reader) is released. A goroutine of the stream's own writes it;
-// the server's close watcher notices the client going away
-// (docs/benchmarks.md).
+// stream writes one client's events, through its streamWriter: net/http
+// (handlerWriter) or a connection taken off net/http (detachedWriter).
 type stream struct {
 	server   *Server
-	w        http.ResponseWriter      // nil once detached
-	rc       *http.ResponseController // nil once detached
-	nc       net.Conn                 // the hijacked connection, when detached
+	out      streamWriter
 	conn     *hub.Conn
 	identity auth.Identity
 	opened   time.Time
-	// buf is the next write. When detached, its first chunkHeadroom bytes are
-	// kept free for the chunk's size line (see chunk).
-	buf      []byte
-	headroom int
 	frames   []hub.Frame
-	// bufp holds buf's pooled array while a detached stream writes (see
-	// reset); between writes a detached stream keeps no buffer.
-	bufp *[]byte
-	// The client closing a detached stream's connection is noticed by the
-	// server's close watcher (watchID), or by a goroutine of the stream's own
-	// (watch), which closes watched when it returns.
-	watched  chan struct{}
-	watchID  uint64
-	skipUpTo uint64
-	// deadlineSet is when the armed write deadline was set (see flush).
-	deadlineSet time.Time
-	// keepDeadline: the deadline may stay armed between flushes (HTTP/1).
-	keepDeadline bool
+	// skipUpTo is the position up to which the stream's opening already
+	// holds the events: queued frames up to it are not written again.
+	skipUpTo eventlog.Position
 }
 
-// chunkHeadroom is the room for a chunk's size line: up to 16 hex digits
-// and CRLF.
-const chunkHeadroom = 18
-
-// lastChunk ends a chunked response.
-var lastChunk = []byte("0\r\n\r\n")
-
-// writeBuffers are the write buffers of detached streams, taken for a write
-// and put back after it: thousands of idle streams hold none.
-var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// maxPooledBuffer is the largest write buffer put back into writeBuffers.
-const maxPooledBuffer = 64 << 10
-
-// reset empties buf for the next write, keeping a detached stream's headroom
-// and taking a buffer from writeBuffers if it has none.
-func (st *stream) reset() {
-	if st.nc != nil && st.bufp == nil {
-		st.bufp = writeBuffers.Get().(*[]byte)
-		st.buf = *st.bufp
-	}
-	st.buf = st.buf[:st.headroom]
-}
-
-// release puts a detached stream's write buffer back after a write.
-func (st *stream) release() {
-	if st.bufp == nil {
-		return
-	}
-	if cap(st.buf) <= maxPooledBuffer {
-		*st.bufp = st.buf[:0]
-		writeBuffers.Put(st.bufp)
-	}
-	st.buf, st.bufp = nil, nil
+// opening is what a stream writes first: its connection event, what the
+// client missed, and the announcements in force that it has not seen.
+type opening struct {
+	startID   eventlog.Position
+	recovered *bool
+	replayed  []byte
+	announced [][]byte
 }
 
 // newStream allocates a stream's state on the heap. It is not inlined on
@@ -281,144 +129,62 @@ func (st *stream) release() {
 // (docs/benchmarks.md).
 //
 //go:noinline
-func newStream(s *Server, w http.ResponseWriter, conn *hub.Conn, identity auth.Identity) *stream {
-	return &stream{server: s, w: w, rc: http.NewResponseController(w), conn: conn, identity: identity}
+func newStream(s *Server, conn *hub.Conn, identity auth.Identity) *stream {
+	return &stream{server: s, conn: conn, identity: identity}
 }
 
 // end unregisters a stream that ended for reason.
 func (st *stream) end(reason hub.CloseReason) {
 	s := st.server
 	s.hub.Unregister(st.conn, reason)
-	s.metrics.connections.Dec()
-	s.logger.Debug("stream closed", "user", st.identity.UserID, "reason", string(reason), "duration", s.now().Sub(st.opened).String())
+	if !st.opened.IsZero() {
+		s.metrics.connections.Dec()
+		s.logger.Debug("stream closed", "user", st.identity.UserID, "reason", string(reason), "duration", s.now().Sub(st.opened).String())
+	}
 	s.streamEnded()
 }
 
-// setHeaders sets the stream's response headers.
-func setHeaders(h http.Header, r *http.Request) {
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("X-Accel-Buffering", "no")
-	if r.ProtoMajor == 1 {
-		h.Set("Connection", "keep-alive")
-	}
-}
-
-// serve writes the stream through net/http until it ends and returns why it
-// ended.
-func (st *stream) serve(r *http.Request, joinedAt uint64) hub.CloseReason {
-	// On HTTP/1 the write deadline stays armed between flushes; lift it when
-	// the stream ends, or it would cut the response's end, which net/http
-	// writes after the handler returns, once the stream was idle for a while.
-	st.keepDeadline = r.ProtoMajor == 1
-	defer func() { _ = st.rc.SetWriteDeadline(time.Time{}) }()
+// serve writes the stream through net/http until it ends, or the client
+// goes away (gone), and returns why it ended.
+func (st *stream) serve(gone <-chan struct{}, o *opening) hub.CloseReason {
+	defer st.out.finish(hub.CloseClient)
 	// Opening the stream and writing its events are methods of their own so
 	// that their stack frames are gone while the stream idles: the garbage
 	// collector halves an idle goroutine's stack (16 to 8 KiB) only when it
 	// uses less than a quarter of it (docs/benchmarks.md).
-	setHeaders(st.w.Header(), r)
-	st.w.WriteHeader(http.StatusOK)
-	skipUpTo, err := st.open(r, joinedAt, nil)
-	if err != nil {
+	if err := st.open(o); err != nil {
 		return hub.CloseClient
 	}
-	return st.loop(r.Context().Done(), skipUpTo)
+	return st.loop(gone)
 }
 
-// detach takes an HTTP/1.1 stream off net/http: it hijacks the connection,
-// writes the response's head and the stream's opening, and leaves the rest
-// to goroutines of the stream's own (run and watch). It returns false, having
-// written nothing, when the connection cannot be hijacked: the stream is then
-// served through net/http.
-func (st *stream) detach(r *http.Request, joinedAt uint64) bool {
-	h := st.w.Header()
-	setHeaders(h, r)
-	// Only the connection is kept: net/http's buffers, request and response
-	// become garbage once the handler returns. The returned reader holds no
-	// byte the stream needs (a stream request has no body), the writer
-	// nothing yet.
-	nc, _, err := st.rc.Hijack()
-	if errors.Is(err, http.ErrNotSupported) {
-		return false
-	}
-	if err != nil {
+// startDetached writes a detached stream's opening and leaves the rest to a
+// goroutine of the stream's own (runDetached).
+func (st *stream) startDetached(o *opening) {
+	if err := st.open(o); err != nil {
+		st.out.finish(hub.CloseClient)
 		st.end(hub.CloseClient)
-		return true
+		return
 	}
-	st.w, st.rc, st.nc = nil, nil, nc
-	st.keepDeadline = true
-	st.headroom = chunkHeadroom
+	st.out.(*detachedWriter).watch(&st.server.closes, st)
+	go st.runDetached()
+}
 
-	head := append(make([]byte, 0, 512), "HTTP/1.1 200 OK\r\n"...)
-	if _, ok := h["Date"]; !ok {
-		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	}
-	h.Set("Transfer-Encoding", "chunked")
-	hb := bytes.NewBuffer(head)
-	_ = h.Write(hb)
-	hb.WriteString("\r\n")
-	skipUpTo, err := st.open(r, joinedAt, hb.Bytes())
-	if err != nil {
-		_ = nc.Close()
-		st.end(hub.CloseClient)
-		return true
-	}
-	st.skipUpTo = skipUpTo
-	// The client going away is what net/http's background reader noticed.
-	// The server's close watcher notices it for all streams at once; where
-	// it cannot, a goroutine of the stream's own does.
-	if id, err := st.server.closes.add(nc, st); err == nil {
-		st.watchID = id
-	} else {
-		st.watched = make(chan struct{})
-		go st.watch()
-	}
-	go st.run()
-	return true
+// runDetached writes a detached stream until it ends, then ends the response
+// and closes the connection.
+func (st *stream) runDetached() {
+	reason := st.loop(nil)
+	st.out.finish(reason)
+	st.end(reason)
 }
 
 // clientGone ends a detached stream whose client closed its connection: the
 // hub closes the stream's queue, which wakes its writer.
 func (st *stream) clientGone() { st.server.hub.Unregister(st.conn, hub.CloseClient) }
 
-// watch waits for the client to close a detached stream's connection, where
-// the server's close watcher cannot. Reading one byte at a time, it costs a
-// goroutine parked in the runtime's poller. A client that sends anything
-// while its response streams is not watched further (as net/http does): its
-// going away is then noticed at the next write, at most a keep-alive interval
-// later.
-func (st *stream) watch() {
-	defer close(st.watched)
-	var b [1]byte
-	if _, err := st.nc.Read(b[:]); err != nil {
-		st.clientGone()
-	}
-}
-
-// run writes a detached stream until it ends, then ends the response and
-// closes the connection.
-func (st *stream) run() {
-	reason := st.loop(nil, st.skipUpTo)
-	if reason != hub.CloseClient && reason != hub.CloseSlowConsumer {
-		// The terminating chunk: the response is complete, and a client
-		// reading it as HTTP/1.1 sees the stream end between events. A slow
-		// consumer, which reads nothing, is not waited for.
-		st.refreshDeadline()
-		_, _ = st.nc.Write(lastChunk)
-	}
-	if st.watchID != 0 {
-		st.server.closes.remove(st.watchID)
-	}
-	_ = st.nc.Close()
-	if st.watched != nil {
-		<-st.watched
-	}
-	st.end(reason)
-}
-
 // loop waits for the stream's events, keep-alives, token expiry or the
 // client going away (gone), and returns why the stream ended.
-func (st *stream) loop(gone <-chan struct{}, skipUpTo uint64) hub.CloseReason {
+func (st *stream) loop(gone <-chan struct{}) hub.CloseReason {
 	s := st.server
 	interval := duration(s.settings().Connections.KeepAliveInterval)
 	keepAlive := time.NewTicker(interval)
@@ -432,9 +198,7 @@ func (st *stream) loop(gone <-chan struct{}, skipUpTo uint64) hub.CloseReason {
 		case <-expiry.C:
 			return hub.CloseTokenExpired
 		case <-keepAlive.C:
-			st.reset()
-			st.buf = sse.AppendComment(st.buf, "keep-alive")
-			if err := st.flush(nil); err != nil {
+			if err := st.out.write(sse.AppendComment(st.out.buffer(), "keep-alive")); err != nil {
 				return hub.CloseClient
 			}
 			// SetSpec may have changed the interval: it applies from here on.
@@ -443,7 +207,7 @@ func (st *stream) loop(gone <-chan struct{}, skipUpTo uint64) hub.CloseReason {
 				keepAlive.Reset(interval)
 			}
 		case <-st.conn.Wake():
-			if reason, done := st.deliver(skipUpTo); done {
+			if reason, done := st.deliver(); done {
 				return reason
 			}
 		}
@@ -453,123 +217,147 @@ func (st *stream) loop(gone <-chan struct{}, skipUpTo uint64) hub.CloseReason {
 // deliver writes the frames queued for the stream, those after skipUpTo,
 // and reports whether the stream must end, and why. It is kept out of serve
 // for the same reason as open.
-func (st *stream) deliver(skipUpTo uint64) (hub.CloseReason, bool) {
+func (st *stream) deliver() (hub.CloseReason, bool) {
 	frames, done, reason, retry := st.conn.Take(st.frames[:0])
 	st.frames = frames
+	defer clear(st.frames)
 	if done && reason == hub.CloseClient {
 		// The close watcher found the client gone: nothing more to write.
-		clear(st.frames)
 		return reason, done
 	}
-	st.reset()
+	buf := st.out.buffer()
+	empty := len(buf)
 	for _, f := range frames {
-		if f.ID > skipUpTo {
-			st.buf = append(st.buf, f.Bytes...)
+		if f.Position.After(st.skipUpTo) {
+			buf = append(buf, f.Bytes...)
 		}
 	}
 	if done && reason == hub.CloseDrain {
-		st.buf = sse.AppendRetry(st.buf, retry)
+		buf = sse.AppendRetry(buf, retry)
 	}
-	if len(st.buf) > st.headroom {
-		if err := st.flush(nil); err != nil {
-			return hub.CloseClient, true
-		}
-		now := st.server.now()
-		for _, f := range frames {
-			if f.ID > skipUpTo {
-				st.conn.Delivered(f, now)
-			}
+	if len(buf) == empty {
+		st.out.release(buf)
+		return reason, done
+	}
+	if err := st.out.write(buf); err != nil {
+		return hub.CloseClient, true
+	}
+	now := st.server.now()
+	for _, f := range frames {
+		if f.Position.After(st.skipUpTo) {
+			st.conn.Delivered(f, now)
 		}
 	}
-	st.release() // when nothing was written
-	clear(st.frames)
 	return reason, done
 }
 
-// appendAnnouncements appends the announcements in force that the client
-// has not seen: those logged up to joinedAt (later ones arrive live) and
-// after the client's Last-Event-ID. A recovered resume needs none: its
-// replay holds every event after that ID. They carry no id: field, so the
-// client's resume position stays where the log put it.
-func (st *stream) appendAnnouncements(buf []byte, r *http.Request, recovered *bool, joinedAt uint64) []byte {
-	if st.server.announcements == nil || (recovered != nil && *recovered) {
-		return buf
-	}
-	var after uint64
-	if lastID, resuming, valid := lastEventID(r); resuming && valid {
-		after = lastID
-	}
-	for _, data := range st.server.announcements.Active(st.identity.UserID, after, joinedAt) {
-		buf = sse.AppendFrame(buf, sse.Frame{Data: data})
-	}
-	return buf
-}
-
-// open writes the stream's connection event, and what a resuming client
-// missed, after head (the response's head of a detached stream, nil when
-// net/http writes it), and returns the ID up to which the queued events were
-// already written (from the log).
-func (st *stream) open(r *http.Request, joinedAt uint64, head []byte) (uint64, error) {
-	// Events up to joinedAt come from the log; later ones through the queue.
-	skipUpTo := joinedAt
-	// The connection event carries the ID the client resumes from if the
-	// stream breaks before another event: where the live events start, or the
-	// client's own ID when its replay follows. Without it, a client that
-	// reconnects before its first event would miss what came in between, and
-	// one told "recovered": false would keep resuming from its lost ID.
-	startID := joinedAt
-	var recovered *bool
-	var replayed []byte
-	if lastID, resuming, valid := lastEventID(r); resuming {
+// prepare reads what the stream writes first. The stream joined the hub at
+// joinedAt: events up to it come from the log, later ones through the queue.
+//
+// The connection event carries the id the client resumes from if the stream
+// breaks before another event: where the live events start, or the client's
+// own id when its replay follows. Without it, a client that reconnects before
+// its first event would miss what came in between, and one told "recovered":
+// false would keep resuming from its lost id.
+func (st *stream) prepare(r *http.Request, joinedAt eventlog.Position) (*opening, error) {
+	o := &opening{startID: joinedAt}
+	st.skipUpTo = joinedAt
+	lastID, resuming, valid := lastEventID(r)
+	if resuming {
 		ok := valid
 		if valid {
-			replayed, ok = st.replay(lastID, joinedAt)
-			if ok {
-				startID = lastID
-				skipUpTo = max(lastID, joinedAt) // the client may have seen events the hub has yet to dispatch
+			replayed, recovered, err := st.replay(r, lastID, joinedAt)
+			if err != nil {
+				return nil, err
+			}
+			ok = recovered
+			if recovered {
+				o.replayed = replayed
+				o.startID = lastID
+				// The client may have seen events the hub has yet to dispatch.
+				st.skipUpTo = maxPosition(lastID, joinedAt)
 			}
 		}
-		recovered = &ok
+		o.recovered = &ok
 	}
-	st.reset()
-	st.buf = sse.AppendFrame(st.buf, sse.Frame{
-		ID: startID, HasID: true, Retry: DefaultReconnectDelay, Data: st.connectionEvent(recovered),
+	// A recovered resume needs no announcements: its replay holds every event
+	// after the client's id.
+	if announcements := st.server.announcements; announcements != nil && (o.recovered == nil || !*o.recovered) {
+		var seen eventlog.Position
+		if resuming && valid {
+			seen = lastID
+		}
+		// Those logged up to joinedAt: later ones arrive live.
+		o.announced = announcements.Active(st.identity.UserID, seen, joinedAt)
+	}
+	return o, nil
+}
+
+// open writes the stream's opening.
+func (st *stream) open(o *opening) error {
+	buf := st.out.buffer()
+	buf = sse.AppendFrame(buf, sse.Frame{
+		ID: o.startID.String(), HasID: true, Retry: DefaultReconnectDelay, Data: st.connectionEvent(o.recovered),
 	})
-	st.buf = append(st.buf, replayed...)
-	st.buf = st.appendAnnouncements(st.buf, r, recovered, joinedAt)
-	return skipUpTo, st.flush(head)
+	buf = append(buf, o.replayed...)
+	// Announcements carry no id: field, so the client's resume position
+	// stays where the log put it.
+	for _, data := range o.announced {
+		buf = sse.AppendFrame(buf, sse.Frame{Data: data})
+	}
+	return st.out.write(buf)
 }
 
 // replay encodes the events in (lastID, joinedAt] addressed to the user, and
 // reports whether the log still held all of them.
-func (st *stream) replay(lastID, joinedAt uint64) ([]byte, bool) {
-	if lastID >= joinedAt {
-		// Nothing to replay; the ID is valid only if the log assigned it.
-		_, recovered := st.server.log.ReadAfter(lastID, 0)
-		return nil, recovered
+func (st *stream) replay(r *http.Request, lastID, joinedAt eventlog.Position) ([]byte, bool, error) {
+	log := st.server.log
+	if !joinedAt.After(lastID) {
+		// Nothing to replay; the id is valid only if the log assigned it.
+		_, recovered, err := log.ReadAfter(r.Context(), lastID, 0)
+		return nil, recovered, ignoreClosed(err)
 	}
 	var out []byte
-	for cursor := lastID; cursor < joinedAt; {
-		events, recovered := st.server.log.ReadAfter(cursor, replayBatch)
+	for cursor := lastID; cursor.Compare(joinedAt) < 0; {
+		events, recovered, err := log.ReadAfter(r.Context(), cursor, replayBatch)
+		if err != nil {
+			return out, true, ignoreClosed(err)
+		}
 		if !recovered {
-			return nil, false
+			return nil, false, nil
 		}
 		if len(events) == 0 {
 			break
 		}
 		for i := range events {
 			e := &events[i]
-			if e.ID > joinedAt {
-				return out, true
+			if e.Position.After(joinedAt) {
+				return out, true, nil
 			}
-			cursor = e.ID
+			cursor = e.Position
 			if e.ForUser(st.identity.UserID) {
 				out = append(out, hub.EncodeEvent(e)...)
 				st.server.metrics.replayed.Inc()
 			}
 		}
 	}
-	return out, true
+	return out, true, nil
+}
+
+// ignoreClosed treats a closed log as one that has nothing more: the server
+// is draining, and the stream is closed with the others.
+func ignoreClosed(err error) error {
+	if errors.Is(err, eventlog.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func maxPosition(a, b eventlog.Position) eventlog.Position {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (st *stream) connectionEvent(recovered *bool) []byte {
@@ -580,87 +368,17 @@ func (st *stream) connectionEvent(recovered *bool) []byte {
 	return data
 }
 
-// deadlineRefresh is the share of the write timeout after which flush moves
-// the armed deadline: every write starts with at least 9/10 of the timeout
-// ahead of it.
-const deadlineRefresh = 10
-
-// flush writes buf to the client, after head when it is not nil, and
-// flushes it, within the write timeout. A detached stream writes buf as one
-// chunk of the response, with one write to the socket.
-//
-// Moving a write deadline is a timer update in the runtime's poller: set
-// before and lifted after every flush, it took 12-15% of the streamer's CPU
-// in a broadcast to 10,000 streams (docs/benchmarks.md). On HTTP/1 the
-// deadline is the socket's, which only bounds writes: there it stays armed
-// between flushes and moves only once a tenth of the timeout has passed since
-// it was set, and the stream lifts it when it ends (a detached one closes the
-// socket). On HTTP/2 a deadline is a timer that resets the stream when it
-// fires, pending write or not: there it is lifted after every flush.
-func (st *stream) flush(head []byte) error {
-	st.refreshDeadline()
-	if st.nc != nil {
-		out := st.chunk()
-		if head != nil {
-			out = append(head, out...)
-		}
-		_, err := st.nc.Write(out)
-		st.release()
-		return err
-	}
-	if _, err := st.w.Write(st.buf); err != nil {
-		return err
-	}
-	if err := st.rc.Flush(); err != nil {
-		return err
-	}
-	if st.keepDeadline {
-		return nil
-	}
-	st.deadlineSet = time.Time{}
-	return st.rc.SetWriteDeadline(time.Time{})
-}
-
-// refreshDeadline moves the write deadline to a write timeout from now,
-// unless the armed one was set less than a tenth of the timeout ago.
-func (st *stream) refreshDeadline() {
-	timeout := st.server.writeTimeout
-	now := time.Now()
-	if now.Sub(st.deadlineSet) < timeout/deadlineRefresh {
-		return
-	}
-	if st.nc != nil {
-		_ = st.nc.SetWriteDeadline(now.Add(timeout))
-	} else {
-		_ = st.rc.SetWriteDeadline(now.Add(timeout))
-	}
-	st.deadlineSet = now
-}
-
-// chunk frames a detached stream's buf, which holds at least one byte after
-// its headroom, as one chunk of the chunked response: the size line goes in
-// the headroom, CRLF after the data.
-func (st *stream) chunk() []byte {
-	size := len(st.buf) - st.headroom
-	st.buf = append(st.buf, '\r', '\n')
-	var line [chunkHeadroom]byte
-	head := append(strconv.AppendUint(line[:0], uint64(size), 16), '\r', '\n')
-	start := st.headroom - len(head)
-	copy(st.buf[start:], head)
-	return st.buf[start:]
-}
-
 // lastEventID reads Last-Event-ID, or the lastEventId query parameter that
-// EventSource polyfills use: whether the client resumes, and whether its ID
-// is a log sequence number at all (if not, nothing can be recovered).
-func lastEventID(r *http.Request) (id uint64, resuming, valid bool) {
+// EventSource polyfills use: whether the client resumes, and whether its id
+// is a position of a log at all (if not, nothing can be recovered).
+func lastEventID(r *http.Request) (id eventlog.Position, resuming, valid bool) {
 	raw := r.Header.Get("Last-Event-ID")
 	if raw == "" {
 		raw = r.URL.Query().Get("lastEventId")
 	}
 	if raw == "" {
-		return 0, false, false
+		return eventlog.Position{}, false, false
 	}
-	id, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
+	id, err := eventlog.ParsePosition(raw)
 	return id, true, err == nil
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/server"
 )
 
@@ -140,6 +140,7 @@ var _ = Describe("the stream", func() {
 		for _, resume := range []func(r *http.Request){
 			func(r *http.Request) { r.Header.Set("Last-Event-ID", old) },
 			func(r *http.Request) { r.Header.Set("Last-Event-ID", "not-a-number") },
+			func(r *http.Request) { r.Header.Set("Last-Event-ID", "1-1") }, // another epoch: a log reset since
 			func(r *http.Request) { r.URL.RawQuery = "lastEventId=" + old },
 		} {
 			c := s.connect(func(r *http.Request) {
@@ -148,9 +149,9 @@ var _ = Describe("the stream", func() {
 			})
 			ev, hello := c.nextJSON()
 			Expect(hello).To(HaveKeyWithValue("recovered", false))
-			startID, err := strconv.ParseUint(ev.ID, 10, 64)
+			startID, err := eventlog.ParsePosition(ev.ID)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(s.notify("nobody")[0]).To(Equal(strconv.FormatUint(startID+1, 10)),
+			Expect(s.notify("nobody")[0]).To(Equal(eventlog.Position{Epoch: startID.Epoch, Seq: startID.Seq + 1}.String()),
 				"resume from where the live events start, not from the lost id")
 			Expect(c.resp.Body.Close()).To(Succeed())
 			Eventually(s.srv.Streams).Should(Equal(0))

@@ -18,6 +18,7 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/internal/testutil/streamertest"
+	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/server"
 	"github.com/herald-notify/herald/streamer/sse"
 
@@ -52,7 +53,12 @@ type streamer struct {
 
 // startStreamer serves a channel, its spec adjusted by edit, until the spec ends.
 func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
-	srv, secret, err := streamertest.New(edit, 2*time.Second)
+	return startStreamerOver(nil, edit)
+}
+
+// startStreamerOver is startStreamer over log (nil: an embedded log).
+func startStreamerOver(log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
+	srv, secret, err := streamertest.NewOver(log, edit, 2*time.Second)
 	Expect(err).NotTo(HaveOccurred())
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -12,10 +12,11 @@ import (
 // Frame is one event as the streamer sends it. The zero value of each
 // optional field leaves that field out of the encoding.
 type Frame struct {
-	// ID is sent as the event's id (in decimal) when HasID is set; the
-	// client stores it and sends it back as Last-Event-ID when it
-	// reconnects, which is how a stream resumes.
-	ID    uint64
+	// ID is sent as the event's id when HasID is set; the client stores it
+	// and sends it back as Last-Event-ID when it reconnects, which is how a
+	// stream resumes. AppendFrame drops CR, LF and NUL from it, as from
+	// Event.
+	ID    string
 	HasID bool
 	// Event is the event type. Empty omits the field, so a browser
 	// delivers the event to onmessage; Herald sends every kind that way and
@@ -64,8 +65,11 @@ func AppendFrame(dst []byte, f Frame) []byte {
 		dst = appendRetryField(dst, f.Retry)
 	}
 	if f.HasID {
-		dst = append(dst, "id: "...)
-		dst = strconv.AppendUint(dst, f.ID, 10)
+		dst = append(dst, "id:"...)
+		if f.ID != "" {
+			dst = append(dst, ' ')
+			dst = appendStripped(dst, f.ID)
+		}
 		dst = append(dst, '\n')
 	}
 	if f.Event != "" {

@@ -24,25 +24,31 @@ var _ = Describe("AppendFrame", func() {
 			Expect(string(sse.AppendFrame(nil, f))).To(Equal(want))
 		},
 		Entry("the first frame: connection event with id and retry",
-			sse.Frame{ID: 1, HasID: true, Data: []byte(connectionEvent), Retry: 3 * time.Second},
+			sse.Frame{ID: "1", HasID: true, Data: []byte(connectionEvent), Retry: 3 * time.Second},
 			"retry: 3000\nid: 1\ndata: "+connectionEvent+"\n\n"),
 		Entry("a notification",
-			sse.Frame{ID: 2, HasID: true, Data: []byte(notificationEvent)},
+			sse.Frame{ID: "2", HasID: true, Data: []byte(notificationEvent)},
 			"id: 2\ndata: "+notificationEvent+"\n\n"),
 		Entry("a system event",
-			sse.Frame{ID: 18446744073709551615, HasID: true, Data: []byte(systemEvent)},
+			sse.Frame{ID: "18446744073709551615", HasID: true, Data: []byte(systemEvent)},
 			"id: 18446744073709551615\ndata: "+systemEvent+"\n\n"),
 		Entry("a custom event without id",
 			sse.Frame{Data: []byte(customEvent)},
 			"data: "+customEvent+"\n\n"),
-		Entry("id 0 when HasID is set",
+		Entry("an empty id when HasID is set, which resets the client's",
 			sse.Frame{HasID: true, Data: []byte("x")},
-			"id: 0\ndata: x\n\n"),
+			"id:\ndata: x\n\n"),
+		Entry("a position as the id",
+			sse.Frame{ID: "1764653990123456-42", HasID: true, Data: []byte("x")},
+			"id: 1764653990123456-42\ndata: x\n\n"),
+		Entry("an id without its line breaks and NUL",
+			sse.Frame{ID: "1\r\nevent: evil\x00", HasID: true, Data: []byte("x")},
+			"id: 1event: evil\ndata: x\n\n"),
 		Entry("an event name",
 			sse.Frame{Event: "update", Data: []byte("x")},
 			"event: update\ndata: x\n\n"),
 		Entry("every field, in the order retry, id, event, data",
-			sse.Frame{ID: 7, HasID: true, Event: "update", Data: []byte("x"), Retry: 1500 * time.Millisecond},
+			sse.Frame{ID: "7", HasID: true, Event: "update", Data: []byte("x"), Retry: 1500 * time.Millisecond},
 			"retry: 1500\nid: 7\nevent: update\ndata: x\n\n"),
 		Entry("empty data as one empty data line",
 			sse.Frame{},
@@ -69,7 +75,7 @@ var _ = Describe("AppendFrame", func() {
 			sse.Frame{Data: []byte("a\x00b")},
 			"data: a\x00b\n\n"),
 		Entry("data that tries to forge fields and a second event",
-			sse.Frame{ID: 1, HasID: true, Data: []byte("x\n\nid: 99\r\nevent: evil\rretry: 1")},
+			sse.Frame{ID: "1", HasID: true, Data: []byte("x\n\nid: 99\r\nevent: evil\rretry: 1")},
 			"id: 1\ndata: x\ndata:\ndata: id: 99\ndata: event: evil\ndata: retry: 1\n\n"),
 		Entry("an event name without its CR, LF and NUL",
 			sse.Frame{Event: "a\r\nb\x00c\nevent: evil", Data: []byte("x")},
@@ -91,7 +97,7 @@ var _ = Describe("AppendFrame", func() {
 	})
 
 	It("allocates nothing when dst has room", func() {
-		f := sse.Frame{ID: 42, HasID: true, Event: "up\ndate", Data: []byte(notificationEvent + "\r\n" + customEvent), Retry: time.Second}
+		f := sse.Frame{ID: "42", HasID: true, Event: "up\ndate", Data: []byte(notificationEvent + "\r\n" + customEvent), Retry: time.Second}
 		dst := sse.AppendFrame(nil, f)
 		Expect(testing.AllocsPerRun(100, func() { dst = sse.AppendFrame(dst[:0], f) })).To(BeZero())
 	})
@@ -142,7 +148,7 @@ var _ = Describe("ValidEventName", func() {
 })
 
 func BenchmarkAppendFrame(b *testing.B) {
-	f := sse.Frame{ID: 123456789, HasID: true, Data: []byte(notificationEvent), Retry: 3 * time.Second}
+	f := sse.Frame{ID: "123456789", HasID: true, Data: []byte(notificationEvent), Retry: 3 * time.Second}
 	dst := sse.AppendFrame(nil, f)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(dst)))

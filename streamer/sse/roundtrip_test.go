@@ -16,13 +16,13 @@ var _ = Describe("Encoding then parsing", func() {
 			Expect(parseFrom(bytes.NewReader(sse.AppendFrame(nil, f)))).To(HaveExactElements(want))
 		},
 		Entry("the connection event",
-			sse.Frame{ID: 1, HasID: true, Data: []byte(connectionEvent), Retry: 3 * time.Second},
+			sse.Frame{ID: "1", HasID: true, Data: []byte(connectionEvent), Retry: 3 * time.Second},
 			sse.Event{ID: "1", Data: connectionEvent, Retry: 3 * time.Second, HasRetry: true}),
 		Entry("a notification",
-			sse.Frame{ID: 2, HasID: true, Data: []byte(notificationEvent)},
+			sse.Frame{ID: "2", HasID: true, Data: []byte(notificationEvent)},
 			sse.Event{ID: "2", Data: notificationEvent}),
 		Entry("a named event",
-			sse.Frame{ID: 3, HasID: true, Event: "system", Data: []byte(systemEvent)},
+			sse.Frame{ID: "3", HasID: true, Event: "system", Data: []byte(systemEvent)},
 			sse.Event{ID: "3", Event: "system", Data: systemEvent}),
 		Entry("a named event with a leading space",
 			sse.Frame{Event: " custom", Data: []byte(customEvent)},
@@ -40,7 +40,7 @@ var _ = Describe("Encoding then parsing", func() {
 			sse.Frame{Data: []byte(" a\n  b")},
 			sse.Event{Data: " a\n  b"}),
 		Entry("data that tries to forge fields",
-			sse.Frame{ID: 1, HasID: true, Data: []byte("x\n\nid: 99\nevent: evil\nretry: 1")},
+			sse.Frame{ID: "1", HasID: true, Data: []byte("x\n\nid: 99\nevent: evil\nretry: 1")},
 			sse.Event{ID: "1", Data: "x\n\nid: 99\nevent: evil\nretry: 1"}),
 		Entry("an event name that tries to forge fields, without its CR, LF and NUL",
 			sse.Frame{Event: "a\n\nid: 99\r\x00", Data: []byte("x")},
@@ -49,9 +49,9 @@ var _ = Describe("Encoding then parsing", func() {
 
 	It("reads a stream of frames, comments and a closing retry", func() {
 		var stream []byte
-		stream = sse.AppendFrame(stream, sse.Frame{ID: 1, HasID: true, Data: []byte(connectionEvent), Retry: 3 * time.Second})
+		stream = sse.AppendFrame(stream, sse.Frame{ID: "1", HasID: true, Data: []byte(connectionEvent), Retry: 3 * time.Second})
 		stream = sse.AppendComment(stream, "keep-alive")
-		stream = sse.AppendFrame(stream, sse.Frame{ID: 2, HasID: true, Data: []byte(notificationEvent)})
+		stream = sse.AppendFrame(stream, sse.Frame{ID: "2", HasID: true, Data: []byte(notificationEvent)})
 		stream = sse.AppendFrame(stream, sse.Frame{Data: []byte(systemEvent)})
 		stream = sse.AppendRetry(stream, 250*time.Millisecond)
 

@@ -11,6 +11,8 @@ import (
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/channelspec"
+	"github.com/herald-notify/herald/streamer/app"
+	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/server"
 )
 
@@ -28,8 +30,14 @@ spec:
 `
 
 // New builds a streamer for the minimal channel with its spec adjusted by
-// edit (may be nil), and returns it with its HMAC key.
+// edit (may be nil), over an embedded log, and returns it with its HMAC key.
 func New(edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout time.Duration) (*server.Server, []byte, error) {
+	return NewOver(nil, edit, writeTimeout)
+}
+
+// NewOver is New over log, or an embedded log for the channel's history
+// when log is nil.
+func NewOver(log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout time.Duration) (*server.Server, []byte, error) {
 	channel, err := channelspec.Decode(context.Background(), "test", []byte(minimalChannel))
 	if err != nil {
 		return nil, nil, err
@@ -43,7 +51,10 @@ func New(edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout t
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := server.New(server.Config{Channel: channel, Keys: keys, WriteTimeout: writeTimeout})
+	if log == nil {
+		log = eventlog.NewEmbedded(app.EmbeddedOptions(channel.Spec.History))
+	}
+	srv, err := server.New(server.Config{Channel: channel, Keys: keys, Log: log, WriteTimeout: writeTimeout})
 	return srv, secret, err
 }
 

@@ -1,0 +1,159 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/announce"
+	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/channelspec"
+	"github.com/herald-notify/herald/streamer/kube"
+	"github.com/herald-notify/herald/streamer/server"
+)
+
+// channelSource is where a streamer's channel and keys come from: a file and
+// a secrets folder, or the Kubernetes API.
+type channelSource struct {
+	channel *notifyv1alpha1.NotificationChannel
+	keys    *auth.KeySet
+	// systemEvents, when set, records the status of the channel's
+	// SystemEvents, which the streamer then announces.
+	systemEvents announce.StatusWriter
+	// watch, when set, keeps the server's keys and settings current, and
+	// feeds the announcer (when there is one), until ctx ends.
+	watch func(ctx context.Context, srv *server.Server, announcer *announce.Announcer) error
+	// publishers, when set, authorizes publishers by ServiceAccount token.
+	publishers *kube.PublisherReviewer
+}
+
+// loadFromFile reads the channel manifest and its key Secret's folder in
+// secretsDir (default: "secrets" beside the manifest).
+func loadFromFile(ctx context.Context, manifest, secretsDir string) (*channelSource, error) {
+	channel, err := channelspec.LoadFile(ctx, manifest)
+	if err != nil {
+		return nil, err
+	}
+	if secretsDir == "" {
+		secretsDir = filepath.Join(filepath.Dir(manifest), "secrets")
+	}
+	secretName := channel.Spec.Auth.KeySecretRef.Name
+	entries, err := readSecretDir(filepath.Join(secretsDir, secretName))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the key Secret %q named by spec.auth.keySecretRef: %w", secretName, err)
+	}
+	keys, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, entries)
+	if err != nil {
+		return nil, fmt.Errorf("the key Secret %q holds no usable keys: %w", secretName, err)
+	}
+	return &channelSource{channel: channel, keys: keys}, nil
+}
+
+// loadFromAPI reads the channel NAMESPACE/NAME and its key Secret from the
+// API, and watches both so that rotated keys and changed settings apply
+// without dropping streams.
+func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*channelSource, error) {
+	ref, err := kube.ParseChannelRef(channelRef)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ctrlconfig.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("failed to find the Kubernetes API (KUBECONFIG or in-cluster): %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := notifyv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	channel, err := kube.LoadChannel(ctx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The watchers start before the server exists; they reach it through
+	// srv once watch runs.
+	var srv atomic.Pointer[server.Server]
+	keyWatcher := kube.NewKeyWatcher(clientset, channel, func(k *auth.KeySet) {
+		if s := srv.Load(); s != nil {
+			s.SetKeys(k)
+		}
+	}, logger)
+	keys, err := keyWatcher.LoadKeys(ctx)
+	if err != nil {
+		// A missing or broken Secret is a condition on the channel that a
+		// person fixes; meanwhile the pod stays alive and unready rather
+		// than exit into a crash loop.
+		logger.Error("waiting for the key Secret; not ready until it holds usable keys", "reason", "KeysUnusable", "error", err.Error())
+		if keys, err = keyWatcher.WaitForKeys(ctx); err != nil {
+			return nil, err
+		}
+		logger.Info("key Secret usable", "keys", keys.KeyIDs())
+	}
+	channelWatcher := kube.NewChannelWatcher(c, channel, keyWatcher, func(spec notifyv1alpha1.NotificationChannelSpec, k *auth.KeySet) error {
+		return srv.Load().SetSpec(spec, k)
+	}, logger)
+	source := &channelSource{
+		channel: channel, keys: keys, systemEvents: kube.SystemEventStatus{Client: c},
+		publishers: kube.NewPublisherReviewer(clientset, channel),
+	}
+	source.watch = func(ctx context.Context, s *server.Server, announcer *announce.Announcer) error {
+		srv.Store(s)
+		go announcer.Run(ctx)
+		go func() {
+			if err := kube.WatchSystemEvents(ctx, cfg, channel.Namespace, announcer, logger); err != nil {
+				logger.Error("the SystemEvent watch failed; no announcements until a restart", "reason", "WatchFailed", "error", err.Error())
+			}
+		}()
+		channelWatch := make(chan error, 1)
+		go func() { channelWatch <- channelWatcher.Run(ctx) }()
+		return errors.Join(keyWatcher.Run(ctx), <-channelWatch)
+	}
+	return source, nil
+}
+
+// readSecretDir reads a Secret as Kubernetes mounts it: one file per entry.
+// Hidden entries (the "..data" links of a mounted volume) are skipped.
+func readSecretDir(dir string) (map[string][]byte, error) {
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	entries := map[string][]byte{}
+	for _, file := range files {
+		if strings.HasPrefix(file.Name(), ".") {
+			continue
+		}
+		path := filepath.Join(dir, file.Name())
+		info, err := os.Stat(path) // follows the links of a mounted Secret
+		if err != nil {
+			return nil, err
+		}
+		if !info.Mode().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		entries[file.Name()] = data
+	}
+	return entries, nil
+}

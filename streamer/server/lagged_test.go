@@ -1,0 +1,55 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	eventlog "github.com/herald-notify/herald/streamer/log"
+)
+
+// gatedLog is a log whose reads wait until the test opens the gate, while
+// appends go through: it makes the hub fall behind the log on cue.
+type gatedLog struct {
+	eventlog.Log
+	gate chan struct{}
+}
+
+func (g *gatedLog) ReadAfter(ctx context.Context, after eventlog.Position, limit int) ([]eventlog.Event, bool, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, true, ctx.Err()
+	}
+	return g.Log.ReadAfter(ctx, after, limit)
+}
+
+var _ = Describe("a stream whose events the log dropped before the hub dispatched them", func() {
+	It("is closed as lagged, counted, and its client learns on reconnect that it was not recovered", func() {
+		log := &gatedLog{Log: eventlog.NewEmbedded(eventlog.Options{MaxEvents: 5}), gate: make(chan struct{})}
+		s := startStreamerOver(log, func(spec *notifyv1alpha1.NotificationChannelSpec) { spec.History.MaxEvents = 5 })
+		c := s.connectAs("u1")
+		hello, _ := c.nextJSON()
+
+		By("publishing past the log's retention faster than the hub dispatches")
+		for range 12 {
+			s.notify("u1")
+		}
+		close(log.gate)
+		c.expectEnd()
+		Expect(c.events).NotTo(Receive(), "no event is handed out after the gap")
+		Expect(s.metrics()).To(ContainSubstring(`herald_disconnects_total{reason="lagged"} 1`))
+
+		token := s.token("u1", false, time.Hour)
+		again := s.connect(func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+token)
+			r.Header.Set("Last-Event-ID", hello.ID)
+		})
+		_, data := again.nextJSON()
+		Expect(data).To(HaveKeyWithValue("recovered", false))
+	})
+})

@@ -1,0 +1,161 @@
+package server
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/herald-notify/herald/streamer/hub"
+)
+
+// detachedWriter writes an HTTP/1.1 stream taken off net/http: the
+// connection is hijacked once the stream is admitted, the response is
+// written straight to the socket with chunked framing, and the handler
+// returns, so that net/http's per-request state (buffers, request, handler
+// goroutine, its background reader) is released. The stream's own goroutine
+// writes; the server's close watcher notices the client going away
+// (docs/benchmarks.md).
+type detachedWriter struct {
+	nc       net.Conn
+	deadline writeDeadline
+	// head is the response's head, written with the first chunk.
+	head []byte
+	// bufp holds the pooled buffer of a write in progress; between writes
+	// a detached stream keeps no buffer.
+	bufp *[]byte
+	// The client closing the connection is noticed by the server's close
+	// watcher (watchID), or by a goroutine of the stream's own (watchAlone),
+	// which closes watched when it returns.
+	closes  *closeWatcher
+	watchID uint64
+	watched chan struct{}
+}
+
+// chunkHeadroom is the room for a chunk's size line at the start of every
+// buffer: up to 16 hex digits and CRLF.
+const chunkHeadroom = 18
+
+// lastChunk ends a chunked response.
+var lastChunk = []byte("0\r\n\r\n")
+
+// writeBuffers are the write buffers of detached streams, taken for a write
+// and put back after it: thousands of idle streams hold none.
+var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBuffer is the largest write buffer put back into writeBuffers.
+const maxPooledBuffer = 64 << 10
+
+// detach hijacks an HTTP/1.1 stream's connection. It returns an error
+// wrapping http.ErrNotSupported, having written nothing, when the connection
+// cannot be hijacked: the stream is then served through net/http.
+func detach(w http.ResponseWriter, r *http.Request, timeout time.Duration) (*detachedWriter, error) {
+	h := w.Header()
+	setHeaders(h, r)
+	// Only the connection is kept: net/http's buffers, request and response
+	// become garbage once the handler returns. The returned reader holds no
+	// byte the stream needs (a stream request has no body), the writer
+	// nothing yet.
+	nc, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := h["Date"]; !ok {
+		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
+	h.Set("Transfer-Encoding", "chunked")
+	head := bytes.NewBuffer(append(make([]byte, 0, 512), "HTTP/1.1 200 OK\r\n"...))
+	_ = h.Write(head)
+	head.WriteString("\r\n")
+	return &detachedWriter{nc: nc, head: head.Bytes(), deadline: writeDeadline{timeout: timeout}}, nil
+}
+
+func (dw *detachedWriter) buffer() []byte {
+	if dw.bufp == nil {
+		dw.bufp = writeBuffers.Get().(*[]byte)
+	}
+	return (*dw.bufp)[:chunkHeadroom]
+}
+
+// write sends buf as one chunk of the response, with one write to the
+// socket (after the response's head, the first time).
+func (dw *detachedWriter) write(buf []byte) error {
+	dw.deadline.arm(dw.nc.SetWriteDeadline)
+	out := chunk(buf)
+	if dw.head != nil {
+		out = append(dw.head, out...)
+		dw.head = nil
+	}
+	_, err := dw.nc.Write(out)
+	dw.release(buf)
+	return err
+}
+
+func (dw *detachedWriter) release(buf []byte) {
+	if dw.bufp == nil {
+		return
+	}
+	if cap(buf) <= maxPooledBuffer {
+		*dw.bufp = buf[:0]
+		writeBuffers.Put(dw.bufp)
+	}
+	dw.bufp = nil
+}
+
+// chunk frames buf, which holds at least one byte after its headroom, as one
+// chunk of a chunked response: the size line goes in the headroom, CRLF
+// after the data.
+func chunk(buf []byte) []byte {
+	size := len(buf) - chunkHeadroom
+	buf = append(buf, '\r', '\n')
+	var line [chunkHeadroom]byte
+	head := append(strconv.AppendUint(line[:0], uint64(size), 16), '\r', '\n')
+	start := chunkHeadroom - len(head)
+	copy(buf[start:], head)
+	return buf[start:]
+}
+
+// watch has the client's closing of the connection noticed, and st told:
+// by the server's close watcher for all streams at once, or where it cannot,
+// by a goroutine of the stream's own.
+func (dw *detachedWriter) watch(closes *closeWatcher, st *stream) {
+	if id, err := closes.add(dw.nc, st); err == nil {
+		dw.closes, dw.watchID = closes, id
+		return
+	}
+	dw.watched = make(chan struct{})
+	go dw.watchAlone(st)
+}
+
+// watchAlone waits for the client to close the connection. Reading one byte
+// at a time, it costs a goroutine parked in the runtime's poller. A client
+// that sends anything while its response streams is not watched further (as
+// net/http does): its going away is then noticed at the next write, at most
+// a keep-alive interval later.
+func (dw *detachedWriter) watchAlone(st *stream) {
+	defer close(dw.watched)
+	var b [1]byte
+	if _, err := dw.nc.Read(b[:]); err != nil {
+		st.clientGone()
+	}
+}
+
+// finish ends the response and closes the connection.
+func (dw *detachedWriter) finish(reason hub.CloseReason) {
+	if reason != hub.CloseClient && reason != hub.CloseSlowConsumer {
+		// The terminating chunk: the response is complete, and a client
+		// reading it as HTTP/1.1 sees the stream end between events. A slow
+		// consumer, which reads nothing, is not waited for.
+		dw.deadline.arm(dw.nc.SetWriteDeadline)
+		_, _ = dw.nc.Write(lastChunk)
+	}
+	if dw.watchID != 0 {
+		dw.closes.remove(dw.watchID)
+	}
+	_ = dw.nc.Close()
+	if dw.watched != nil {
+		<-dw.watched
+	}
+}
