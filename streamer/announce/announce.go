@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/event"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/publish"
 )
@@ -35,14 +36,6 @@ import (
 // an announcement in memory, and the API server cannot bound schemaless JSON
 // itself.
 const MaxDataBytes = 32 << 10
-
-// Actions of an announcement, the "action" field of the delivered event, as
-// notifications carry one.
-const (
-	ActionCreate = "CREATE"
-	ActionUpdate = "UPDATE"
-	ActionDelete = "DELETE"
-)
 
 // statusRetryDelay is the wait before a failed status write is tried again.
 const statusRetryDelay = 2 * time.Second
@@ -261,16 +254,16 @@ func (a *Announcer) handleRevision(ctx context.Context, r *revision) {
 
 // deliver appends the revision to the log and records it.
 func (a *Announcer) deliver(ctx context.Context, r *revision) {
-	action := ActionCreate
+	action := event.ActionCreate
 	if r.announced {
-		action = ActionUpdate
+		action = event.ActionUpdate
 	}
 	data, err := payload(r.sev, action, a.opts.Now())
 	if err != nil {
 		a.record(ctx, r, notifyv1alpha1.PhaseFailed, notifyv1alpha1.ReasonInvalidData, "spec.data cannot be encoded: "+err.Error())
 		return
 	}
-	stored, err := a.log.Append(eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data})
+	stored, err := a.log.Append(eventlog.Event{Type: event.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data})
 	if err != nil {
 		// The log is closed: the streamer is draining. The next streamer
 		// announces this revision, as its status does not say Delivered.
@@ -305,9 +298,9 @@ func (a *Announcer) keepActive(r *revision, id uint64, data []byte) {
 // updated it.
 func actionFor(sev *notifyv1alpha1.SystemEvent) string {
 	if sev.Generation > 1 {
-		return ActionUpdate
+		return event.ActionUpdate
 	}
-	return ActionCreate
+	return event.ActionCreate
 }
 
 // expire ends the revision's time in force.
@@ -328,11 +321,11 @@ func (a *Announcer) forget(uid types.UID) {
 	if !r.announced || r.sev == nil || r.sev.Status.Phase == notifyv1alpha1.PhaseExpired || expired(r.sev, a.opts.Now()) {
 		return
 	}
-	data, err := payload(r.sev, ActionDelete, a.opts.Now())
+	data, err := payload(r.sev, event.ActionDelete, a.opts.Now())
 	if err != nil {
 		return
 	}
-	stored, err := a.log.Append(eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data})
+	stored, err := a.log.Append(eventlog.Event{Type: event.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data})
 	if err != nil {
 		a.opts.Logger.Warn("SystemEvent retraction not announced: the log is closed", "systemEvent", r.sev.Name)
 		return
@@ -436,14 +429,14 @@ func payload(sev *notifyv1alpha1.SystemEvent, action string, now time.Time) ([]b
 	if sev.Spec.Data != nil && len(sev.Spec.Data.Raw) > 0 {
 		data = sev.Spec.Data.Raw
 	}
-	event := systemEvent{
-		Type: publish.TypeSystem, EventType: sev.Spec.EventType, Data: data, Priority: string(sev.Spec.Priority),
-		Timestamp: now.UTC().Format(publish.TimestampLayout), Action: action, Name: sev.Name, Revision: sev.Generation,
+	announcement := systemEvent{
+		Type: event.TypeSystem, EventType: sev.Spec.EventType, Data: data, Priority: string(sev.Spec.Priority),
+		Timestamp: event.Timestamp(now), Action: action, Name: sev.Name, Revision: sev.Generation,
 	}
 	if sev.Spec.ExpiresAt != nil {
-		event.ExpiresAt = sev.Spec.ExpiresAt.UTC().Format(publish.TimestampLayout)
+		announcement.ExpiresAt = event.Timestamp(sev.Spec.ExpiresAt.Time)
 	}
-	return json.Marshal(event)
+	return json.Marshal(announcement)
 }
 
 // Synced is called once the watch handed over every existing SystemEvent;

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/httpapi"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 )
@@ -29,16 +30,6 @@ const (
 	// maxNameLength bounds ids and type names.
 	maxNameLength = 256
 )
-
-// Event types, the "type" field of the delivered JSON.
-const (
-	TypeNotification = "notification"
-	TypeSystem       = "system"
-	TypeCustom       = "custom"
-)
-
-// TimestampLayout is the clients' timestamp format: UTC RFC 3339 with milliseconds.
-const TimestampLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // Appender stores an event in the channel's log and assigns its ID.
 type Appender interface {
@@ -231,16 +222,14 @@ func checkData(data json.RawMessage) (json.RawMessage, error) {
 
 // checkPriority validates an optional priority and applies the default.
 func checkPriority(p string) (string, error) {
-	switch p {
-	case "":
-		return "MEDIUM", nil
-	case "LOW", "MEDIUM", "HIGH", "CRITICAL":
-		return p, nil
+	priority, err := event.ParsePriority(p)
+	if err != nil {
+		return "", invalid("%s", err)
 	}
-	return "", invalid("priority must be one of LOW, MEDIUM, HIGH, CRITICAL, not %q", p)
+	return string(priority), nil
 }
 
-func (a *API) timestamp() string { return a.opts.Now().UTC().Format(TimestampLayout) }
+func (a *API) timestamp() string { return event.Timestamp(a.opts.Now()) }
 
 func (a *API) append(e eventlog.Event) (string, error) {
 	stored, err := a.opts.Log.Append(e)

@@ -13,9 +13,9 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/httpapi"
 	"github.com/herald-notify/herald/streamer/hub"
-	"github.com/herald-notify/herald/streamer/publish"
 	"github.com/herald-notify/herald/streamer/sse"
 )
 
@@ -197,7 +197,7 @@ func (s *Server) serveTicket(w http.ResponseWriter, r *http.Request) {
 	if identity.ExpiresAt.Before(expires) {
 		expires = identity.ExpiresAt
 	}
-	httpapi.WriteJSON(w, http.StatusCreated, ticketResponse{Ticket: ticket, ExpiresAt: expires.UTC().Format(publish.TimestampLayout)})
+	httpapi.WriteJSON(w, http.StatusCreated, ticketResponse{Ticket: ticket, ExpiresAt: event.Timestamp(expires)})
 }
 
 // stream writes one client's events.
@@ -574,8 +574,8 @@ func (st *stream) replay(lastID, joinedAt uint64) ([]byte, bool) {
 
 func (st *stream) connectionEvent(recovered *bool) []byte {
 	data, _ := json.Marshal(connectionEvent{
-		Type: "connection", Message: "SSE connection established", UserID: st.identity.UserID,
-		Timestamp: st.server.now().UTC().Format(publish.TimestampLayout), Recovered: recovered,
+		Type: event.TypeConnection, Message: "SSE connection established", UserID: st.identity.UserID,
+		Timestamp: event.Timestamp(st.server.now()), Recovered: recovered,
 	})
 	return data
 }
