@@ -28,16 +28,6 @@ const (
 	maxTokenTTL = 24 * time.Hour
 )
 
-// tokenAlgorithms are the values --alg accepts: the JWTAlgorithm enum, in its
-// order. "none" is deliberately absent.
-var tokenAlgorithms = []v1alpha1.JWTAlgorithm{
-	v1alpha1.HS256, v1alpha1.HS384, v1alpha1.HS512,
-	v1alpha1.RS256, v1alpha1.RS384, v1alpha1.RS512,
-	v1alpha1.PS256, v1alpha1.PS384, v1alpha1.PS512,
-	v1alpha1.ES256, v1alpha1.ES384, v1alpha1.ES512,
-	v1alpha1.EdDSA,
-}
-
 // tokenOptions are the parsed flags of `herald token`.
 type tokenOptions struct {
 	keyFile   string
@@ -79,7 +69,7 @@ func parseTokenFlags(args []string, stdout io.Writer) (tokenOptions, error) {
 	opts := tokenOptions{claims: claimList{}}
 	flags := flag.NewFlagSet("token", flag.ContinueOnError)
 	flags.StringVar(&opts.keyFile, "key", "", "signing key file (required): the raw shared secret for HS*, a PEM private key (PKCS #8, PKCS #1 or SEC 1) otherwise")
-	alg := flags.String("alg", string(v1alpha1.HS256), "JWS algorithm: "+joinTokenAlgorithms())
+	alg := flags.String("alg", string(v1alpha1.HS256), "JWS algorithm: "+auth.JoinAlgorithms(v1alpha1.JWTAlgorithms))
 	flags.StringVar(&opts.kid, "kid", "", "key id written to the header; the streamer needs it when its key Secret holds more than one key")
 	flags.StringVar(&opts.subject, "subject", "", "user id, written to \"sub\" (required)")
 	flags.StringVar(&opts.issuer, "issuer", "", "issuer, written to \"iss\"")
@@ -107,8 +97,8 @@ func (o tokenOptions) validate() error {
 	switch {
 	case o.keyFile == "":
 		return errors.New("--key is required")
-	case !slices.Contains(tokenAlgorithms, o.alg):
-		return fmt.Errorf("--alg %q is not one of %s", o.alg, joinTokenAlgorithms())
+	case !slices.Contains(v1alpha1.JWTAlgorithms, o.alg):
+		return fmt.Errorf("--alg %q is not one of %s", o.alg, auth.JoinAlgorithms(v1alpha1.JWTAlgorithms))
 	case o.subject == "":
 		return errors.New("--subject is required")
 	case slices.Contains(o.audiences, ""):
@@ -189,15 +179,6 @@ func mintToken(opts tokenOptions, key []byte, now time.Time) (string, error) {
 		return "", fmt.Errorf("%w: --key %s with --alg %s: %w", errUsage, opts.keyFile, opts.alg, err)
 	}
 	return token, nil
-}
-
-// joinTokenAlgorithms lists tokenAlgorithms for help and error messages.
-func joinTokenAlgorithms() string {
-	names := make([]string, len(tokenAlgorithms))
-	for i, alg := range tokenAlgorithms {
-		names[i] = string(alg)
-	}
-	return strings.Join(names, ", ")
 }
 
 // stringList is a repeatable string flag.

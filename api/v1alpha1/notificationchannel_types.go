@@ -91,6 +91,17 @@ const (
 	EdDSA JWTAlgorithm = "EdDSA"
 )
 
+// JWTAlgorithms are the accepted JWS algorithms in the order of the enum
+// marker above: the one list the streamer verifies and `herald token` signs
+// with. A test ties it to the generated CRD's enum.
+var JWTAlgorithms = []JWTAlgorithm{
+	HS256, HS384, HS512,
+	RS256, RS384, RS512,
+	PS256, PS384, PS512,
+	ES256, ES384, ES512,
+	EdDSA,
+}
+
 // IsHMAC reports whether the algorithm verifies with a shared secret rather
 // than a public key.
 func (a JWTAlgorithm) IsHMAC() bool { return a == HS256 || a == HS384 || a == HS512 }

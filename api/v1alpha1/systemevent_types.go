@@ -91,6 +91,11 @@ const (
 	PriorityCritical Priority = "CRITICAL"
 )
 
+// Priorities are the priorities, lowest first, in the order of the enum marker
+// above: the one list a SystemEvent may hold and the publish API accepts. A
+// test ties it to the generated CRD's enum.
+var Priorities = []Priority{PriorityLow, PriorityMedium, PriorityHigh, PriorityCritical}
+
 // SystemEventPhase is where a SystemEvent is in its life.
 // +kubebuilder:validation:Enum=Scheduled;Delivered;Expired;Failed
 type SystemEventPhase string

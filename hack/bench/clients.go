@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/sse"
 )
 
@@ -161,7 +162,7 @@ func (p *pool) open(ctx context.Context, c *client, resume bool) error {
 		return err
 	}
 	var hello connectionEvent
-	if err := json.Unmarshal([]byte(first.Data), &hello); err != nil || hello.Type != "connection" || hello.UserID != c.user {
+	if err := json.Unmarshal([]byte(first.Data), &hello); err != nil || hello.Type != event.TypeConnection || hello.UserID != c.user {
 		_ = conn.Close()
 		return fmt.Errorf("the first event is not %s's connection event: %s", c.user, first.Data)
 	}

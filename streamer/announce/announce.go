@@ -27,21 +27,13 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	eventlog "github.com/herald-notify/herald/streamer/log"
-	"github.com/herald-notify/herald/streamer/publish"
+	"github.com/herald-notify/herald/streamer/event"
 )
 
 // MaxDataBytes bounds the encoded data of a SystemEvent: every client holds
 // an announcement in memory, and the API server cannot bound schemaless JSON
 // itself.
 const MaxDataBytes = 32 << 10
-
-// Actions of an announcement, the "action" field of the delivered event, as
-// notifications carry one.
-const (
-	ActionCreate = "CREATE"
-	ActionUpdate = "UPDATE"
-	ActionDelete = "DELETE"
-)
 
 // statusRetryDelay is the wait before a failed status write, or a failed
 // append to the log, is tried again.
@@ -263,9 +255,9 @@ func (a *Announcer) handleRevision(ctx context.Context, r *revision) {
 
 // deliver appends the revision to the log and records it.
 func (a *Announcer) deliver(ctx context.Context, r *revision) {
-	action := ActionCreate
+	action := event.ActionCreate
 	if r.announced {
-		action = ActionUpdate
+		action = event.ActionUpdate
 	}
 	data, err := payload(r.sev, action, a.opts.Now())
 	if err != nil {
@@ -276,7 +268,7 @@ func (a *Announcer) deliver(ctx context.Context, r *revision) {
 	// Every replica of the channel announces the revision; the key stores it
 	// once.
 	key := fmt.Sprintf("%s/%d", r.sev.UID, r.generation)
-	stored, err := a.opts.Log.Append(ctx, eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data}, key)
+	stored, err := a.opts.Log.Append(ctx, eventlog.Event{Type: event.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data}, key)
 	if err != nil {
 		a.notAnnounced(ctx, r, err)
 		return
@@ -326,9 +318,9 @@ func (a *Announcer) keepActive(r *revision, id eventlog.Position, data []byte) {
 // updated it.
 func actionFor(sev *notifyv1alpha1.SystemEvent) string {
 	if sev.Generation > 1 {
-		return ActionUpdate
+		return event.ActionUpdate
 	}
-	return ActionCreate
+	return event.ActionCreate
 }
 
 // expire ends the revision's time in force.
@@ -349,14 +341,14 @@ func (a *Announcer) forget(ctx context.Context, uid types.UID) {
 	if !r.announced || r.sev == nil || r.sev.Status.Phase == notifyv1alpha1.PhaseExpired || expired(r.sev, a.opts.Now()) {
 		return
 	}
-	data, err := payload(r.sev, ActionDelete, a.opts.Now())
+	data, err := payload(r.sev, event.ActionDelete, a.opts.Now())
 	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, retractTimeout)
 	defer cancel()
 	key := fmt.Sprintf("%s/%d/delete", uid, r.generation)
-	stored, err := a.opts.Log.Append(ctx, eventlog.Event{Type: publish.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data}, key)
+	stored, err := a.opts.Log.Append(ctx, eventlog.Event{Type: event.TypeSystem, UserIDs: r.sev.Spec.Audience.UserIDs, Data: data}, key)
 	if err != nil {
 		a.opts.Logger.Warn("SystemEvent retraction not announced", "systemEvent", ref(r.sev), "reason", "LogFailed", "error", err.Error())
 		return
@@ -461,14 +453,14 @@ func payload(sev *notifyv1alpha1.SystemEvent, action string, now time.Time) ([]b
 	if sev.Spec.Data != nil && len(sev.Spec.Data.Raw) > 0 {
 		data = sev.Spec.Data.Raw
 	}
-	event := systemEvent{
-		Type: publish.TypeSystem, EventType: sev.Spec.EventType, Data: data, Priority: string(sev.Spec.Priority),
-		Timestamp: now.UTC().Format(publish.TimestampLayout), Action: action, Name: sev.Name, Revision: sev.Generation,
+	announcement := systemEvent{
+		Type: event.TypeSystem, EventType: sev.Spec.EventType, Data: data, Priority: string(sev.Spec.Priority),
+		Timestamp: event.Timestamp(now), Action: action, Name: sev.Name, Revision: sev.Generation,
 	}
 	if sev.Spec.ExpiresAt != nil {
-		event.ExpiresAt = sev.Spec.ExpiresAt.UTC().Format(publish.TimestampLayout)
+		announcement.ExpiresAt = event.Timestamp(sev.Spec.ExpiresAt.Time)
 	}
-	return json.Marshal(event)
+	return json.Marshal(announcement)
 }
 
 // Synced is called once the watch handed over every existing SystemEvent;

@@ -29,16 +29,6 @@ var hmacMinBytes = map[v1alpha1.JWTAlgorithm]int{
 	v1alpha1.HS512: 64,
 }
 
-// supportedAlgorithms are the algorithms a key set may allow, in the order of
-// the JWTAlgorithm enum. "none" is deliberately absent.
-var supportedAlgorithms = []v1alpha1.JWTAlgorithm{
-	v1alpha1.HS256, v1alpha1.HS384, v1alpha1.HS512,
-	v1alpha1.RS256, v1alpha1.RS384, v1alpha1.RS512,
-	v1alpha1.PS256, v1alpha1.PS384, v1alpha1.PS512,
-	v1alpha1.ES256, v1alpha1.ES384, v1alpha1.ES512,
-	v1alpha1.EdDSA,
-}
-
 // rsaAlgorithms are the algorithms an RSA key can verify.
 var rsaAlgorithms = []v1alpha1.JWTAlgorithm{
 	v1alpha1.RS256, v1alpha1.RS384, v1alpha1.RS512,
@@ -148,9 +138,9 @@ func allowList(algorithms []v1alpha1.JWTAlgorithm) ([]v1alpha1.JWTAlgorithm, err
 		algorithms = v1alpha1.DefaultAlgorithms
 	}
 	for _, alg := range algorithms {
-		if !slices.Contains(supportedAlgorithms, alg) {
+		if !slices.Contains(v1alpha1.JWTAlgorithms, alg) {
 			return nil, fmt.Errorf("auth.algorithms: %q is not a supported JWS algorithm (supported: %s)",
-				alg, joinAlgorithms(supportedAlgorithms))
+				alg, JoinAlgorithms(v1alpha1.JWTAlgorithms))
 		}
 	}
 	allowed := slices.Clone(algorithms)
@@ -158,7 +148,7 @@ func allowList(algorithms []v1alpha1.JWTAlgorithm) ([]v1alpha1.JWTAlgorithm, err
 	allowed = slices.Compact(allowed)
 	if slices.ContainsFunc(allowed, v1alpha1.JWTAlgorithm.IsHMAC) && !allHMAC(allowed) {
 		return nil, fmt.Errorf("auth.algorithms %s mixes HMAC (HS*) and public-key algorithms: "+
-			"a key is either a shared secret or a public key, so list only one kind", joinAlgorithms(allowed))
+			"a key is either a shared secret or a public key, so list only one kind", JoinAlgorithms(allowed))
 	}
 	return allowed, nil
 }
@@ -193,7 +183,7 @@ func parseSecret(kid string, data []byte, allowed []v1alpha1.JWTAlgorithm) (veri
 			"holds a PEM %s, but auth.algorithms (%s) allows only HMAC, which takes a raw shared secret: "+
 				"a public key used as a secret lets anyone who has it sign tokens; "+
 				"to verify with public keys, list public-key algorithms (for example RS256, ES256, EdDSA) instead",
-			block.Type, joinAlgorithms(allowed))}
+			block.Type, JoinAlgorithms(allowed))}
 	}
 	strongest := slices.MaxFunc(allowed, func(a, b v1alpha1.JWTAlgorithm) int {
 		return hmacMinBytes[a] - hmacMinBytes[b]
@@ -214,7 +204,7 @@ func parsePublicKey(kid string, data []byte, allowed []v1alpha1.JWTAlgorithm) (v
 	if block == nil {
 		return verificationKey{}, &KeyError{KID: kid, Reason: fmt.Sprintf(
 			"is not PEM: auth.algorithms (%s) needs a PEM public key (-----BEGIN PUBLIC KEY-----) or certificate",
-			joinAlgorithms(allowed))}
+			JoinAlgorithms(allowed))}
 	}
 	if len(bytes.TrimSpace(rest)) > 0 {
 		return verificationKey{}, &KeyError{KID: kid, Reason: "holds more than one PEM block: put exactly one public key or certificate in each entry"}
@@ -231,7 +221,7 @@ func parsePublicKey(kid string, data []byte, allowed []v1alpha1.JWTAlgorithm) (v
 	if len(usable) == 0 {
 		return verificationKey{}, &KeyError{KID: kid, Reason: fmt.Sprintf(
 			"is %s, usable only with %s, which auth.algorithms (%s) does not allow: add one of them to auth.algorithms or replace the key",
-			kind.name, joinAlgorithms(kind.algorithms), joinAlgorithms(allowed))}
+			kind.name, JoinAlgorithms(kind.algorithms), JoinAlgorithms(allowed))}
 	}
 	return verificationKey{material: public, algorithms: usable}, nil
 }
@@ -324,8 +314,8 @@ func intersect(a, b []v1alpha1.JWTAlgorithm) []v1alpha1.JWTAlgorithm {
 	return both
 }
 
-// joinAlgorithms formats algorithms as "RS256, ES256" for messages.
-func joinAlgorithms(algorithms []v1alpha1.JWTAlgorithm) string {
+// JoinAlgorithms formats algorithms as "RS256, ES256" for messages.
+func JoinAlgorithms(algorithms []v1alpha1.JWTAlgorithm) string {
 	names := make([]string, len(algorithms))
 	for i, alg := range algorithms {
 		names[i] = string(alg)

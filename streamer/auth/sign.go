@@ -45,8 +45,8 @@ type TokenClaims struct {
 // the header so that the verifier can pick the key. It serves the
 // `herald token` command and tests, never the streamer.
 func Sign(claims TokenClaims, alg v1alpha1.JWTAlgorithm, kid string, key []byte) (string, error) {
-	if !slices.Contains(supportedAlgorithms, alg) {
-		return "", fmt.Errorf("sign: %q is not a supported JWS algorithm (supported: %s)", alg, joinAlgorithms(supportedAlgorithms))
+	if !slices.Contains(v1alpha1.JWTAlgorithms, alg) {
+		return "", fmt.Errorf("sign: %q is not a supported JWS algorithm (supported: %s)", alg, JoinAlgorithms(v1alpha1.JWTAlgorithms))
 	}
 	signingKey, err := parseSigningKey(alg, key)
 	if err != nil {
@@ -121,7 +121,7 @@ func parseSigningKey(alg v1alpha1.JWTAlgorithm, data []byte) (any, error) {
 		return nil, fmt.Errorf("signing key %w", err)
 	}
 	if !slices.Contains(kind.algorithms, alg) {
-		return nil, fmt.Errorf("signing key is %s, which signs only %s, not %s", kind.name, joinAlgorithms(kind.algorithms), alg)
+		return nil, fmt.Errorf("signing key is %s, which signs only %s, not %s", kind.name, JoinAlgorithms(kind.algorithms), alg)
 	}
 	return signer, nil
 }

@@ -322,7 +322,7 @@ func (s *KeySet) keyFor(token *jwt.Token) (string, any, error) {
 	case !found:
 		return "", nil, reject(ReasonUnknownKID, "no key with kid %s", quote(kid))
 	case !slices.Contains(key.algorithms, alg):
-		return "", nil, reject(ReasonAlgNotAllowed, "key %s cannot verify %s (it verifies %s)", quote(kid), alg, joinAlgorithms(key.algorithms))
+		return "", nil, reject(ReasonAlgNotAllowed, "key %s cannot verify %s (it verifies %s)", quote(kid), alg, JoinAlgorithms(key.algorithms))
 	}
 	return kid, key.material, nil
 }
@@ -343,7 +343,7 @@ func rejection(err error, token *jwt.Token, claims jwt.MapClaims, state *verifie
 	case !isString:
 		return reject(ReasonMalformed, "header has no alg")
 	case !slices.Contains(allowed, v1alpha1.JWTAlgorithm(alg)):
-		return reject(ReasonAlgNotAllowed, "alg %s is not allowed (allowed: %s)", quote(alg), joinAlgorithms(allowed))
+		return reject(ReasonAlgNotAllowed, "alg %s is not allowed (allowed: %s)", quote(alg), JoinAlgorithms(allowed))
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return &Error{Reason: ReasonBadSignature, err: err}
 	}

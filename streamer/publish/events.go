@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/herald-notify/herald/streamer/event"
+
 	eventlog "github.com/herald-notify/herald/streamer/log"
 )
 
@@ -71,20 +73,20 @@ func (a *API) notification(ctx context.Context, body []byte) (any, error) {
 	if id == "" && a.opts.NewID != nil {
 		id = a.opts.NewID()
 	}
-	event := notificationEvent{
-		Type: TypeNotification, NotificationID: id, NotificationType: req.NotificationType,
+	delivered := notificationEvent{
+		Type: event.TypeNotification, NotificationID: id, NotificationType: req.NotificationType,
 		Action: req.Action, Priority: priority, Data: data, Timestamp: a.timestamp(),
 	}
 	// One log event per recipient: each carries its own userId, and a user's
 	// resume reads only that user's events.
 	result := NotificationResult{NotificationID: id, EventIDs: make([]string, 0, len(users))}
 	for _, user := range users {
-		event.UserID = user
-		encoded, err := json.Marshal(event)
+		delivered.UserID = user
+		encoded, err := json.Marshal(delivered)
 		if err != nil {
 			return nil, err
 		}
-		eventID, err := a.append(ctx, eventlogEvent(TypeNotification, []string{user}, encoded))
+		eventID, err := a.append(ctx, eventlogEvent(event.TypeNotification, []string{user}, encoded))
 		if err != nil {
 			return nil, err
 		}
@@ -111,11 +113,11 @@ type broadcastEvent struct {
 }
 
 func (a *API) systemEvent(ctx context.Context, body []byte) (any, error) {
-	return a.broadcast(ctx, TypeSystem, body)
+	return a.broadcast(ctx, event.TypeSystem, body)
 }
 
 func (a *API) customEvent(ctx context.Context, body []byte) (any, error) {
-	return a.broadcast(ctx, TypeCustom, body)
+	return a.broadcast(ctx, event.TypeCustom, body)
 }
 
 // broadcast publishes a system or custom event to its users, or everyone.
@@ -136,15 +138,15 @@ func (a *API) broadcast(ctx context.Context, eventType string, body []byte) (any
 	if err != nil {
 		return nil, err
 	}
-	event := broadcastEvent{Type: eventType, EventType: req.EventType, Data: data, Timestamp: a.timestamp()}
-	if eventType == TypeSystem {
-		if event.Priority, err = checkPriority(req.Priority); err != nil {
+	delivered := broadcastEvent{Type: eventType, EventType: req.EventType, Data: data, Timestamp: a.timestamp()}
+	if eventType == event.TypeSystem {
+		if delivered.Priority, err = checkPriority(req.Priority); err != nil {
 			return nil, err
 		}
 	} else if req.Priority != "" {
 		return nil, invalid("priority applies to system events only")
 	}
-	encoded, err := json.Marshal(event)
+	encoded, err := json.Marshal(delivered)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/httpapi"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 )
@@ -34,16 +35,6 @@ const (
 	// retries, rather than hold its connection.
 	appendTimeout = 5 * time.Second
 )
-
-// Event types, the "type" field of the delivered JSON.
-const (
-	TypeNotification = "notification"
-	TypeSystem       = "system"
-	TypeCustom       = "custom"
-)
-
-// TimestampLayout is the clients' timestamp format: UTC RFC 3339 with milliseconds.
-const TimestampLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // Authenticator verifies a request's bearer token. Its error may say more
 // than "unauthorized" (401): an error with a Forbidden() true method means
@@ -234,16 +225,14 @@ func checkData(data json.RawMessage) (json.RawMessage, error) {
 
 // checkPriority validates an optional priority and applies the default.
 func checkPriority(p string) (string, error) {
-	switch p {
-	case "":
-		return "MEDIUM", nil
-	case "LOW", "MEDIUM", "HIGH", "CRITICAL":
-		return p, nil
+	priority, err := event.ParsePriority(p)
+	if err != nil {
+		return "", invalid("%s", err)
 	}
-	return "", invalid("priority must be one of LOW, MEDIUM, HIGH, CRITICAL, not %q", p)
+	return string(priority), nil
 }
 
-func (a *API) timestamp() string { return a.opts.Now().UTC().Format(TimestampLayout) }
+func (a *API) timestamp() string { return event.Timestamp(a.opts.Now()) }
 
 func (a *API) append(ctx context.Context, e eventlog.Event) (string, error) {
 	stored, err := a.opts.Log.Append(ctx, e, "")

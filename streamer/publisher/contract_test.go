@@ -117,6 +117,23 @@ var _ = Describe("against the streamer's publish API", func() {
 		Expect(stored(id).UserIDs).To(Equal([]string{"u3"}))
 	})
 
+	// The client keeps its own copy of the priorities, so that backends need
+	// not import the API types: it must be the streamer's list, and the
+	// default it documents must be the streamer's.
+	It("knows the streamer's priorities: the same values, in the same order", func() {
+		Expect(publisher.Priorities).To(HaveLen(len(v1alpha1.Priorities)))
+		for i, p := range publisher.Priorities {
+			Expect(string(p)).To(Equal(string(v1alpha1.Priorities[i])))
+			id, err := client().PublishSystemEvent(context.Background(), publisher.SystemEvent{EventType: "maintenance", Priority: p})
+			Expect(err).NotTo(HaveOccurred(), "the streamer refuses %s", p)
+			Expect(string(stored(id).Data)).To(ContainSubstring(`"priority":"` + string(p) + `"`))
+		}
+
+		id, err := client().PublishSystemEvent(context.Background(), publisher.SystemEvent{EventType: "maintenance"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(stored(id).Data)).To(ContainSubstring(`"priority":"` + string(publisher.PriorityMedium) + `"`))
+	})
+
 	It("is refused without the publish grant", func() {
 		c, err := publisher.New(baseURL, publisher.WithToken(signToken(false)))
 		Expect(err).NotTo(HaveOccurred())

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Priority is an event's "priority", as the NestJS module's clients know it.
@@ -252,9 +253,18 @@ func checkUserIDs(field string, ids []string) error {
 // streamer's default.
 func checkPriority(priority Priority) error {
 	if priority != "" && !slices.Contains(priorities, priority) {
-		return invalid("Priority %q is not one of %s, %s, %s, %s", priority, PriorityLow, PriorityMedium, PriorityHigh, PriorityCritical)
+		return invalid("Priority %q is not one of %s", priority, joinPriorities())
 	}
 	return nil
+}
+
+// joinPriorities formats the priorities as "LOW, MEDIUM" for messages.
+func joinPriorities() string {
+	names := make([]string, len(priorities))
+	for i, p := range priorities {
+		names[i] = string(p)
+	}
+	return strings.Join(names, ", ")
 }
 
 // encodeData marshals an event's data, which must be a JSON object. nil, and

@@ -7,8 +7,8 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/httpapi"
-	"github.com/herald-notify/herald/streamer/publish"
 )
 
 // authenticateStream finds the request's token in the channel's enabled
@@ -125,5 +125,5 @@ func (s *Server) serveTicket(w http.ResponseWriter, r *http.Request) {
 	if identity.ExpiresAt.Before(expires) {
 		expires = identity.ExpiresAt
 	}
-	httpapi.WriteJSON(w, http.StatusCreated, ticketResponse{Ticket: ticket, ExpiresAt: expires.UTC().Format(publish.TimestampLayout)})
+	httpapi.WriteJSON(w, http.StatusCreated, ticketResponse{Ticket: ticket, ExpiresAt: event.Timestamp(expires)})
 }

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/httpapi"
 	"github.com/herald-notify/herald/streamer/hub"
 	eventlog "github.com/herald-notify/herald/streamer/log"
-	"github.com/herald-notify/herald/streamer/publish"
 	"github.com/herald-notify/herald/streamer/sse"
 )
 
@@ -362,8 +362,8 @@ func maxPosition(a, b eventlog.Position) eventlog.Position {
 
 func (st *stream) connectionEvent(recovered *bool) []byte {
 	data, _ := json.Marshal(connectionEvent{
-		Type: "connection", Message: "SSE connection established", UserID: st.identity.UserID,
-		Timestamp: st.server.now().UTC().Format(publish.TimestampLayout), Recovered: recovered,
+		Type: event.TypeConnection, Message: "SSE connection established", UserID: st.identity.UserID,
+		Timestamp: event.Timestamp(st.server.now()), Recovered: recovered,
 	})
 	return data
 }

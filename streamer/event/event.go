@@ -1,0 +1,64 @@
+// Package event is the vocabulary of the events clients receive: their types,
+// timestamps, actions and priorities. The publish API, the announcer and the
+// streams all write it, so that each value is defined once.
+package event
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/herald-notify/herald/api/v1alpha1"
+)
+
+// Types of event, the "type" field of the delivered JSON.
+const (
+	// TypeConnection is the first event of every stream.
+	TypeConnection   = "connection"
+	TypeNotification = "notification"
+	TypeSystem       = "system"
+	TypeCustom       = "custom"
+)
+
+// TimestampLayout is the clients' timestamp format: UTC RFC 3339 with milliseconds.
+const TimestampLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Timestamp formats t as clients receive it, in UTC whatever t's location.
+func Timestamp(t time.Time) string { return t.UTC().Format(TimestampLayout) }
+
+// Actions, the "action" field: what happened to what the event is about.
+// Publishers choose a notification's freely; announcements use these.
+const (
+	ActionCreate = "CREATE"
+	ActionUpdate = "UPDATE"
+	ActionDelete = "DELETE"
+)
+
+// DefaultPriority is the priority of an event published without one, the
+// same as a SystemEvent's.
+const DefaultPriority = v1alpha1.DefaultSystemEventPriority
+
+// ParsePriority returns the priority p names, or DefaultPriority when p is
+// empty. The valid ones are v1alpha1.Priorities, the SystemEvent CRD's enum,
+// so that what a SystemEvent may hold and what the publish API accepts cannot
+// differ.
+func ParsePriority(p string) (v1alpha1.Priority, error) {
+	priority := v1alpha1.Priority(p)
+	switch {
+	case p == "":
+		return DefaultPriority, nil
+	case slices.Contains(v1alpha1.Priorities, priority):
+		return priority, nil
+	}
+	return "", fmt.Errorf("priority must be one of %s, not %q", joinPriorities(), p)
+}
+
+// joinPriorities formats the priorities as "LOW, MEDIUM" for messages.
+func joinPriorities() string {
+	names := make([]string, len(v1alpha1.Priorities))
+	for i, p := range v1alpha1.Priorities {
+		names[i] = string(p)
+	}
+	return strings.Join(names, ", ")
+}
