@@ -1,25 +1,81 @@
 // Package log is a channel's ordered event log: every event a channel delivers
-// is appended here first and gets the next sequence number, which clients see
-// as the SSE "id:". A client that reconnects with Last-Event-ID reads what it
-// missed from here, or learns that it cannot be recovered.
+// is appended here first and gets the next position, which clients see as the
+// SSE "id:". A client that reconnects with Last-Event-ID reads what it missed
+// from here, or learns that it cannot be recovered.
 //
-// This file holds the embedded log: a bounded in-memory ring for a single
-// replica. A broker-backed log (NATS JetStream) offers the same methods.
+// Log is the one interface the hub, the streams, the publish API and the
+// SystemEvent announcer use; which implementation is behind it (the embedded
+// ring of one replica, or a broker shared by many) is chosen where the
+// streamer is assembled.
 package log
 
 import (
+	"cmp"
+	"context"
 	"errors"
-	"sync"
+	"strconv"
+	"strings"
 	"time"
 )
+
+// Position is a place in a log: an event's position, or the position before
+// the first event of an epoch (Seq 0).
+//
+// The epoch names one history of the log. It changes whenever the log could
+// have lost or reused positions (an embedded log restarted with its process,
+// a broker stream deleted and recreated), so a position of another epoch is
+// never mapped onto this one's events. Epochs increase with the time they
+// began, so positions order by epoch, then sequence.
+type Position struct {
+	Epoch uint64
+	Seq   uint64
+}
+
+// String is the position as an SSE id: "<epoch>-<seq>" in decimal. Clients
+// treat ids as opaque strings.
+func (p Position) String() string {
+	return string(p.AppendText(make([]byte, 0, 41)))
+}
+
+// AppendText appends the position's String form to dst.
+func (p Position) AppendText(dst []byte) []byte {
+	dst = strconv.AppendUint(dst, p.Epoch, 10)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, p.Seq, 10)
+}
+
+// ParsePosition reads a position written by String.
+func ParsePosition(s string) (Position, error) {
+	epoch, seq, ok := strings.Cut(strings.TrimSpace(s), "-")
+	if !ok {
+		return Position{}, errors.New("not an event id of this channel: want <epoch>-<sequence>")
+	}
+	e, err := strconv.ParseUint(epoch, 10, 64)
+	if err != nil {
+		return Position{}, errors.New("not an event id of this channel: bad epoch")
+	}
+	q, err := strconv.ParseUint(seq, 10, 64)
+	if err != nil {
+		return Position{}, errors.New("not an event id of this channel: bad sequence")
+	}
+	return Position{Epoch: e, Seq: q}, nil
+}
+
+// Compare orders positions: by epoch, then sequence. It returns -1, 0 or +1.
+func (p Position) Compare(q Position) int {
+	return cmp.Or(cmp.Compare(p.Epoch, q.Epoch), cmp.Compare(p.Seq, q.Seq))
+}
+
+// After reports whether p comes after q.
+func (p Position) After(q Position) bool { return p.Compare(q) > 0 }
 
 // Event is one entry of the log. Its slices are shared with every reader and
 // must not be modified after Append.
 type Event struct {
-	// ID is the sequence number the log assigned; it is the SSE "id:".
-	ID uint64
+	// Position is where the log stored the event; Append ignores it.
+	Position Position
 	// Time is when the event was appended: retention by age and delivery
-	// latency are measured from it.
+	// latency are measured from it. Append sets it.
 	Time time.Time
 	// Type is the event's "type": notification, system or custom.
 	Type string
@@ -43,183 +99,49 @@ func (e *Event) ForUser(user string) bool {
 	return false
 }
 
-// Options bound the embedded log. Zero values are replaced by the defaults
-// of the NotificationChannel API (10,000 events, one hour).
-type Options struct {
-	// MaxEvents is the most events retained; the oldest go first.
-	MaxEvents int
-	// MaxAge is how long an event is retained.
-	MaxAge time.Duration
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+// Receipt is what Append stored.
+type Receipt struct {
+	// Position is the event's position; for a duplicate, that of the event
+	// first stored under the same de-duplication key.
+	Position Position
+	// Time is when the event was stored.
+	Time time.Time
+	// Duplicate is set when nothing was stored because the key was seen.
+	Duplicate bool
 }
 
-// Default bounds, as NotificationChannel.spec.history defaults them.
-const (
-	DefaultMaxEvents = 10000
-	DefaultMaxAge    = time.Hour
-)
+// Log is a channel's ordered event log. Implementations are safe for
+// concurrent use.
+type Log interface {
+	// Append stores e at the next position and wakes the readers waiting on
+	// Changed. It returns only once the event is stored (for a broker: once
+	// the broker acknowledged it); an error means it may not be. A non-empty
+	// dedupKey that the log already stored an event under, within its
+	// de-duplication window, stores nothing: the receipt then names the
+	// first event and says Duplicate. Once Append returns, this Log's Last
+	// and ReadAfter include the event. After Close it returns ErrClosed.
+	Append(ctx context.Context, e Event, dedupKey string) (Receipt, error)
+	// ReadAfter returns up to limit events that follow after, oldest first.
+	// recovered is false when after is not a position of this log's current
+	// epoch, lies beyond its newest event, or events that follow it are no
+	// longer retained: the reader must then say so rather than leave a silent
+	// gap. Once the log is closed and nothing follows after, it returns
+	// ErrClosed (with recovered true). Other errors are the log's failures
+	// (the broker unreachable); the reader may try again.
+	ReadAfter(ctx context.Context, after Position, limit int) (events []Event, recovered bool, err error)
+	// Last is the position of the newest event, or the position before the
+	// first when the log's epoch holds none: reading after it returns only
+	// later events.
+	Last() Position
+	// Changed returns a channel closed by the next change (an append, a new
+	// epoch, Close). Take it before ReadAfter, so that a change in between
+	// is not missed.
+	Changed() <-chan struct{}
+	// Close refuses further appends and wakes every reader; events already
+	// stored can still be read.
+	Close() error
+}
 
-// ErrClosed is returned by Append after Close.
+// ErrClosed is returned by Append after Close, and by ReadAfter once a closed
+// log has nothing more to read.
 var ErrClosed = errors.New("event log is closed")
-
-// Embedded is the in-memory log of a single streamer. Safe for concurrent use.
-type Embedded struct {
-	maxEvents int
-	maxAge    time.Duration
-	now       func() time.Time
-
-	mu sync.Mutex
-	// ring holds the retained events in ID order, oldest at head; IDs are
-	// contiguous, so the event with ID x is at offset x - ring[head].ID.
-	ring  []Event
-	head  int
-	count int
-	// lastID is the ID of the newest event ever appended (evicted or not).
-	lastID uint64
-	// changed is closed and replaced by every Append, waking readers.
-	changed chan struct{}
-	closed  bool
-}
-
-// NewEmbedded returns an empty log. Its first ID is the current time in
-// microseconds, so that IDs keep increasing across restarts of the process:
-// a client resuming with an ID from before a restart is told its events were
-// not recovered, never handed new events under old IDs.
-func NewEmbedded(opts Options) *Embedded {
-	if opts.MaxEvents <= 0 {
-		opts.MaxEvents = DefaultMaxEvents
-	}
-	if opts.MaxAge <= 0 {
-		opts.MaxAge = DefaultMaxAge
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	start := opts.Now().UnixMicro()
-	if start < 1 {
-		start = 1
-	}
-	return &Embedded{
-		maxEvents: opts.MaxEvents,
-		maxAge:    opts.MaxAge,
-		now:       opts.Now,
-		lastID:    uint64(start) - 1,
-		changed:   make(chan struct{}),
-	}
-}
-
-// Append assigns the next ID to e, stamps its time, retains it and wakes the
-// readers waiting on Changed. It returns the stored event.
-func (l *Embedded) Append(e Event) (Event, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return Event{}, ErrClosed
-	}
-	l.lastID++
-	e.ID = l.lastID
-	e.Time = l.now()
-	l.evictExpired(e.Time)
-	if l.count == l.maxEvents {
-		l.evictOldest()
-	}
-	l.push(e)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return e, nil
-}
-
-// push appends to the ring, growing it up to maxEvents: a quiet channel does
-// not pay for the capacity it is allowed.
-func (l *Embedded) push(e Event) {
-	if l.count == len(l.ring) {
-		grown := make([]Event, min(max(2*len(l.ring), 64), l.maxEvents))
-		for i := range l.count {
-			grown[i] = l.ring[(l.head+i)%len(l.ring)]
-		}
-		l.ring, l.head = grown, 0
-	}
-	l.ring[(l.head+l.count)%len(l.ring)] = e
-	l.count++
-}
-
-func (l *Embedded) evictOldest() {
-	l.ring[l.head] = Event{} // release the event's memory
-	l.head = (l.head + 1) % len(l.ring)
-	l.count--
-}
-
-func (l *Embedded) evictExpired(now time.Time) {
-	for l.count > 0 && now.Sub(l.ring[l.head].Time) > l.maxAge {
-		l.evictOldest()
-	}
-}
-
-// ReadAfter returns up to limit retained events with an ID greater than after,
-// oldest first. recovered is false when events after `after` are no longer
-// retained, or when `after` is not an ID this log could have assigned (from
-// before a restart, or from the future): the caller must then say so to the
-// client rather than leave a silent gap.
-func (l *Embedded) ReadAfter(after uint64, limit int) (events []Event, recovered bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.evictExpired(l.now())
-	if after > l.lastID {
-		return nil, false
-	}
-	next := after + 1 // the first ID the reader needs
-	oldest := l.lastID + 1 - uint64(l.count)
-	if next < oldest {
-		return nil, false
-	}
-	n := min(int(l.lastID-after), limit)
-	events = make([]Event, n)
-	start := int(next - oldest)
-	for i := range n {
-		events[i] = l.ring[(l.head+start+i)%len(l.ring)]
-	}
-	return events, true
-}
-
-// LastID is the ID of the newest event appended, or the ID before the first
-// when the log is empty: reading after it returns only new events.
-func (l *Embedded) LastID() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.lastID
-}
-
-// Changed returns a channel that is closed by the next Append. Take it before
-// ReadAfter, so that an event appended in between is not missed.
-func (l *Embedded) Changed() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.changed
-}
-
-// Len is the number of events retained.
-func (l *Embedded) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.evictExpired(l.now())
-	return l.count
-}
-
-// Closed reports whether Close was called. A reader woken by Changed checks
-// it: after Close, Changed returns a closed channel.
-func (l *Embedded) Closed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
-}
-
-// Close refuses further appends and wakes every reader.
-func (l *Embedded) Close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.closed {
-		l.closed = true
-		close(l.changed)
-	}
-}
