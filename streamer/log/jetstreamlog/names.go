@@ -1,0 +1,58 @@
+package jetstreamlog
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// maxStreamName is JetStream's limit on a stream name (it names a folder of
+// the store).
+const maxStreamName = 255
+
+// StreamName is the JetStream stream of a channel: "HERALD_<ns>_<channel>",
+// each part escaped by escapeName.
+func StreamName(namespace, channel string) string {
+	return "HERALD_" + escapeName(namespace) + "_" + escapeName(channel)
+}
+
+// Subject is the one subject a channel's events are published on:
+// "herald.<ns>.<channel>.events", each part escaped by escapeName.
+func Subject(namespace, channel string) string {
+	return "herald." + escapeName(namespace) + "." + escapeName(channel) + ".events"
+}
+
+// escapeName keeps the characters of a Kubernetes name ([a-z0-9-]) and writes
+// every other byte as '~' and two lowercase hex digits, so that "my.channel"
+// becomes "my~2echannel". The result never holds '.', '*', '>', whitespace,
+// path separators or '_' (JetStream forbids the first ones in names and
+// subject tokens; '_' separates the parts of a stream name), and '~' only
+// ever starts an escape: different names give different results, and two
+// (namespace, channel) pairs never share a stream or a subject.
+func escapeName(name string) string {
+	const hex = "0123456789abcdef"
+	var b strings.Builder
+	b.Grow(len(name))
+	for i := range len(name) {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('~')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0xf])
+	}
+	return b.String()
+}
+
+// checkNames refuses the names a stream cannot be made of.
+func checkNames(namespace, channel string) error {
+	if namespace == "" || channel == "" {
+		return errors.New("a namespace and a channel are required")
+	}
+	if name := StreamName(namespace, channel); len(name) > maxStreamName {
+		return fmt.Errorf("stream name %q is longer than JetStream's %d characters", name, maxStreamName)
+	}
+	return nil
+}
