@@ -74,7 +74,9 @@ type reconciliation struct {
 // Reconcile applies the channel's owned objects one ensure step at a time,
 // checks its Secrets, and records the outcome on its status. A step that
 // fails stops the ones after it; the status then says which failed and the
-// request is retried with backoff.
+// request is retried with backoff. A spec the objects cannot be built from
+// is reported and not retried: only a change of the channel can fix it, and
+// a change triggers a reconcile anyway.
 func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	channel := &notifyv1alpha1.NotificationChannel{}
 	if err := r.Client.Get(ctx, req.NamespacedName, channel); err != nil {
@@ -86,6 +88,9 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, r.finalize(ctx, channel)
 	}
 	rec := &reconciliation{channel: channel, inputs: resources.Inputs{Channel: channel, DefaultImage: r.StreamerImage}}
+	if err := rec.inputs.Validate(); err != nil {
+		return ctrl.Result{}, r.stall(ctx, rec, err)
+	}
 
 	applyErr := r.ensureOwnedObjects(ctx, rec,
 		r.ensureFinalizer,
@@ -98,12 +103,27 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.
 		r.ensurePodDisruptionBudget,
 		r.ensureHorizontalPodAutoscaler,
 	)
-	problem, secretErr := checkSecrets(ctx, r.APIReader, channel)
-	if problem == nil {
-		problem = checkBroker(channel)
+	misconfigured, secretErr := checkSecrets(ctx, r.APIReader, channel)
+	if misconfigured == nil {
+		misconfigured = checkBroker(channel)
 	}
-	statusErr := r.ensureStatus(ctx, rec, applyErr, problem)
+	obs := observation{misconfigured: misconfigured, deployment: rec.deployment, endpoint: resources.Endpoint(rec.inputs)}
+	if err := errors.Join(applyErr, secretErr); err != nil {
+		obs.failed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(err.Error())}
+	}
+	statusErr := r.ensureStatus(ctx, rec, obs)
 	return ctrl.Result{}, errors.Join(applyErr, secretErr, statusErr)
+}
+
+// stall reports a spec the streamer objects cannot be built from, and
+// returns it as a terminal error: retrying would fail the same way.
+func (r *NotificationChannelReconciler) stall(ctx context.Context, rec *reconciliation, invalid error) error {
+	obs := observation{invalid: &problem{reason: notifyv1alpha1.ReasonInvalidSpec, message: oneLine(invalid.Error())}}
+	if err := r.ensureStatus(ctx, rec, obs); err != nil {
+		// The status must still be written: that is worth a retry.
+		return err
+	}
+	return reconcile.TerminalError(invalid)
 }
 
 // checkBroker reports a broker this version's streamers cannot use: the API
@@ -122,9 +142,6 @@ type ensureStep func(ctx context.Context, rec *reconciliation) error
 // ensureOwnedObjects runs the steps in order, stopping at the first failure,
 // and reports what they wrote in one Event.
 func (r *NotificationChannelReconciler) ensureOwnedObjects(ctx context.Context, rec *reconciliation, steps ...ensureStep) error {
-	if err := rec.inputs.Validate(); err != nil {
-		return err
-	}
 	var err error
 	for _, step := range steps {
 		if err = step(ctx, rec); err != nil {
@@ -288,14 +305,7 @@ func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.C
 // ensureStatus writes the channel's status when it differs from what the
 // reconcile observed, and records an Event when the channel turns Degraded
 // or Ready.
-func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *reconciliation, applyErr error, channelProblem *problem) error {
-	obs := observation{misconfigured: channelProblem, deployment: rec.deployment}
-	if applyErr != nil {
-		obs.applyFailed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(applyErr.Error())}
-	}
-	if rec.inputs.Validate() == nil {
-		obs.endpoint = resources.Endpoint(rec.inputs)
-	}
+func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *reconciliation, obs observation) error {
 	channel := rec.channel
 	status := desiredStatus(channel, obs)
 	if equality.Semantic.DeepEqual(status, channel.Status) {
