@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -164,6 +165,7 @@ func (r *NotificationChannelReconciler) ensureFinalizer(ctx context.Context, rec
 	}
 	// A patch of the finalizers alone: an update would send the whole
 	// typed spec back, and its empty blocks would be defaulted anew.
+	log.FromContext(ctx).Info("Adding finalizer", "finalizer", Finalizer)
 	if err := r.Client.Patch(ctx, rec.channel, patch); err != nil {
 		return fmt.Errorf("failed to add finalizer %s: %w", Finalizer, err)
 	}
@@ -187,13 +189,16 @@ func (r *NotificationChannelReconciler) finalize(ctx context.Context, channel *n
 	if !controllerutil.ContainsFinalizer(channel, Finalizer) {
 		return nil
 	}
+	logger := log.FromContext(ctx)
 	binding := &rbacv1.ClusterRoleBinding{}
 	binding.Name = resources.AuthDelegatorBindingName(channel.Namespace, channel.Name)
+	logger.Info("Deleting ClusterRoleBinding", "clusterRoleBinding", klog.KObj(binding), "reason", "the channel is being deleted")
 	if err := r.Client.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("failed to delete ClusterRoleBinding %s: %w", binding.Name, err)
 	}
 	patch := client.MergeFromWithOptions(channel.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(channel, Finalizer)
+	logger.Info("Removing finalizer", "finalizer", Finalizer)
 	if err := r.Client.Patch(ctx, channel, patch); err != nil {
 		return fmt.Errorf("failed to remove finalizer %s: %w", Finalizer, err)
 	}
@@ -254,6 +259,7 @@ func (r *NotificationChannelReconciler) handOverReplicas(ctx context.Context, de
 	}
 	handover := appsv1ac.Deployment(current.Name, current.Namespace).
 		WithSpec(appsv1ac.DeploymentSpec().WithReplicas(*current.Spec.Replicas))
+	log.FromContext(ctx).Info("Handing spec.replicas over to the autoscaler", "deployment", klog.KObj(current), "replicas", *current.Spec.Replicas)
 	if err := r.Client.Apply(ctx, handover, client.FieldOwner(replicasHandoverOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("failed to hand spec.replicas of Deployment %s over to the autoscaler: %w", desired.Name, err)
 	}
@@ -270,7 +276,7 @@ func (r *NotificationChannelReconciler) ensurePodDisruptionBudget(ctx context.Co
 	if pdb, wanted := resources.PodDisruptionBudget(rec.inputs); wanted {
 		return ensureApplied(ctx, r.Client, rec, pdb, podDisruptionBudgetKind)
 	}
-	return ensureDeleted(ctx, r.Client, rec, "PodDisruptionBudget", podDisruptionBudgetKind)
+	return ensureDeleted(ctx, r.Client, rec, podDisruptionBudgetKind)
 }
 
 // ensureHorizontalPodAutoscaler applies the autoscaler when spec.autoscaling
@@ -279,7 +285,7 @@ func (r *NotificationChannelReconciler) ensureHorizontalPodAutoscaler(ctx contex
 	if hpa, wanted := resources.HorizontalPodAutoscaler(rec.inputs); wanted {
 		return ensureApplied(ctx, r.Client, rec, hpa, horizontalPodAutoscalerKind)
 	}
-	return ensureDeleted(ctx, r.Client, rec, "HorizontalPodAutoscaler", horizontalPodAutoscalerKind)
+	return ensureDeleted(ctx, r.Client, rec, horizontalPodAutoscalerKind)
 }
 
 // ensureApplied applies desired when it differs from what is applied, and
@@ -293,11 +299,11 @@ func ensureApplied[T client.Object, AC runtime.ApplyConfiguration](ctx context.C
 }
 
 // ensureDeleted deletes the channel's object of the kind, if it has one.
-func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.Context, c client.Client, rec *reconciliation, kindName string, kind ownedKind[T, AC]) error {
+func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.Context, c client.Client, rec *reconciliation, kind ownedKind[T, AC]) error {
 	key := client.ObjectKey{Namespace: rec.channel.Namespace, Name: resources.ObjectName(rec.channel.Name)}
 	deleted, err := deleteOwned(ctx, c, rec.channel, key, kind)
 	if deleted {
-		rec.written = append(rec.written, "deleted "+kindName+" "+key.Name)
+		rec.written = append(rec.written, "deleted "+kind.kind+" "+key.Name)
 	}
 	return err
 }
@@ -311,8 +317,9 @@ func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *r
 	if equality.Semantic.DeepEqual(status, channel.Status) {
 		return nil
 	}
-	r.recordTransitions(channel, channel.Status.Conditions, status.Conditions)
+	r.recordTransitions(ctx, channel, channel.Status.Conditions, status.Conditions)
 
+	log.FromContext(ctx).V(1).Info("Updating status", "observedGeneration", status.ObservedGeneration)
 	patch := client.MergeFrom(channel.DeepCopy())
 	channel.Status = status
 	if err := r.Client.Status().Patch(ctx, channel, patch); err != nil {
@@ -323,18 +330,22 @@ func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *r
 
 // recordTransitions records an Event when the channel turns Degraded (or
 // degrades for another reason), recovers, or becomes Ready: the moments a
-// person watching `kubectl get events` needs.
-func (r *NotificationChannelReconciler) recordTransitions(channel *notifyv1alpha1.NotificationChannel, before, after []metav1.Condition) {
+// person watching `kubectl get events` needs. Each is logged too.
+func (r *NotificationChannelReconciler) recordTransitions(ctx context.Context, channel *notifyv1alpha1.NotificationChannel, before, after []metav1.Condition) {
+	logger := log.FromContext(ctx)
 	wasDegraded := meta.FindStatusCondition(before, notifyv1alpha1.ConditionDegraded)
 	degraded := meta.FindStatusCondition(after, notifyv1alpha1.ConditionDegraded)
 	switch {
 	case degraded.Status == metav1.ConditionTrue && (wasDegraded == nil || wasDegraded.Status != metav1.ConditionTrue || wasDegraded.Reason != degraded.Reason):
+		logger.Info("Channel degraded", "reason", degraded.Reason)
 		r.Recorder.Eventf(channel, nil, corev1.EventTypeWarning, degraded.Reason, "Reconcile", "%s", degraded.Message)
 	case degraded.Status != metav1.ConditionTrue && wasDegraded != nil && wasDegraded.Status == metav1.ConditionTrue:
+		logger.Info("Channel recovered", "previousReason", wasDegraded.Reason)
 		r.Recorder.Eventf(channel, nil, corev1.EventTypeNormal, "Recovered", "Reconcile", "no longer degraded (was %s)", wasDegraded.Reason)
 	}
 	wasReady := meta.IsStatusConditionTrue(before, notifyv1alpha1.ConditionReady)
 	if ready := meta.FindStatusCondition(after, notifyv1alpha1.ConditionReady); ready.Status == metav1.ConditionTrue && !wasReady {
+		logger.Info("Channel ready", "generation", channel.Generation)
 		r.Recorder.Eventf(channel, nil, corev1.EventTypeNormal, notifyv1alpha1.ReasonAvailable, "Reconcile", "%s", ready.Message)
 	}
 }
@@ -391,7 +402,7 @@ func (r *NotificationChannelReconciler) channelsNamingSecret(ctx context.Context
 	var channels notifyv1alpha1.NotificationChannelList
 	if err := r.Client.List(ctx, &channels, client.InNamespace(secret.GetNamespace()),
 		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "failed to list the channels naming a Secret", "secret", secret.GetName())
+		log.FromContext(ctx).Error(err, "Failed to list the channels naming a Secret", "secret", klog.KObj(secret))
 		return nil
 	}
 	requests := make([]ctrl.Request, 0, len(channels.Items))
