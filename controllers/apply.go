@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -19,8 +20,10 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 )
@@ -30,38 +33,53 @@ import (
 // per object, and anything another manager sets is left alone.
 const FieldOwner = "herald-operator"
 
-// ownedKind is one kind of object the operator applies for a channel: how to
-// make an empty one (to read into) and how to extract the fields FieldOwner
-// owns in it, which is what an apply would change.
+// ownedKind is one kind of object the operator applies for a channel: its
+// name, how to make an empty one (to read into) and how to extract the fields
+// FieldOwner owns in it, which is what an apply would change.
 type ownedKind[T client.Object, AC runtime.ApplyConfiguration] struct {
+	kind    string
 	empty   func() T
 	extract func(T, string) (AC, error)
 }
 
+// logKey is the key naming an object of the kind in a log line: the kind in
+// lowerCamelCase, as Kubernetes components log them ("deployment").
+func (k ownedKind[T, AC]) logKey() string {
+	return strings.ToLower(k.kind[:1]) + k.kind[1:]
+}
+
 var (
 	serviceAccountKind = ownedKind[*corev1.ServiceAccount, *corev1ac.ServiceAccountApplyConfiguration]{
+		kind:  "ServiceAccount",
 		empty: func() *corev1.ServiceAccount { return &corev1.ServiceAccount{} }, extract: corev1ac.ExtractServiceAccount,
 	}
 	roleKind = ownedKind[*rbacv1.Role, *rbacv1ac.RoleApplyConfiguration]{
+		kind:  "Role",
 		empty: func() *rbacv1.Role { return &rbacv1.Role{} }, extract: rbacv1ac.ExtractRole,
 	}
 	roleBindingKind = ownedKind[*rbacv1.RoleBinding, *rbacv1ac.RoleBindingApplyConfiguration]{
+		kind:  "RoleBinding",
 		empty: func() *rbacv1.RoleBinding { return &rbacv1.RoleBinding{} }, extract: rbacv1ac.ExtractRoleBinding,
 	}
 	deploymentKind = ownedKind[*appsv1.Deployment, *appsv1ac.DeploymentApplyConfiguration]{
+		kind:  "Deployment",
 		empty: func() *appsv1.Deployment { return &appsv1.Deployment{} }, extract: appsv1ac.ExtractDeployment,
 	}
 	serviceKind = ownedKind[*corev1.Service, *corev1ac.ServiceApplyConfiguration]{
+		kind:  "Service",
 		empty: func() *corev1.Service { return &corev1.Service{} }, extract: corev1ac.ExtractService,
 	}
 	podDisruptionBudgetKind = ownedKind[*policyv1.PodDisruptionBudget, *policyv1ac.PodDisruptionBudgetApplyConfiguration]{
+		kind:    "PodDisruptionBudget",
 		empty:   func() *policyv1.PodDisruptionBudget { return &policyv1.PodDisruptionBudget{} },
 		extract: policyv1ac.ExtractPodDisruptionBudget,
 	}
 	clusterRoleBindingKind = ownedKind[*rbacv1.ClusterRoleBinding, *rbacv1ac.ClusterRoleBindingApplyConfiguration]{
+		kind:  "ClusterRoleBinding",
 		empty: func() *rbacv1.ClusterRoleBinding { return &rbacv1.ClusterRoleBinding{} }, extract: rbacv1ac.ExtractClusterRoleBinding,
 	}
 	horizontalPodAutoscalerKind = ownedKind[*autoscalingv2.HorizontalPodAutoscaler, *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration]{
+		kind:    "HorizontalPodAutoscaler",
 		empty:   func() *autoscalingv2.HorizontalPodAutoscaler { return &autoscalingv2.HorizontalPodAutoscaler{} },
 		extract: autoscalingv2ac.ExtractHorizontalPodAutoscaler,
 	}
@@ -91,10 +109,12 @@ func applyChanged[T client.Object, AC runtime.ApplyConfiguration](ctx context.Co
 		return desired, false, err
 	}
 
+	verb := "Updating"
 	current := kind.empty()
 	err = c.Get(ctx, client.ObjectKeyFromObject(desired), current)
 	switch {
 	case apierrors.IsNotFound(err):
+		verb = "Creating"
 	case err != nil:
 		return desired, false, fmt.Errorf("failed to read %s: %w", describe(desired), err)
 	default:
@@ -107,6 +127,7 @@ func applyChanged[T client.Object, AC runtime.ApplyConfiguration](ctx context.Co
 		}
 	}
 
+	log.FromContext(ctx).V(1).Info(verb+" "+kind.kind, kind.logKey(), klog.KObj(desired))
 	if err := c.Apply(ctx, want, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return desired, false, fmt.Errorf("failed to apply %s: %w", describe(desired), err)
 	}
@@ -195,6 +216,7 @@ func deleteOwned[T client.Object, AC runtime.ApplyConfiguration](
 	if !metav1.IsControlledBy(current, channel) {
 		return false, nil
 	}
+	log.FromContext(ctx).Info("Deleting "+kind.kind, kind.logKey(), klog.KObj(current), "reason", "no longer wanted by the spec")
 	err := c.Delete(ctx, current, client.Preconditions{UID: new(current.GetUID())})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return false, fmt.Errorf("failed to delete %s: %w", describe(current), err)

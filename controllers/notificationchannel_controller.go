@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,7 +75,9 @@ type reconciliation struct {
 // Reconcile applies the channel's owned objects one ensure step at a time,
 // checks its Secrets, and records the outcome on its status. A step that
 // fails stops the ones after it; the status then says which failed and the
-// request is retried with backoff.
+// request is retried with backoff. A spec the objects cannot be built from
+// is reported and not retried: only a change of the channel can fix it, and
+// a change triggers a reconcile anyway.
 func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	channel := &notifyv1alpha1.NotificationChannel{}
 	if err := r.Client.Get(ctx, req.NamespacedName, channel); err != nil {
@@ -86,6 +89,9 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, r.finalize(ctx, channel)
 	}
 	rec := &reconciliation{channel: channel, inputs: resources.Inputs{Channel: channel, DefaultImage: r.StreamerImage}}
+	if err := rec.inputs.Validate(); err != nil {
+		return ctrl.Result{}, r.stall(ctx, rec, err)
+	}
 
 	applyErr := r.ensureOwnedObjects(ctx, rec,
 		r.ensureFinalizer,
@@ -98,12 +104,27 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.
 		r.ensurePodDisruptionBudget,
 		r.ensureHorizontalPodAutoscaler,
 	)
-	problem, secretErr := checkSecrets(ctx, r.APIReader, channel)
-	if problem == nil {
-		problem = checkBroker(channel)
+	misconfigured, secretErr := checkSecrets(ctx, r.APIReader, channel)
+	if misconfigured == nil {
+		misconfigured = checkBroker(channel)
 	}
-	statusErr := r.ensureStatus(ctx, rec, applyErr, problem)
+	obs := observation{misconfigured: misconfigured, deployment: rec.deployment, endpoint: resources.Endpoint(rec.inputs)}
+	if err := errors.Join(applyErr, secretErr); err != nil {
+		obs.failed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(err.Error())}
+	}
+	statusErr := r.ensureStatus(ctx, rec, obs)
 	return ctrl.Result{}, errors.Join(applyErr, secretErr, statusErr)
+}
+
+// stall reports a spec the streamer objects cannot be built from, and
+// returns it as a terminal error: retrying would fail the same way.
+func (r *NotificationChannelReconciler) stall(ctx context.Context, rec *reconciliation, invalid error) error {
+	obs := observation{invalid: &problem{reason: notifyv1alpha1.ReasonInvalidSpec, message: oneLine(invalid.Error())}}
+	if err := r.ensureStatus(ctx, rec, obs); err != nil {
+		// The status must still be written: that is worth a retry.
+		return err
+	}
+	return reconcile.TerminalError(invalid)
 }
 
 // checkBroker reports a broker this version's streamers cannot use: the API
@@ -122,9 +143,6 @@ type ensureStep func(ctx context.Context, rec *reconciliation) error
 // ensureOwnedObjects runs the steps in order, stopping at the first failure,
 // and reports what they wrote in one Event.
 func (r *NotificationChannelReconciler) ensureOwnedObjects(ctx context.Context, rec *reconciliation, steps ...ensureStep) error {
-	if err := rec.inputs.Validate(); err != nil {
-		return err
-	}
 	var err error
 	for _, step := range steps {
 		if err = step(ctx, rec); err != nil {
@@ -147,6 +165,7 @@ func (r *NotificationChannelReconciler) ensureFinalizer(ctx context.Context, rec
 	}
 	// A patch of the finalizers alone: an update would send the whole
 	// typed spec back, and its empty blocks would be defaulted anew.
+	log.FromContext(ctx).Info("Adding finalizer", "finalizer", Finalizer)
 	if err := r.Client.Patch(ctx, rec.channel, patch); err != nil {
 		return fmt.Errorf("failed to add finalizer %s: %w", Finalizer, err)
 	}
@@ -170,13 +189,16 @@ func (r *NotificationChannelReconciler) finalize(ctx context.Context, channel *n
 	if !controllerutil.ContainsFinalizer(channel, Finalizer) {
 		return nil
 	}
+	logger := log.FromContext(ctx)
 	binding := &rbacv1.ClusterRoleBinding{}
 	binding.Name = resources.AuthDelegatorBindingName(channel.Namespace, channel.Name)
+	logger.Info("Deleting ClusterRoleBinding", "clusterRoleBinding", klog.KObj(binding), "reason", "the channel is being deleted")
 	if err := r.Client.Delete(ctx, binding); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("failed to delete ClusterRoleBinding %s: %w", binding.Name, err)
 	}
 	patch := client.MergeFromWithOptions(channel.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(channel, Finalizer)
+	logger.Info("Removing finalizer", "finalizer", Finalizer)
 	if err := r.Client.Patch(ctx, channel, patch); err != nil {
 		return fmt.Errorf("failed to remove finalizer %s: %w", Finalizer, err)
 	}
@@ -237,6 +259,7 @@ func (r *NotificationChannelReconciler) handOverReplicas(ctx context.Context, de
 	}
 	handover := appsv1ac.Deployment(current.Name, current.Namespace).
 		WithSpec(appsv1ac.DeploymentSpec().WithReplicas(*current.Spec.Replicas))
+	log.FromContext(ctx).Info("Handing spec.replicas over to the autoscaler", "deployment", klog.KObj(current), "replicas", *current.Spec.Replicas)
 	if err := r.Client.Apply(ctx, handover, client.FieldOwner(replicasHandoverOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("failed to hand spec.replicas of Deployment %s over to the autoscaler: %w", desired.Name, err)
 	}
@@ -253,7 +276,7 @@ func (r *NotificationChannelReconciler) ensurePodDisruptionBudget(ctx context.Co
 	if pdb, wanted := resources.PodDisruptionBudget(rec.inputs); wanted {
 		return ensureApplied(ctx, r.Client, rec, pdb, podDisruptionBudgetKind)
 	}
-	return ensureDeleted(ctx, r.Client, rec, "PodDisruptionBudget", podDisruptionBudgetKind)
+	return ensureDeleted(ctx, r.Client, rec, podDisruptionBudgetKind)
 }
 
 // ensureHorizontalPodAutoscaler applies the autoscaler when spec.autoscaling
@@ -262,7 +285,7 @@ func (r *NotificationChannelReconciler) ensureHorizontalPodAutoscaler(ctx contex
 	if hpa, wanted := resources.HorizontalPodAutoscaler(rec.inputs); wanted {
 		return ensureApplied(ctx, r.Client, rec, hpa, horizontalPodAutoscalerKind)
 	}
-	return ensureDeleted(ctx, r.Client, rec, "HorizontalPodAutoscaler", horizontalPodAutoscalerKind)
+	return ensureDeleted(ctx, r.Client, rec, horizontalPodAutoscalerKind)
 }
 
 // ensureApplied applies desired when it differs from what is applied, and
@@ -276,11 +299,11 @@ func ensureApplied[T client.Object, AC runtime.ApplyConfiguration](ctx context.C
 }
 
 // ensureDeleted deletes the channel's object of the kind, if it has one.
-func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.Context, c client.Client, rec *reconciliation, kindName string, kind ownedKind[T, AC]) error {
+func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.Context, c client.Client, rec *reconciliation, kind ownedKind[T, AC]) error {
 	key := client.ObjectKey{Namespace: rec.channel.Namespace, Name: resources.ObjectName(rec.channel.Name)}
 	deleted, err := deleteOwned(ctx, c, rec.channel, key, kind)
 	if deleted {
-		rec.written = append(rec.written, "deleted "+kindName+" "+key.Name)
+		rec.written = append(rec.written, "deleted "+kind.kind+" "+key.Name)
 	}
 	return err
 }
@@ -288,21 +311,15 @@ func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.C
 // ensureStatus writes the channel's status when it differs from what the
 // reconcile observed, and records an Event when the channel turns Degraded
 // or Ready.
-func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *reconciliation, applyErr error, channelProblem *problem) error {
-	obs := observation{misconfigured: channelProblem, deployment: rec.deployment}
-	if applyErr != nil {
-		obs.applyFailed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(applyErr.Error())}
-	}
-	if rec.inputs.Validate() == nil {
-		obs.endpoint = resources.Endpoint(rec.inputs)
-	}
+func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *reconciliation, obs observation) error {
 	channel := rec.channel
 	status := desiredStatus(channel, obs)
 	if equality.Semantic.DeepEqual(status, channel.Status) {
 		return nil
 	}
-	r.recordTransitions(channel, channel.Status.Conditions, status.Conditions)
+	r.recordTransitions(ctx, channel, channel.Status.Conditions, status.Conditions)
 
+	log.FromContext(ctx).V(1).Info("Updating status", "observedGeneration", status.ObservedGeneration)
 	patch := client.MergeFrom(channel.DeepCopy())
 	channel.Status = status
 	if err := r.Client.Status().Patch(ctx, channel, patch); err != nil {
@@ -313,18 +330,22 @@ func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *r
 
 // recordTransitions records an Event when the channel turns Degraded (or
 // degrades for another reason), recovers, or becomes Ready: the moments a
-// person watching `kubectl get events` needs.
-func (r *NotificationChannelReconciler) recordTransitions(channel *notifyv1alpha1.NotificationChannel, before, after []metav1.Condition) {
+// person watching `kubectl get events` needs. Each is logged too.
+func (r *NotificationChannelReconciler) recordTransitions(ctx context.Context, channel *notifyv1alpha1.NotificationChannel, before, after []metav1.Condition) {
+	logger := log.FromContext(ctx)
 	wasDegraded := meta.FindStatusCondition(before, notifyv1alpha1.ConditionDegraded)
 	degraded := meta.FindStatusCondition(after, notifyv1alpha1.ConditionDegraded)
 	switch {
 	case degraded.Status == metav1.ConditionTrue && (wasDegraded == nil || wasDegraded.Status != metav1.ConditionTrue || wasDegraded.Reason != degraded.Reason):
+		logger.Info("Channel degraded", "reason", degraded.Reason)
 		r.Recorder.Eventf(channel, nil, corev1.EventTypeWarning, degraded.Reason, "Reconcile", "%s", degraded.Message)
 	case degraded.Status != metav1.ConditionTrue && wasDegraded != nil && wasDegraded.Status == metav1.ConditionTrue:
+		logger.Info("Channel recovered", "previousReason", wasDegraded.Reason)
 		r.Recorder.Eventf(channel, nil, corev1.EventTypeNormal, "Recovered", "Reconcile", "no longer degraded (was %s)", wasDegraded.Reason)
 	}
 	wasReady := meta.IsStatusConditionTrue(before, notifyv1alpha1.ConditionReady)
 	if ready := meta.FindStatusCondition(after, notifyv1alpha1.ConditionReady); ready.Status == metav1.ConditionTrue && !wasReady {
+		logger.Info("Channel ready", "generation", channel.Generation)
 		r.Recorder.Eventf(channel, nil, corev1.EventTypeNormal, notifyv1alpha1.ReasonAvailable, "Reconcile", "%s", ready.Message)
 	}
 }
@@ -381,7 +402,7 @@ func (r *NotificationChannelReconciler) channelsNamingSecret(ctx context.Context
 	var channels notifyv1alpha1.NotificationChannelList
 	if err := r.Client.List(ctx, &channels, client.InNamespace(secret.GetNamespace()),
 		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "failed to list the channels naming a Secret", "secret", secret.GetName())
+		log.FromContext(ctx).Error(err, "Failed to list the channels naming a Secret", "secret", klog.KObj(secret))
 		return nil
 	}
 	requests := make([]ctrl.Request, 0, len(channels.Items))

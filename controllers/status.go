@@ -20,8 +20,12 @@ type problem struct {
 
 // observation is what one reconcile found out, from which the status follows.
 type observation struct {
-	// applyFailed is set when applying the owned objects failed.
-	applyFailed *problem
+	// invalid is set when the spec cannot be turned into the streamer
+	// objects: nothing was applied, and nothing will be until it changes.
+	invalid *problem
+	// failed is set when applying the owned objects, or reading the
+	// channel's Secrets, failed: the reconcile is retried with backoff.
+	failed *problem
 	// misconfigured is set when a Secret the channel names is missing or unusable,
 	// or its broker cannot be used: what stops its streamers from starting.
 	misconfigured *problem
@@ -47,6 +51,12 @@ type rollout struct {
 	message string
 	// desired and ready count pods.
 	desired, ready int32
+}
+
+// serving reports whether the rollout completed and as many pods of the
+// current template are ready as the channel asks for (at least one).
+func (r rollout) serving() bool {
+	return r.phase == rolloutComplete && r.desired > 0 && r.ready >= r.desired
 }
 
 // rolloutOf reads the rollout from a Deployment's status, which the
@@ -91,11 +101,15 @@ func deploymentCondition(d *appsv1.Deployment, typ appsv1.DeploymentConditionTyp
 }
 
 // desiredStatus is the channel's status given what the reconcile observed.
-// Conditions keep their last transition time when their status is unchanged.
-// observedGeneration moves only when every owned object was applied.
+// Every condition is computed for the channel's current generation, and says
+// so in its observedGeneration. Conditions keep their last transition time
+// when their status is unchanged. status.observedGeneration moves, as in
+// Flux, when the reconcile is done with the generation: every object
+// applied, or stalled on a spec that cannot be applied; never after a failure
+// that is retried.
 func desiredStatus(channel *notifyv1alpha1.NotificationChannel, obs observation) notifyv1alpha1.NotificationChannelStatus {
 	status := *channel.Status.DeepCopy()
-	if obs.applyFailed == nil {
+	if obs.failed == nil {
 		status.ObservedGeneration = channel.Generation
 	}
 	status.Endpoint = obs.endpoint
@@ -106,41 +120,58 @@ func desiredStatus(channel *notifyv1alpha1.NotificationChannel, obs observation)
 	}
 
 	r := rolloutOf(obs.deployment)
-	for _, c := range []metav1.Condition{
+	conditions := []metav1.Condition{
 		readyCondition(obs, r),
 		progressingCondition(obs, r),
 		degradedCondition(obs, r),
-	} {
+	}
+	if stalled, ok := stalledCondition(obs); ok {
+		conditions = append(conditions, stalled)
+	} else {
+		meta.RemoveStatusCondition(&status.Conditions, notifyv1alpha1.ConditionStalled)
+	}
+	for _, c := range conditions {
 		c.ObservedGeneration = channel.Generation
 		meta.SetStatusCondition(&status.Conditions, c)
 	}
 	return status
 }
 
-// readyCondition: True when as many streamer pods are ready as the channel
-// asks for. When not, the reason is the first thing to fix.
+// readyCondition: True when this generation is applied and serving: every
+// object applied, the Deployment's rollout of the current pod template
+// complete, and as many of its pods ready as the channel asks for. Pods of an
+// older template that are ready do not count, so a Ready that `kubectl wait`
+// sees is never the previous generation's. When not, the reason is the first
+// thing to fix, else what is awaited.
 func readyCondition(obs observation, r rollout) metav1.Condition {
 	c := metav1.Condition{Type: notifyv1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	switch p := firstProblem(obs, r); {
-	case obs.deployment != nil && r.desired > 0 && r.ready >= r.desired:
+	case obs.invalid == nil && obs.failed == nil && r.serving():
 		c.Status, c.Reason = metav1.ConditionTrue, notifyv1alpha1.ReasonAvailable
 		c.Message = fmt.Sprintf("%d of %d streamer pods ready", r.ready, r.desired)
 	case p != nil:
 		c.Reason, c.Message = p.reason, p.message
-	default:
+	case obs.deployment == nil:
+		c.Reason, c.Message = notifyv1alpha1.ReasonReplicasNotReady, r.message
+	case r.desired == 0 || r.ready < r.desired:
 		c.Reason = notifyv1alpha1.ReasonReplicasNotReady
 		c.Message = fmt.Sprintf("%d of %d streamer pods ready", r.ready, r.desired)
+	default:
+		c.Reason, c.Message = notifyv1alpha1.ReasonRollingOut, r.message
 	}
 	return c
 }
 
 // progressingCondition: True while the Deployment rolls out the current pod
-// template; False once it completed or got stuck.
+// template; False once it completed or got stuck, or when the objects could
+// not be applied.
 func progressingCondition(obs observation, r rollout) metav1.Condition {
 	c := metav1.Condition{Type: notifyv1alpha1.ConditionProgressing, Message: r.message}
 	switch {
-	case obs.applyFailed != nil:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, obs.applyFailed.reason, obs.applyFailed.message
+	case obs.invalid != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, obs.invalid.reason, obs.invalid.message
+	case obs.failed != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, obs.failed.reason, obs.failed.message
 	case r.phase == rolloutStuck:
 		c.Status, c.Reason = metav1.ConditionFalse, notifyv1alpha1.ReasonRolloutStuck
 	case r.phase == rolloutComplete:
@@ -161,14 +192,28 @@ func degradedCondition(obs observation, r rollout) metav1.Condition {
 		Reason: notifyv1alpha1.ReasonAsExpected, Message: "nothing needs attention"}
 }
 
-// firstProblem is what a person must fix first, or nil. A missing or
-// unusable Secret comes first: it is the cause of most other symptoms.
+// stalledCondition: True when the operator cannot go on with this generation
+// and does not retry it; ok is false otherwise, and the condition is removed
+// (as Flux does: kstatus reads a missing Stalled as False).
+func stalledCondition(obs observation) (c metav1.Condition, ok bool) {
+	if obs.invalid == nil {
+		return metav1.Condition{}, false
+	}
+	return metav1.Condition{Type: notifyv1alpha1.ConditionStalled, Status: metav1.ConditionTrue,
+		Reason: obs.invalid.reason, Message: obs.invalid.message + "; not retried until the channel changes"}, true
+}
+
+// firstProblem is what a person must fix first, or nil. A spec that cannot
+// be applied comes first, then a missing or unusable Secret: it is the cause
+// of most other symptoms.
 func firstProblem(obs observation, r rollout) *problem {
 	switch {
+	case obs.invalid != nil:
+		return obs.invalid
 	case obs.misconfigured != nil:
 		return obs.misconfigured
-	case obs.applyFailed != nil:
-		return obs.applyFailed
+	case obs.failed != nil:
+		return obs.failed
 	case r.phase == rolloutStuck:
 		return &problem{reason: notifyv1alpha1.ReasonRolloutStuck, message: r.message}
 	}

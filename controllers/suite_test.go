@@ -75,7 +75,11 @@ var _ = BeforeSuite(func() {
 		Recorder:      mgr.GetEventRecorder(controllers.FieldOwner),
 		StreamerImage: streamerImage,
 	}
-	reconcil = &reconcileLog{next: r, done: map[types.NamespacedName]int{}}
+	// Channels in the namespaces a spec marks with withoutDefaultImage are
+	// reconciled as by an operator started without a streamer image.
+	imageless := *r
+	imageless.StreamerImage = ""
+	reconcil = &reconcileLog{next: r, imageless: &imageless, done: map[types.NamespacedName]int{}, withoutImage: map[string]bool{}}
 	Expect(r.SetupWithReconciler(mgr, reconcil)).To(Succeed())
 	Expect((&controllers.SystemEventReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 
@@ -126,19 +130,36 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
-// reconcileLog counts the finished reconciles of each channel.
+// reconcileLog counts the finished reconciles of each channel. It hands the
+// channels of the namespaces marked withoutDefaultImage to imageless.
 type reconcileLog struct {
-	next reconcile.Reconciler
-	mu   sync.Mutex
-	done map[types.NamespacedName]int
+	next, imageless reconcile.Reconciler
+	mu              sync.Mutex
+	done            map[types.NamespacedName]int
+	withoutImage    map[string]bool
 }
 
 func (l *reconcileLog) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	result, err := l.next.Reconcile(ctx, req)
+	l.mu.Lock()
+	next := l.next
+	if l.withoutImage[req.Namespace] {
+		next = l.imageless
+	}
+	l.mu.Unlock()
+	result, err := next.Reconcile(ctx, req)
 	l.mu.Lock()
 	l.done[req.NamespacedName]++
 	l.mu.Unlock()
 	return result, err
+}
+
+// withoutDefaultImage has the channels of namespace reconciled as by an
+// operator without a default streamer image. Mark the namespace before
+// creating its channels.
+func (l *reconcileLog) withoutDefaultImage(namespace string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.withoutImage[namespace] = true
 }
 
 // count is how many reconciles of the channel have finished.

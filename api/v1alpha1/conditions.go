@@ -3,8 +3,12 @@ package v1alpha1
 // Condition types shared by NotificationChannel and SystemEvent. Each names its
 // polarity: whether True is the healthy state.
 const (
-	// ConditionReady is True ("normal-true") when the channel serves streams with
-	// every replica the spec asks for, or when a SystemEvent has been delivered.
+	// ConditionReady is True ("normal-true") when the channel's current
+	// generation is applied and serving: the rollout of its pod template
+	// complete, and every replica the spec asks for ready. It is False while
+	// pods of an older generation serve (a rollout, an apply that failed), so
+	// a Ready with the condition's observedGeneration equal to the channel's
+	// generation is that generation's. For a SystemEvent: it has been delivered.
 	ConditionReady = "Ready"
 
 	// ConditionProgressing is True ("abnormal-true") while a change is being
@@ -14,6 +18,12 @@ const (
 	// ConditionDegraded is True ("abnormal-true") when something needs a person:
 	// its reason says what (a missing Secret, an invalid key, a stuck rollout).
 	ConditionDegraded = "Degraded"
+
+	// ConditionStalled is True ("abnormal-true") when the operator cannot go on
+	// with the channel's generation and does not retry it (reason InvalidSpec):
+	// a new generation, or an operator restart, tries again. It is absent
+	// otherwise, which tools such as kstatus read as False.
+	ConditionStalled = "Stalled"
 )
 
 // Condition reasons. They are API: a person or a tool acts on them, so they
@@ -26,6 +36,9 @@ const (
 	// ReasonReplicasNotReady: fewer streamer pods are ready than the channel
 	// asks for; the message says how many.
 	ReasonReplicasNotReady = "ReplicasNotReady"
+	// ReasonRollingOut: enough pods are ready, but not all run the current
+	// pod template yet: the Deployment is rolling out the new generation.
+	ReasonRollingOut = "RollingOut"
 	// ReasonAsExpected: nothing needs a person (Degraded False).
 	ReasonAsExpected = "AsExpected"
 	// ReasonRolloutComplete: the rollout of the current generation finished.
@@ -41,9 +54,15 @@ const (
 	// ReasonBrokerNotSupported: the channel's broker type is not available
 	// in this version's streamers.
 	ReasonBrokerNotSupported = "BrokerNotSupported"
-	// ReasonReconcileFailed: applying an owned object failed; the message has
-	// the API server's answer. Retried with backoff.
+	// ReasonReconcileFailed: applying an owned object, or reading a Secret
+	// the channel names, failed; the message has the API server's answer.
+	// Retried with backoff.
 	ReasonReconcileFailed = "ReconcileFailed"
+	// ReasonInvalidSpec: the operator cannot turn the spec into the streamer
+	// objects (such as no streamer image at all: no spec.image, and an
+	// operator without a default); the message says why. Nothing is applied, and the channel is Stalled
+	// until it changes.
+	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonChannelNotFound: a SystemEvent names a channel that does not exist
 	// in its namespace.
 	ReasonChannelNotFound = "ChannelNotFound"

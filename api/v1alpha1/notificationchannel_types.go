@@ -482,7 +482,8 @@ type AutoscalingSpec struct {
 
 // NotificationChannelStatus is what the operator observed of the channel.
 type NotificationChannelStatus struct {
-	// ObservedGeneration is the generation the operator last reconciled successfully.
+	// ObservedGeneration is the last generation the operator is done with:
+	// every object applied, or stalled on a spec it cannot apply (Stalled).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -498,7 +499,9 @@ type NotificationChannelStatus struct {
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
 
-	// Conditions: Ready, Progressing and Degraded, with reasons to act on.
+	// Conditions: Ready, Progressing and Degraded, with reasons to act on,
+	// and Stalled while the operator cannot go on with the spec. Each says
+	// in its observedGeneration which generation it was computed for.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/paths"
 )
 
 // The streamer container, as `herald streamer` serves it (cmd_streamer.go).
@@ -26,9 +27,9 @@ const (
 	PortMetrics     int32 = 9090
 
 	// HealthzPath answers 200 while the process serves, draining included.
-	HealthzPath = "/healthz"
+	HealthzPath = paths.Healthz
 	// ReadyzPath answers 503 from the moment a drain starts (SIGTERM).
-	ReadyzPath = "/readyz"
+	ReadyzPath = paths.Readyz
 
 	// RunAsUser is the "nonroot" user of the distroless image (the
 	// Dockerfile's USER); a numeric id lets the kubelet check runAsNonRoot.

@@ -19,14 +19,25 @@ type restartInputs struct {
 }
 
 // ConfigHash is a stable hash of every input that needs new streamer pods:
-// the image, and the spec fields the streamer reads only when it starts
-// (restartSpec). It goes in the pod template, so a change rolls the pods; any
-// other change leaves the template, and the pods, alone. The hash is computed
-// from canonical JSON: struct fields in declaration order, map keys sorted,
-// durations in their canonical form, set-like lists sorted, so equal inputs
-// always give the same hash.
+// the image, and the spec settings the streamer reads only when it starts
+// (NotificationChannelSpec.StartOnly, the list the streamer itself uses to
+// refuse changing them live). It goes in the pod template, so a change rolls
+// the pods; any other change leaves the template, and the pods, alone:
+//
+//   - replicas and autoscaling set the number of pods, not their content;
+//   - service configures the Service in front of the pods;
+//   - pod (resources, scheduling, annotations) is in the pod template itself,
+//     so the Deployment rolls on its changes without the hash; so is
+//     drain.gracePeriod, as terminationGracePeriodSeconds;
+//   - spec.image is replaced by the image actually run, so that a spec.image
+//     equal to the operator's default does not roll anything;
+//   - the rest the running streamers apply live (server.SetSpec).
+//
+// The Secrets' contents are not inputs at all: the streamer applies rotated
+// keys live. The hash is computed from JSON, whose struct fields come in
+// declaration order and map keys sorted, so equal inputs give the same hash.
 func ConfigHash(in Inputs) string {
-	data, err := json.Marshal(restartInputs{Image: in.StreamerImage(), Spec: restartSpec(&in.Channel.Spec)})
+	data, err := json.Marshal(restartInputs{Image: in.StreamerImage(), Spec: in.Channel.Spec.StartOnly()})
 	if err != nil {
 		// The spec holds strings, numbers, durations and maps of strings,
 		// none of which can fail to marshal.
@@ -34,39 +45,4 @@ func ConfigHash(in Inputs) string {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])[:configHashLength]
-}
-
-// restartSpec is a copy of spec without the fields whose change does not need
-// new pods:
-//
-//   - replicas and autoscaling set the number of pods, not their content;
-//   - service configures the Service in front of the pods;
-//   - pod (resources, scheduling, annotations) is in the pod template itself,
-//     so the Deployment rolls on its changes without the hash;
-//   - image is replaced by the image actually run, so that a spec.image equal
-//     to the operator's default does not roll anything;
-//   - auth (but keySecretRef), connections, cors and drain: the running
-//     streamers watch their channel and apply these live, without dropping a
-//     stream (server.SetSpec). drain.gracePeriod still rolls the pods, by
-//     itself: it sets the pod template's terminationGracePeriodSeconds.
-//
-// What is kept needs new pods: broker and history (the event log is built
-// when the streamer starts), auth.keySecretRef (the key Secret's watch and
-// the Role's resourceNames are set up for one Secret), and any field added
-// later, until the streamer applies it live. The streamer's list of the
-// settings it cannot change live (startOnlySettings in streamer/server) names
-// the same fields: keep the two in step. The Secrets' contents are not inputs
-// at all: the streamer applies rotated keys live.
-func restartSpec(spec *notifyv1alpha1.NotificationChannelSpec) notifyv1alpha1.NotificationChannelSpec {
-	s := *spec.DeepCopy()
-	s.Replicas = nil
-	s.Autoscaling = nil
-	s.Service = notifyv1alpha1.ServiceSpec{}
-	s.Pod = notifyv1alpha1.PodSpec{}
-	s.Image = ""
-	s.Auth = notifyv1alpha1.AuthSpec{KeySecretRef: s.Auth.KeySecretRef}
-	s.Connections = notifyv1alpha1.ConnectionsSpec{}
-	s.CORS = notifyv1alpha1.CORSSpec{}
-	s.Drain = notifyv1alpha1.DrainSpec{}
-	return s
 }

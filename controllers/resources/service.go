@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
-	"github.com/herald-notify/herald/streamer/server"
+	"github.com/herald-notify/herald/streamer/paths"
 )
 
 // defaultHTTPPort is left out of Endpoint URLs.
@@ -80,5 +80,5 @@ func Endpoint(in Inputs) string {
 	if port := servicePort(&in.Channel.Spec.Service); port != defaultHTTPPort {
 		host = net.JoinHostPort(host, strconv.Itoa(int(port)))
 	}
-	return (&url.URL{Scheme: "http", Host: host, Path: server.StreamPath}).String()
+	return (&url.URL{Scheme: "http", Host: host, Path: paths.Stream}).String()
 }

@@ -24,13 +24,15 @@ import (
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/hub"
 	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/paths"
 	"github.com/herald-notify/herald/streamer/publish"
 )
 
-// Paths of the client contract.
+// Paths of the client contract, defined in package paths, which the
+// operator shares.
 const (
-	StreamPath  = "/api/v1/sse/notifications"
-	TicketsPath = "/api/v1/sse/tickets"
+	StreamPath  = paths.Stream
+	TicketsPath = paths.Tickets
 )
 
 // Defaults of the server that the channel spec does not set.

@@ -5,28 +5,10 @@ import (
 	"fmt"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/equality"
-
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/hub"
 )
-
-// startOnlySettings are the settings of the spec that the server reads only
-// when it starts; every other setting SetSpec applies live. The operator's
-// pod-template hash (controllers/resources.ConfigHash) covers the same
-// fields, so that a change of one of them rolls the pods.
-var startOnlySettings = []struct {
-	field string
-	of    func(*notifyv1alpha1.NotificationChannelSpec) any
-}{
-	// The log, with its retention, is built at start and holds the events.
-	{"spec.broker", func(s *notifyv1alpha1.NotificationChannelSpec) any { return s.Broker }},
-	{"spec.history", func(s *notifyv1alpha1.NotificationChannelSpec) any { return s.History }},
-	// The key Secret's watch, and the Role that lets the pod read the
-	// Secret, are set up for one Secret name.
-	{"spec.auth.keySecretRef", func(s *notifyv1alpha1.NotificationChannelSpec) any { return s.Auth.KeySecretRef }},
-}
 
 // RestartError is the answer of SetSpec to a spec that changes settings the
 // server reads only at start: they keep their values until the server is
@@ -59,9 +41,9 @@ func (e *RestartError) Error() string {
 //   - cors.allowedOrigins: the next request;
 //   - drain: the next drain.
 //
-// A spec that changes a start-only setting (spec.broker, spec.history,
-// spec.auth.keySecretRef) gets a *RestartError naming them, after the other
-// settings were applied. Any other error means nothing was applied. SetSpec is
+// A spec that changes a start-only setting (notifyv1alpha1.StartOnlySettings:
+// spec.broker, spec.history, spec.auth.keySecretRef) gets a *RestartError
+// naming them, after the other settings were applied. Any other error means nothing was applied. SetSpec is
 // safe for concurrent use with every other method.
 func (s *Server) SetSpec(spec notifyv1alpha1.NotificationChannelSpec, keys *auth.KeySet) error {
 	if keys == nil {
@@ -73,27 +55,16 @@ func (s *Server) SetSpec(spec notifyv1alpha1.NotificationChannelSpec, keys *auth
 	// live is spec with the start-only settings in use, so that settings()
 	// always describes what the server runs with.
 	live := *spec.DeepCopy()
-	live.Broker, live.History, live.Auth.KeySecretRef = current.Broker, current.History, current.Auth.KeySecretRef
+	live.KeepStartOnly(current)
 	if err := s.verifier.SetOptions(withClock(auth.OptionsFromSpec(live.Auth, keys), s.now)); err != nil {
 		return fmt.Errorf("server: spec.auth cannot be applied, nothing was: %w", err)
 	}
 	s.hub.SetLimits(hubOptions(live.Connections, nil))
 	s.current.Store(&live)
-	if changed := startOnlyChanges(current, &spec); len(changed) > 0 {
+	if changed := current.StartOnlyChanges(&spec); len(changed) > 0 {
 		return &RestartError{Fields: changed}
 	}
 	return nil
-}
-
-// startOnlyChanges lists the start-only settings that differ between from and to.
-func startOnlyChanges(from, to *notifyv1alpha1.NotificationChannelSpec) []string {
-	var changed []string
-	for _, setting := range startOnlySettings {
-		if !equality.Semantic.DeepEqual(setting.of(from), setting.of(to)) {
-			changed = append(changed, setting.field)
-		}
-	}
-	return changed
 }
 
 // Spec is a copy of the spec the server runs with: the last one SetSpec
