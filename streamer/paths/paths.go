@@ -12,6 +12,13 @@ const (
 	Tickets = "/api/v1/sse/tickets"
 )
 
+// The publish contract: what backends call, POST with a JSON body.
+const (
+	Notifications = "/api/v1/notifications"
+	SystemEvents  = "/api/v1/system-events"
+	CustomEvents  = "/api/v1/custom-events"
+)
+
 // The probes, served on the metrics address (and on the API address).
 const (
 	// Healthz answers 200 while the process serves, draining included.

@@ -19,6 +19,7 @@ import (
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/httpapi"
+	"github.com/herald-notify/herald/streamer/paths"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 )
 
@@ -83,9 +84,9 @@ func New(opts Options) *API {
 
 // Register mounts the endpoints on mux.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.Handle("/api/v1/notifications", a.endpoint(a.notification))
-	mux.Handle("/api/v1/system-events", a.endpoint(a.systemEvent))
-	mux.Handle("/api/v1/custom-events", a.endpoint(a.customEvent))
+	mux.Handle(paths.Notifications, a.endpoint(a.notification))
+	mux.Handle(paths.SystemEvents, a.endpoint(a.systemEvent))
+	mux.Handle(paths.CustomEvents, a.endpoint(a.customEvent))
 }
 
 // requestError is a client's mistake, answered 400 (or 413) with its message.

@@ -185,8 +185,8 @@ func (s *Server) Handler() http.Handler {
 		Log: s.log, Authenticator: s.verifier, ServiceAccounts: s.serviceAccountPublishers,
 		Observer: s.metrics, Now: s.now, NewID: newNotificationID,
 	}).Register(mux)
-	mux.HandleFunc("/healthz", s.serveHealth)
-	mux.HandleFunc("/readyz", s.serveReady)
+	mux.HandleFunc(paths.Healthz, s.serveHealth)
+	mux.HandleFunc(paths.Readyz, s.serveReady)
 	return securityHeaders(mux)
 }
 
@@ -194,8 +194,8 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) OpsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
-	mux.HandleFunc("/healthz", s.serveHealth)
-	mux.HandleFunc("/readyz", s.serveReady)
+	mux.HandleFunc(paths.Healthz, s.serveHealth)
+	mux.HandleFunc(paths.Readyz, s.serveReady)
 	return mux
 }
 
