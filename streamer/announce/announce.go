@@ -26,8 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
-	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/event"
+	eventlog "github.com/herald-notify/herald/streamer/log"
 )
 
 // MaxDataBytes bounds the encoded data of a SystemEvent: every client holds

@@ -19,8 +19,8 @@ import (
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/httpapi"
-	"github.com/herald-notify/herald/streamer/paths"
 	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/paths"
 )
 
 // Limits of a publish request.
