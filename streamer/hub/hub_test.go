@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-notify/herald/streamer/hub"
 	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/log/logtest"
 
 	"github.com/herald-notify/herald/internal/testutil"
 )
@@ -74,22 +75,6 @@ func taken(c *hub.Conn, n int) []eventlog.Position {
 		return positions
 	}).Should(HaveLen(n))
 	return positions
-}
-
-// gatedLog is a log whose reads wait until the test opens the gate: what
-// the hub reads then is whatever the log holds by that time.
-type gatedLog struct {
-	eventlog.Log
-	gate chan struct{}
-}
-
-func (g *gatedLog) ReadAfter(ctx context.Context, after eventlog.Position, limit int) ([]eventlog.Event, bool, error) {
-	select {
-	case <-g.gate:
-	case <-ctx.Done():
-		return nil, true, ctx.Err()
-	}
-	return g.Log.ReadAfter(ctx, after, limit)
 }
 
 var _ = Describe("the hub", func() {
@@ -208,7 +193,7 @@ var _ = Describe("the hub", func() {
 
 	It("closes every stream as lagged when the log dropped events it had yet to dispatch, then goes on", func() {
 		observer := &recorder{}
-		log := &gatedLog{Log: eventlog.NewEmbedded(eventlog.Options{MaxEvents: 10}), gate: make(chan struct{})}
+		log := logtest.NewGatedReads(eventlog.NewEmbedded(eventlog.Options{MaxEvents: 10}))
 		h := hub.New(log, hub.Options{Observer: observer})
 		u1, _, err := h.Register("u1")
 		Expect(err).NotTo(HaveOccurred())
@@ -223,7 +208,7 @@ var _ = Describe("the hub", func() {
 		for range 25 {
 			publish(log, `{}`, "u1")
 		}
-		close(log.gate)
+		close(log.Gate)
 		Eventually(observer.Disconnects).Should(ConsistOf(hub.CloseLagged, hub.CloseLagged))
 		for _, c := range []*hub.Conn{u1, u2} {
 			frames, done, reason, _ := c.Take(nil)

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -10,27 +9,12 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/log/logtest"
 )
-
-// gatedLog is a log whose reads wait until the test opens the gate, while
-// appends go through: it makes the hub fall behind the log on cue.
-type gatedLog struct {
-	eventlog.Log
-	gate chan struct{}
-}
-
-func (g *gatedLog) ReadAfter(ctx context.Context, after eventlog.Position, limit int) ([]eventlog.Event, bool, error) {
-	select {
-	case <-g.gate:
-	case <-ctx.Done():
-		return nil, true, ctx.Err()
-	}
-	return g.Log.ReadAfter(ctx, after, limit)
-}
 
 var _ = Describe("a stream whose events the log dropped before the hub dispatched them", func() {
 	It("is closed as lagged, counted, and its client learns on reconnect that it was not recovered", func() {
-		log := &gatedLog{Log: eventlog.NewEmbedded(eventlog.Options{MaxEvents: 5}), gate: make(chan struct{})}
+		log := logtest.NewGatedReads(eventlog.NewEmbedded(eventlog.Options{MaxEvents: 5}))
 		s := startStreamerOver(log, func(spec *notifyv1alpha1.NotificationChannelSpec) { spec.History.MaxEvents = 5 })
 		c := s.connectAs("u1")
 		hello, _ := c.nextJSON()
@@ -39,7 +23,7 @@ var _ = Describe("a stream whose events the log dropped before the hub dispatche
 		for range 12 {
 			s.notify("u1")
 		}
-		close(log.gate)
+		close(log.Gate)
 		c.expectEnd()
 		Expect(c.events).NotTo(Receive(), "no event is handed out after the gap")
 		Expect(s.metrics()).To(ContainSubstring(`herald_disconnects_total{reason="lagged"} 1`))
