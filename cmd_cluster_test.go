@@ -3,19 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -52,15 +47,6 @@ var _ = BeforeSuite(func() {
 		}
 	})
 })
-
-// freeAddress returns a loopback address with a port free at the time.
-func freeAddress() string {
-	GinkgoHelper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // clusterNamespace creates a namespace for one spec.
 func clusterNamespace(ctx context.Context) string {
@@ -112,75 +98,6 @@ func createChannelWithKey(ctx context.Context, namespace string) []byte {
 	})).To(Succeed())
 	return key
 }
-
-var _ = Describe("herald operator", func() {
-	It("reconciles channels and serves probes, with /metrics for authorized callers only", func(ctx SpecContext) {
-		ns := clusterNamespace(ctx)
-		createChannelWithKey(ctx, ns)
-		probes, metrics := freeAddress(), freeAddress()
-		logs := &testutil.Buffer{}
-		runCtx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- serveOperator(runCtx, operatorFlags{
-				healthProbeAddr: probes, metricsAddr: metrics, metricsSecure: true,
-				streamerImage: "example.com/herald:test",
-			}, logr.FromSlogHandler(slog.NewJSONHandler(logs, nil)))
-		}()
-		DeferCleanup(func() {
-			stop()
-			Eventually(done).Should(Receive(BeNil()))
-		})
-
-		deployment := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-streamer"}}
-		Eventually(func() error { return cluster.Client.Get(ctx, client.ObjectKeyFromObject(deployment), deployment) }).
-			WithTimeout(30 * time.Second).Should(Succeed())
-		Expect(deployment.Spec.Template.Spec.Containers[0].Image).To(Equal("example.com/herald:test"))
-
-		for _, path := range []string{"/healthz", "/readyz"} {
-			Eventually(func() (int, error) {
-				resp, err := http.Get("http://" + probes + path)
-				if err != nil {
-					return 0, err
-				}
-				return resp.StatusCode, resp.Body.Close()
-			}).Should(Equal(http.StatusOK), path)
-		}
-
-		By("refusing /metrics to an anonymous caller")
-		insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the operator's self-signed test certificate
-		Eventually(func() (int, error) {
-			resp, err := insecure.Get("https://" + metrics + "/metrics")
-			if err != nil {
-				return 0, err
-			}
-			return resp.StatusCode, resp.Body.Close()
-		}).Should(BeElementOf(http.StatusUnauthorized, http.StatusForbidden))
-	})
-
-	It("takes the streamer image from its own Pod", func(ctx SpecContext) {
-		ns := clusterNamespace(ctx)
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "herald-operator-0"},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "proxy", Image: "example.com/proxy:1"},
-				{Name: "operator", Image: "example.com/herald:v9.9.9"},
-			}},
-		}
-		Expect(cluster.Client.Create(ctx, pod)).To(Succeed())
-		setEnv(envPodName, pod.Name)
-		setEnv(envPodNamespace, ns)
-		image, err := ownImage(ctx, cluster.Config)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(image).To(Equal("example.com/herald:v9.9.9"))
-
-		By("naming the flag to set outside a pod")
-		setEnv(envPodName, "")
-		_, err = ownImage(ctx, cluster.Config)
-		Expect(err).To(MatchError(ContainSubstring("--streamer-image is required")))
-		Expect(errors.Is(err, errUsage)).To(BeTrue())
-	})
-})
 
 // setEnv sets an environment variable for the rest of the spec.
 func setEnv(key, value string) {
