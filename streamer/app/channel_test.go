@@ -1,122 +1,28 @@
-package main
+package app_test
 
 import (
 	"context"
 	"crypto/rand"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
-	"github.com/herald-notify/herald/controllers/resources"
-	"github.com/herald-notify/herald/internal/apiserver"
 	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/streamer/app"
 	"github.com/herald-notify/herald/streamer/auth"
 )
 
-// The commands that talk to Kubernetes run here against a real kube-apiserver
-// and etcd, found through KUBECONFIG as in a developer's shell.
-
-var cluster *apiserver.Server
-
-var _ = BeforeSuite(func() {
-	// Starting and stopping a manager or a streamer against the API server
-	// takes seconds when make test runs every package at once.
-	SetDefaultEventuallyTimeout(20 * time.Second)
-	var err error
-	cluster, err = apiserver.Start(filepath.Join("config", "crd", "bases"), GinkgoT().TempDir())
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { Expect(cluster.Stop()).To(Succeed()) })
-	previous, had := os.LookupEnv("KUBECONFIG")
-	Expect(os.Setenv("KUBECONFIG", cluster.Kubeconfig)).To(Succeed())
-	DeferCleanup(func() {
-		if had {
-			Expect(os.Setenv("KUBECONFIG", previous)).To(Succeed())
-		} else {
-			Expect(os.Unsetenv("KUBECONFIG")).To(Succeed())
-		}
-	})
-})
-
-// clusterNamespace creates a namespace for one spec.
-func clusterNamespace(ctx context.Context) string {
-	GinkgoHelper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cmd-"}}
-	Expect(cluster.Client.Create(ctx, ns)).To(Succeed())
-	return ns.Name
-}
-
-// asStreamer makes the rest of the spec reach the API server as the
-// ServiceAccount of channel ns/app's streamers, with the Role and RoleBinding
-// the operator gives them (built by controllers/resources, as the operator
-// applies them): the streamer must do its work with those rights alone.
-func asStreamer(ctx context.Context, ns string) {
-	GinkgoHelper()
-	channel := &notifyv1alpha1.NotificationChannel{}
-	Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, channel)).To(Succeed())
-	in := resources.Inputs{Channel: channel, DefaultImage: "example.com/herald:test"}
-	for _, obj := range []client.Object{resources.ServiceAccount(in), resources.Role(in), resources.RoleBinding(in), resources.AuthDelegatorBinding(in)} {
-		Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
-	}
-	config, err := clientcmd.LoadFromFile(cluster.Kubeconfig)
-	Expect(err).NotTo(HaveOccurred())
-	for _, user := range config.AuthInfos {
-		user.Impersonate = "system:serviceaccount:" + ns + ":" + resources.ObjectName("app")
-		user.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
-	}
-	path := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
-	Expect(clientcmd.WriteToFile(*config, path)).To(Succeed())
-	setEnv("KUBECONFIG", path)
-}
-
-// createChannelWithKey creates the key Secret "app-keys" (kid "k1") and the
-// channel "app" in namespace, and returns the key.
-func createChannelWithKey(ctx context.Context, namespace string) []byte {
-	GinkgoHelper()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	Expect(cluster.Client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "app-keys"},
-		Data:       map[string][]byte{"k1": key},
-	})).To(Succeed())
-	Expect(cluster.Client.Create(ctx, &notifyv1alpha1.NotificationChannel{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "app"},
-		Spec: notifyv1alpha1.NotificationChannelSpec{
-			Auth:  notifyv1alpha1.AuthSpec{KeySecretRef: notifyv1alpha1.LocalSecretReference{Name: "app-keys"}},
-			Drain: notifyv1alpha1.DrainSpec{GracePeriod: &metav1.Duration{Duration: time.Second}, ReconnectJitter: &metav1.Duration{Duration: 500 * time.Millisecond}},
-		},
-	})).To(Succeed())
-	return key
-}
-
-// setEnv sets an environment variable for the rest of the spec.
-func setEnv(key, value string) {
-	GinkgoHelper()
-	previous, had := os.LookupEnv(key)
-	Expect(os.Setenv(key, value)).To(Succeed())
-	DeferCleanup(func() {
-		if had {
-			Expect(os.Setenv(key, previous)).To(Succeed())
-		} else {
-			Expect(os.Unsetenv(key)).To(Succeed())
-		}
-	})
-}
-
 var _ = Describe("herald streamer --channel", func() {
 	It("serves the channel from the API and applies a rotated key while an old stream stays open", func(ctx SpecContext) {
-		ns := clusterNamespace(ctx)
-		oldKey := createChannelWithKey(ctx, ns)
+		ns := cluster.Namespace(ctx)
+		oldKey := cluster.CreateChannelWithKey(ctx, ns)
 		asStreamer(ctx, ns)
 		streamer := startChannelStreamer(ns)
 		addr := streamer.addr
@@ -164,7 +70,7 @@ var _ = Describe("herald streamer --channel", func() {
 
 var _ = Describe("herald streamer --channel, before its key Secret", func() {
 	It("waits alive and unready instead of exiting, and serves once the Secret holds a usable key", func(ctx SpecContext) {
-		ns := clusterNamespace(ctx)
+		ns := cluster.Namespace(ctx)
 		Expect(cluster.Client.Create(ctx, &notifyv1alpha1.NotificationChannel{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
 			Spec:       notifyv1alpha1.NotificationChannelSpec{Auth: notifyv1alpha1.AuthSpec{KeySecretRef: notifyv1alpha1.LocalSecretReference{Name: "app-keys"}}},
