@@ -1,142 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"crypto/rand"
-	"encoding/json"
-	"log/slog"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
-
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-
-	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
-	"github.com/herald-notify/herald/internal/testutil"
-	"github.com/herald-notify/herald/streamer/app"
-	"github.com/herald-notify/herald/streamer/auth"
-	"github.com/herald-notify/herald/streamer/sse"
 )
 
-// logField is the value of key in the first JSON log line with message msg.
-func logField(logs *testutil.Buffer, msg, key string) string {
-	scanner := bufio.NewScanner(strings.NewReader(logs.String()))
-	for scanner.Scan() {
-		var line map[string]any
-		if json.Unmarshal(scanner.Bytes(), &line) == nil && line["msg"] == msg {
-			value, _ := line[key].(string)
-			return value
-		}
-	}
-	return ""
-}
-
-const streamerConfig = `# the channel the streamer serves
-apiVersion: notify.herald.dev/v1alpha1
-kind: NotificationChannel
-metadata: {name: local}
-spec:
-  auth:
-    keySecretRef: {name: dev-keys}
-  drain:
-    gracePeriod: 1s
-    reconnectJitter: 500ms
-`
-
 var _ = Describe("herald streamer", func() {
-	It("serves a channel from a manifest and a secrets folder, and drains on shutdown", func() {
-		dir := GinkgoT().TempDir()
-		config := filepath.Join(dir, "channel.yaml")
-		Expect(os.WriteFile(config, []byte(streamerConfig), 0o600)).To(Succeed())
-		secret := make([]byte, 32)
-		_, _ = rand.Read(secret)
-		Expect(os.MkdirAll(filepath.Join(dir, "secrets", "dev-keys"), 0o700)).To(Succeed())
-		Expect(os.WriteFile(filepath.Join(dir, "secrets", "dev-keys", "local"), secret, 0o600)).To(Succeed())
-
-		logs := &testutil.Buffer{}
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- app.Run(ctx, withLogger(app.Options{Config: config, SecretsDir: filepath.Join(dir, "secrets"),
-				Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}, slog.New(slog.NewJSONHandler(logs, nil))))
-		}()
-		var api string
-		Eventually(func() string { api = logField(logs, "streamer started", "listen"); return api }).ShouldNot(BeEmpty())
-		metricsAddr := logField(logs, "streamer started", "metricsListen")
-
-		sign := func(user string, publish bool) string {
-			token, err := auth.Sign(auth.TokenClaims{Subject: user, ExpiresAt: time.Now().Add(time.Hour), Publish: publish,
-				PublishGrant: notifyv1alpha1.PublishGrantSpec{Claim: "scope", Value: "notifications:publish"}},
-				notifyv1alpha1.HS256, "local", secret)
-			Expect(err).NotTo(HaveOccurred())
-			return token
-		}
-		req, _ := http.NewRequest(http.MethodGet, "http://"+api+"/api/v1/sse/notifications", nil)
-		req.Header.Set("Authorization", "Bearer "+sign("u1", false))
-		resp, err := http.DefaultClient.Do(req)
-		Expect(err).NotTo(HaveOccurred())
-		defer resp.Body.Close()
-		reader := sse.NewReader(resp.Body)
-		hello, err := reader.Next()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(hello.Data).To(ContainSubstring(`"type":"connection"`))
-
-		publish, _ := http.NewRequest(http.MethodPost, "http://"+api+"/api/v1/notifications",
-			strings.NewReader(`{"recipientUserIds":["u1"],"notificationType":"VOCAB_TRAINER","data":{"message":"hi"}}`))
-		publish.Header.Set("Authorization", "Bearer "+sign("backend", true))
-		answer, err := http.DefaultClient.Do(publish)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(answer.StatusCode).To(Equal(http.StatusAccepted))
-		Expect(answer.Body.Close()).To(Succeed())
-		notification, err := reader.Next()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(notification.Data).To(ContainSubstring(`"message":"hi"`))
-
-		metrics, err := http.Get("http://" + metricsAddr + "/metrics")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(metrics.StatusCode).To(Equal(http.StatusOK))
-		Expect(metrics.Body.Close()).To(Succeed())
-
-		By("shutting down: the open stream ends and serveStreamer returns")
-		stop()
-		for {
-			if _, err := reader.Next(); err != nil {
-				break
-			}
-		}
-		Eventually(done).Should(Receive(BeNil()))
-		Expect(logField(logs, "draining", "gracePeriod")).To(Equal("1s"))
-	})
-
-	DescribeTable("refuses to start with an error naming what is wrong",
-		func(setup func(dir string) app.Options, message string) {
-			dir := GinkgoT().TempDir()
-			err := app.Run(context.Background(), setup(dir))
-			Expect(err).To(MatchError(ContainSubstring(message)))
-		},
-		Entry("an invalid manifest", func(dir string) app.Options {
-			config := filepath.Join(dir, "channel.yaml")
-			Expect(os.WriteFile(config, []byte(strings.Replace(streamerConfig, "spec:\n", "spec:\n  replicas: 2\n", 1)), 0o600)).To(Succeed())
-			return app.Options{Config: config, SecretsDir: dir, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}
-		}, "spec.replicas: Invalid value"),
-		Entry("a missing key Secret", func(dir string) app.Options {
-			config := filepath.Join(dir, "channel.yaml")
-			Expect(os.WriteFile(config, []byte(streamerConfig), 0o600)).To(Succeed())
-			return app.Options{Config: config, SecretsDir: dir, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}
-		}, `failed to read the key Secret "dev-keys"`),
-		Entry("a short HMAC key", func(dir string) app.Options {
-			config := filepath.Join(dir, "channel.yaml")
-			Expect(os.WriteFile(config, []byte(streamerConfig), 0o600)).To(Succeed())
-			Expect(os.MkdirAll(filepath.Join(dir, "dev-keys"), 0o700)).To(Succeed())
-			Expect(os.WriteFile(filepath.Join(dir, "dev-keys", "local"), []byte("short"), 0o600)).To(Succeed())
-			return app.Options{Config: config, SecretsDir: dir, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}
-		}, `the key Secret "dev-keys" holds no usable keys`),
-	)
-
 	It("names a missing or doubled source, a bad --channel and a bad --log-level", func() {
 		code, _, stderr := invoke("streamer")
 		Expect(code).To(Equal(2))
@@ -152,9 +21,3 @@ var _ = Describe("herald streamer", func() {
 		Expect(stderr).To(ContainSubstring(`--log-level must be debug, info, warn or error, not "loud"`))
 	})
 })
-
-// withLogger is opts logging to logger.
-func withLogger(opts app.Options, logger *slog.Logger) app.Options {
-	opts.Logger = logger
-	return opts
-}

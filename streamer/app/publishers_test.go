@@ -1,11 +1,8 @@
-package main
+package app_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
-	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -31,30 +28,10 @@ func serviceAccountToken(ctx context.Context, ns, name string, audiences ...stri
 	return request.Status.Token
 }
 
-// publishNotification posts a notification for u1 with token and returns
-// the status and the error message, if any.
-func (s *runningStreamer) publishNotification(token string) (int, string) {
-	GinkgoHelper()
-	req, err := http.NewRequest(http.MethodPost, "http://"+s.addr+"/api/v1/notifications",
-		strings.NewReader(`{"recipientUserIds":["u1"],"notificationType":"ORDER_SHIPPED","data":{"order":"o-17"}}`))
-	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	var answer struct {
-		Error struct{ Message string } `json:"error"`
-	}
-	_ = json.Unmarshal(body, &answer)
-	return resp.StatusCode, answer.Error.Message
-}
-
 var _ = Describe("publishing with a ServiceAccount token", func() {
 	It("admits a backend that RBAC allows to publish to the channel, and names what the others lack", func(ctx SpecContext) {
-		ns := clusterNamespace(ctx)
-		key := createChannelWithKey(ctx, ns)
+		ns := cluster.Namespace(ctx)
+		key := cluster.CreateChannelWithKey(ctx, ns)
 		asStreamer(ctx, ns)
 		streamer := startChannelStreamer(ns)
 		u1 := streamer.connect(key, "u1")

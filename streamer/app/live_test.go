@@ -1,4 +1,4 @@
-package main
+package app_test
 
 import (
 	"net/http"
@@ -12,8 +12,8 @@ import (
 
 var _ = Describe("herald streamer --channel, with a changed channel", func() {
 	It("applies the setting with the streamer's own rights, keeping an open stream", func(ctx SpecContext) {
-		ns := clusterNamespace(ctx)
-		key := createChannelWithKey(ctx, ns)
+		ns := cluster.Namespace(ctx)
+		key := cluster.CreateChannelWithKey(ctx, ns)
 		asStreamer(ctx, ns)
 		streamer := startChannelStreamer(ns)
 		u1 := streamer.connect(key, "u1")
