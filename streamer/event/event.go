@@ -4,6 +4,7 @@
 package event
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -61,4 +62,22 @@ func joinPriorities() string {
 		names[i] = string(p)
 	}
 	return strings.Join(names, ", ")
+}
+
+// WithRecipient is a notification's delivered JSON for one recipient: data,
+// the notification as the log stores it once for all its recipients (a JSON
+// object without "userId"), with "userId" added last, as the seed's clients
+// read it. dst is extended and returned.
+func WithRecipient(dst, data []byte, user string) []byte {
+	quoted, _ := json.Marshal(user) // a string always marshals
+	if len(data) < 2 || data[len(data)-1] != '}' {
+		return append(dst, data...) // not an object: nothing to add to
+	}
+	dst = append(dst, data[:len(data)-1]...)
+	if len(data) > 2 {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"userId":`...)
+	dst = append(dst, quoted...)
+	return append(dst, '}')
 }

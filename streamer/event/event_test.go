@@ -59,3 +59,13 @@ var _ = Describe("the event vocabulary", func() {
 		Entry("padded", " LOW"),
 	)
 })
+
+var _ = DescribeTable("names a notification's recipient in their copy, last",
+	func(data, user, want string) {
+		Expect(string(event.WithRecipient([]byte("prefix:"), []byte(data), user))).To(Equal("prefix:" + want))
+	},
+	Entry("a notification", `{"type":"notification","timestamp":"t"}`, "u1", `{"type":"notification","timestamp":"t","userId":"u1"}`),
+	Entry("an empty object", `{}`, "u1", `{"userId":"u1"}`),
+	Entry("a user id that JSON must escape", `{"a":1}`, "u\"1\\\t<", `{"a":1,"userId":"u\"1\\\t\u003c"}`),
+	Entry("not an object: left as it is", `[1]`, "u1", `[1]`),
+)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/herald-notify/herald/streamer/event"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/sse"
 )
@@ -179,12 +180,23 @@ func (h *Hub) dispatch(events []eventlog.Event) {
 	defer h.mu.Unlock()
 	for i := range events {
 		e := &events[i]
-		frame := Frame{Position: e.Position, Type: e.Type, Appended: e.Time, Bytes: EncodeEvent(e)}
-		if len(e.UserIDs) == 0 {
+		frame := Frame{Position: e.Position, Type: e.Type, Appended: e.Time}
+		switch {
+		case e.Type == event.TypeNotification:
+			// Each recipient's copy names them: encoded per recipient.
+			for _, user := range e.UserIDs {
+				if conns := h.users[user]; len(conns) > 0 {
+					frame.Bytes = EncodeEvent(e, user)
+					h.enqueueAll(conns, frame)
+				}
+			}
+		case len(e.UserIDs) == 0:
+			frame.Bytes = EncodeEvent(e, "")
 			for _, conns := range h.users {
 				h.enqueueAll(conns, frame)
 			}
-		} else {
+		default:
+			frame.Bytes = EncodeEvent(e, "")
 			for _, user := range e.UserIDs {
 				h.enqueueAll(h.users[user], frame)
 			}
@@ -201,10 +213,16 @@ func (h *Hub) enqueueAll(conns []*Conn, frame Frame) {
 	}
 }
 
-// EncodeEvent is the SSE frame of a logged event: its position as the id,
-// and its JSON data.
-func EncodeEvent(e *eventlog.Event) []byte {
-	return sse.AppendFrame(make([]byte, 0, len(e.Data)+64), sse.Frame{ID: e.Position.String(), HasID: true, Data: e.Data})
+// EncodeEvent is the SSE frame of a logged event for user: its position as
+// the id, and its JSON data. A notification is logged once for all its
+// recipients and names each in its copy (event.WithRecipient); every other
+// event is the same for all.
+func EncodeEvent(e *eventlog.Event, user string) []byte {
+	data := e.Data
+	if e.Type == event.TypeNotification {
+		data = event.WithRecipient(make([]byte, 0, len(e.Data)+len(user)+16), e.Data, user)
+	}
+	return sse.AppendFrame(make([]byte, 0, len(data)+64), sse.Frame{ID: e.Position.String(), HasID: true, Data: data})
 }
 
 // Register admits a stream for user and returns it with the position of the

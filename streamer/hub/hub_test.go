@@ -234,3 +234,24 @@ var _ = It("queues an event larger than the bound for a client with nothing queu
 	Expect(taken(c, 1)).To(Equal([]eventlog.Position{big}))
 	Expect(h.Len()).To(Equal(1))
 })
+
+var _ = It("hands each recipient of a notification, logged once, a copy that names them", func() {
+	h, log := running(hub.Options{})
+	u1, _, err := h.Register("u1")
+	Expect(err).NotTo(HaveOccurred())
+	u2, _, err := h.Register("u2")
+	Expect(err).NotTo(HaveOccurred())
+	other, _, err := h.Register("u3")
+	Expect(err).NotTo(HaveOccurred())
+	r, err := log.Append(context.Background(), eventlog.Event{
+		Type: "notification", UserIDs: []string{"u1", "u2"}, Data: []byte(`{"type":"notification"}`),
+	}, "")
+	Expect(err).NotTo(HaveOccurred())
+	for user, c := range map[string]*hub.Conn{"u1": u1, "u2": u2} {
+		var frames []hub.Frame
+		Eventually(func() []hub.Frame { frames, _, _, _ = c.Take(nil); return frames }).Should(HaveLen(1))
+		Expect(frames[0].Position).To(Equal(r.Position))
+		Expect(string(frames[0].Bytes)).To(Equal("id: " + r.Position.String() + "\ndata: {\"type\":\"notification\",\"userId\":\"" + user + "\"}\n\n"))
+	}
+	Consistently(func() []hub.Frame { f, _, _, _ := other.Take(nil); return f }, 100*time.Millisecond).Should(BeEmpty())
+})

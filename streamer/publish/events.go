@@ -19,7 +19,8 @@ type notificationRequest struct {
 	Data             json.RawMessage `json:"data"`
 }
 
-// notificationEvent is what each recipient receives; field names and order
+// notificationEvent is what each recipient receives, but for "userId", which
+// each recipient's copy adds last (event.WithRecipient); field names and order
 // are those of the NestJS module's clients.
 type notificationEvent struct {
 	Type             string          `json:"type"`
@@ -29,13 +30,16 @@ type notificationEvent struct {
 	Priority         string          `json:"priority"`
 	Data             json.RawMessage `json:"data"`
 	Timestamp        string          `json:"timestamp"`
-	UserID           string          `json:"userId"`
 }
 
-// NotificationResult is the 202 answer of POST /api/v1/notifications: one log
-// event per recipient, in the order of recipientUserIds.
+// NotificationResult is the 202 answer of POST /api/v1/notifications. The
+// notification is one log event for all its recipients, stored all or
+// nothing: EventID is its id. EventIDs repeats it once per distinct
+// recipient, in the order of recipientUserIds, for publishers written when
+// each recipient had an event of their own.
 type NotificationResult struct {
 	NotificationID string   `json:"notificationId"`
+	EventID        string   `json:"eventId"`
 	EventIDs       []string `json:"eventIds"`
 }
 
@@ -77,20 +81,19 @@ func (a *API) notification(ctx context.Context, body []byte) (any, error) {
 		Type: event.TypeNotification, NotificationID: id, NotificationType: req.NotificationType,
 		Action: req.Action, Priority: priority, Data: data, Timestamp: a.timestamp(),
 	}
-	// One log event per recipient: each carries its own userId, and a user's
-	// resume reads only that user's events.
-	result := NotificationResult{NotificationID: id, EventIDs: make([]string, 0, len(users))}
-	for _, user := range users {
-		delivered.UserID = user
-		encoded, err := json.Marshal(delivered)
-		if err != nil {
-			return nil, err
-		}
-		eventID, err := a.append(ctx, eventlogEvent(event.TypeNotification, []string{user}, encoded))
-		if err != nil {
-			return nil, err
-		}
-		result.EventIDs = append(result.EventIDs, eventID)
+	encoded, err := json.Marshal(delivered)
+	if err != nil {
+		return nil, err
+	}
+	// One write for every recipient: a broker stores it all or nothing, and
+	// each recipient's copy is completed with their userId on delivery.
+	eventID, err := a.append(ctx, eventlogEvent(event.TypeNotification, users, encoded))
+	if err != nil {
+		return nil, err
+	}
+	result := NotificationResult{NotificationID: id, EventID: eventID, EventIDs: make([]string, len(users))}
+	for i := range users {
+		result.EventIDs[i] = eventID
 	}
 	return result, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
+	eventpkg "github.com/herald-notify/herald/streamer/event"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/publish"
 	"github.com/herald-notify/herald/streamer/publisher"
@@ -78,7 +79,7 @@ var _ = Describe("against the streamer's publish API", func() {
 		baseURL = server.URL
 	})
 
-	It("publishes a notification, one log event per recipient", func() {
+	It("publishes a notification, one log event for all its recipients, each named in their copy", func() {
 		result, err := client().PublishNotification(context.Background(), publisher.Notification{
 			RecipientUserIDs: []string{"u1", "u2"},
 			NotificationType: "VOCAB_TRAINER",
@@ -88,12 +89,12 @@ var _ = Describe("against the streamer's publish API", func() {
 		})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(result.NotificationID).To(Equal("generated-1"))
-		Expect(result.EventIDs).To(HaveLen(2))
-		for i, user := range []string{"u1", "u2"} {
-			event := stored(result.EventIDs[i])
-			Expect(event.UserIDs).To(Equal([]string{user}))
+		Expect(result.EventIDs).To(Equal([]string{result.EventID, result.EventID}))
+		event := stored(result.EventID)
+		Expect(event.UserIDs).To(Equal([]string{"u1", "u2"}))
+		for _, user := range []string{"u1", "u2"} {
 			var delivered map[string]any
-			Expect(json.Unmarshal(event.Data, &delivered)).To(Succeed())
+			Expect(json.Unmarshal(eventpkg.WithRecipient(nil, event.Data, user), &delivered)).To(Succeed())
 			Expect(delivered).To(HaveKeyWithValue("userId", user))
 			Expect(delivered).To(HaveKeyWithValue("notificationType", "VOCAB_TRAINER"))
 			Expect(delivered).To(HaveKeyWithValue("action", "CREATE"))

@@ -49,10 +49,14 @@ type NotificationResult struct {
 	// NotificationID is the notification's id: the one given, or the one the
 	// streamer generated.
 	NotificationID string
-	// EventIDs are the log event ids, one per distinct recipient, in the
-	// order the recipients first appear in RecipientUserIDs (the streamer
-	// drops repeated ids). A client that reconnects with one of them as
+	// EventID is the id of the notification's event in the channel's log,
+	// one event for all its recipients. A client that reconnects with it as
 	// Last-Event-ID resumes after that event.
+	EventID string
+	// EventIDs repeats EventID once per distinct recipient, in the order the
+	// recipients first appear in RecipientUserIDs (the streamer drops
+	// repeated ids), as streamers that stored one event per recipient
+	// answered.
 	EventIDs []string
 }
 
@@ -108,6 +112,7 @@ type customEventRequest struct {
 // notificationResponse is the 202 body of POST /api/v1/notifications.
 type notificationResponse struct {
 	NotificationID string   `json:"notificationId"`
+	EventID        string   `json:"eventId"`
 	EventIDs       []string `json:"eventIds"`
 }
 
@@ -131,6 +136,9 @@ func (c *Client) PublishNotification(ctx context.Context, n Notification) (Notif
 	}
 	if resp.NotificationID == "" || len(resp.EventIDs) == 0 {
 		return NotificationResult{}, errors.New("publisher: publish notification: the streamer's answer lacks notificationId or eventIds")
+	}
+	if resp.EventID == "" {
+		resp.EventID = resp.EventIDs[0] // a streamer that logged one event per recipient
 	}
 	return NotificationResult(resp), nil
 }

@@ -57,7 +57,10 @@ var _ = Describe("PublishNotification", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(result).To(Equal(publisher.NotificationResult{
 			NotificationID: "n1",
-			EventIDs:       []string{"1732800000000001", "1732800000000002"},
+			// An earlier streamer's answer, one event per recipient and no
+			// eventId: the first recipient's stands for it.
+			EventID:  "1732800000000001",
+			EventIDs: []string{"1732800000000001", "1732800000000002"},
 		}))
 		req := expectOneRequest(streamer, "/api/v1/notifications")
 		Expect(req.Body).To(MatchJSON(`{

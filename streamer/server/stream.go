@@ -336,7 +336,7 @@ func (st *stream) replay(r *http.Request, lastID, joinedAt eventlog.Position) ([
 			}
 			cursor = e.Position
 			if e.ForUser(st.identity.UserID) {
-				out = append(out, hub.EncodeEvent(e)...)
+				out = append(out, hub.EncodeEvent(e, st.identity.UserID)...)
 				st.server.metrics.replayed.Inc()
 			}
 		}

@@ -135,7 +135,9 @@ var _ = Describe("the stream", func() {
 	It("says recovered: false when the missed events are past retention or the id is not the log's", func() {
 		s := startStreamer(func(spec *notifyv1alpha1.NotificationChannelSpec) { spec.History.MaxEvents = 2 })
 		old := s.notify("u1")[0]
-		s.notify("u1", "u1b", "u1c")
+		s.notify("u1")
+		s.notify("u1b")
+		s.notify("u1c")
 		token := s.token("u1", false, time.Hour)
 		for _, resume := range []func(r *http.Request){
 			func(r *http.Request) { r.Header.Set("Last-Event-ID", old) },
