@@ -105,9 +105,6 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.
 		r.ensureHorizontalPodAutoscaler,
 	)
 	misconfigured, secretErr := checkSecrets(ctx, r.APIReader, channel)
-	if misconfigured == nil {
-		misconfigured = checkBroker(channel)
-	}
 	obs := observation{misconfigured: misconfigured, deployment: rec.deployment, endpoint: resources.Endpoint(rec.inputs)}
 	if err := errors.Join(applyErr, secretErr); err != nil {
 		obs.failed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(err.Error())}
@@ -125,16 +122,6 @@ func (r *NotificationChannelReconciler) stall(ctx context.Context, rec *reconcil
 		return err
 	}
 	return reconcile.TerminalError(invalid)
-}
-
-// checkBroker reports a broker this version's streamers cannot use: the API
-// accepts NATS already, the streamers refuse to start with it.
-func checkBroker(channel *notifyv1alpha1.NotificationChannel) *problem {
-	if t := channel.Spec.Broker.Type; t != "" && t != notifyv1alpha1.BrokerEmbedded {
-		return &problem{reason: notifyv1alpha1.ReasonBrokerNotSupported, message: fmt.Sprintf(
-			"this version's streamers support broker.type Embedded only, not %s: they will not start", t)}
-	}
-	return nil
 }
 
 // ensureStep makes one kind of owned object match the channel.

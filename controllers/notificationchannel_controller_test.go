@@ -268,8 +268,8 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		Expect(pdb.Spec.MaxUnavailable.IntValue()).To(Equal(1))
 		Expect(deploymentOf(ctx, ns)().Spec.Replicas).To(PointTo(BeEquivalentTo(3)))
 		settled(ctx, channel)
-		Expect(get(ctx, channel).Status).To(haveCondition(notifyv1alpha1.ConditionDegraded, metav1.ConditionTrue, notifyv1alpha1.ReasonBrokerNotSupported),
-			"the streamers of this version cannot use NATS yet, and the channel says so")
+		Expect(get(ctx, channel).Status).To(haveCondition(notifyv1alpha1.ConditionDegraded, metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected),
+			"a NATS channel is served by this version's streamers")
 
 		By("turning autoscaling on: the Deployment keeps its 3 replicas")
 		channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) {
@@ -293,6 +293,50 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		Eventually(exists(ctx, hpa)).Should(BeFalse())
 		Eventually(exists(ctx, pdb)).Should(BeFalse())
 		Eventually(deploymentOf(ctx, ns)).Should(HaveField("Spec.Replicas", PointTo(BeEquivalentTo(1))))
+	})
+
+	It("serves a three-replica NATS channel: its Role reads the credentials Secret, which is checked, and the channel gets Ready", func(ctx SpecContext) {
+		ns := newNamespace(ctx, nil)
+		createKeySecret(ctx, ns, map[string][]byte{"k1": hmacKey()})
+		channel := createChannel(ctx, ns, func(spec *notifyv1alpha1.NotificationChannelSpec) {
+			spec.Replicas = new(int32(3))
+			spec.Broker = notifyv1alpha1.BrokerSpec{Type: notifyv1alpha1.BrokerNATS, NATS: &notifyv1alpha1.NATSBrokerSpec{
+				URL: "nats://nats.nats:4222", StreamReplicas: 3,
+				CredentialsSecretRef: &notifyv1alpha1.LocalSecretReference{Name: "app-nats"},
+			}}
+		})
+
+		By("creating the channel before its credentials Secret")
+		Eventually(channelStatus(ctx, channel)).Should(
+			haveCondition(notifyv1alpha1.ConditionDegraded, metav1.ConditionTrue, notifyv1alpha1.ReasonSecretNotFound))
+		Expect(condition(get(ctx, channel), notifyv1alpha1.ConditionDegraded).Message).To(And(
+			ContainSubstring(`Secret "app-nats" named by spec.broker.nats.credentialsSecretRef does not exist`),
+			ContainSubstring(`"nats.creds"`)), "the message says what to create")
+		role := &rbacv1.Role{}
+		Expect(api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: objectName}, role)).To(Succeed())
+		Expect(role.Rules).To(ContainElement(And(
+			HaveField("Resources", ConsistOf("secrets")),
+			HaveField("ResourceNames", ConsistOf("app-keys", "app-nats")),
+			HaveField("Verbs", Not(ContainElements("create", "update", "patch", "delete"))),
+		)), "the streamers may read the credentials Secret by name, and nothing else")
+
+		By("creating it with two ways to authenticate")
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-nats"},
+			Data: map[string][]byte{"token": []byte("t"), "username": []byte("u"), "password": []byte("p")}}
+		Expect(api.Client.Create(ctx, secret)).To(Succeed())
+		Eventually(channelStatus(ctx, channel)).Should(
+			haveCondition(notifyv1alpha1.ConditionDegraded, metav1.ConditionTrue, notifyv1alpha1.ReasonInvalidBrokerCredentials))
+		Expect(condition(get(ctx, channel), notifyv1alpha1.ConditionDegraded).Message).To(ContainSubstring("each name a way to authenticate"))
+
+		By("fixing it, and the Deployment reporting three ready pods")
+		secret.Data = map[string][]byte{"token": []byte("t")}
+		Expect(api.Client.Update(ctx, secret)).To(Succeed())
+		Eventually(channelStatus(ctx, channel)).Should(
+			haveCondition(notifyv1alpha1.ConditionDegraded, metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected))
+		Expect(deploymentOf(ctx, ns)().Spec.Replicas).To(PointTo(BeEquivalentTo(3)))
+		settled(ctx, channel)
+		setDeploymentStatus(ctx, ns, 3)
+		Eventually(channelStatus(ctx, channel)).Should(readyFor(channel.Generation))
 	})
 
 	It("reports a missing or malformed key Secret as Degraded, with Events, and recovers when it is fixed", func(ctx SpecContext) {

@@ -12,6 +12,7 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
 )
 
 // Field index names on NotificationChannels, for finding the channels that
@@ -50,15 +51,28 @@ func checkSecrets(ctx context.Context, reader client.Reader, channel *notifyv1al
 	}
 
 	if nats := channel.Spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil {
-		name := nats.CredentialsSecretRef.Name
-		if _, found, err := readSecret(ctx, reader, channel.Namespace, name); err != nil || !found {
-			if err != nil {
-				return nil, err
-			}
-			return &problem{reason: notifyv1alpha1.ReasonSecretNotFound, message: fmt.Sprintf(
-				"Secret %q named by spec.broker.nats.credentialsSecretRef does not exist in namespace %q",
-				name, channel.Namespace)}, nil
-		}
+		return checkBrokerSecret(ctx, reader, channel.Namespace, nats.CredentialsSecretRef.Name)
+	}
+	return nil, nil
+}
+
+// checkBrokerSecret finds what stops the NATS credentials Secret from serving:
+// missing, or entries the streamer cannot dial with (parsed with the
+// streamer's own code).
+func checkBrokerSecret(ctx context.Context, reader client.Reader, namespace, name string) (*problem, error) {
+	secret, found, err := readSecret(ctx, reader, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return &problem{reason: notifyv1alpha1.ReasonSecretNotFound, message: fmt.Sprintf(
+			"Secret %q named by spec.broker.nats.credentialsSecretRef does not exist in namespace %q: create it with an entry %q (a NATS credentials file), %q, or %q and %q, and optionally %q; the streamers wait for it",
+			name, namespace, notifyv1alpha1.NATSCredsKey, notifyv1alpha1.NATSTokenKey,
+			notifyv1alpha1.NATSUsernameKey, notifyv1alpha1.NATSPasswordKey, notifyv1alpha1.NATSCAKey)}, nil
+	}
+	if _, err := jetstreamlog.CredentialsFromSecret(secret.Data); err != nil {
+		return &problem{reason: notifyv1alpha1.ReasonInvalidBrokerCredentials, message: fmt.Sprintf(
+			"Secret %q named by spec.broker.nats.credentialsSecretRef is unusable: %s", name, oneLine(err.Error()))}, nil
 	}
 	return nil, nil
 }

@@ -51,8 +51,14 @@ const (
 	// ReasonInvalidKey: the key Secret exists but holds no usable key for the
 	// configured algorithms (wrong type, malformed PEM, HMAC key too short).
 	ReasonInvalidKey = "InvalidKey"
+	// ReasonInvalidBrokerCredentials: the Secret named by
+	// broker.nats.credentialsSecretRef exists but its entries cannot be used
+	// (two ways to authenticate, a user without a password, a malformed
+	// credentials file or CA); the message says which.
+	ReasonInvalidBrokerCredentials = "InvalidBrokerCredentials"
 	// ReasonBrokerNotSupported: the channel's broker type is not available
-	// in this version's streamers.
+	// in this version's streamers. No longer reported: every broker type of
+	// the API is; kept because reasons are never renamed or reused.
 	ReasonBrokerNotSupported = "BrokerNotSupported"
 	// ReasonReconcileFailed: applying an owned object, or reading a Secret
 	// the channel names, failed; the message has the API server's answer.

@@ -346,9 +346,11 @@ type NATSBrokerSpec struct {
 	// +required
 	URL string `json:"url"`
 
-	// CredentialsSecretRef names a Secret with the client's credentials: an
-	// entry "nats.creds" (a JWT and NKey credentials file), or "token", or
-	// "username" and "password". Omit it for an unauthenticated server.
+	// CredentialsSecretRef names a Secret with the client's credentials: at
+	// most one of an entry "nats.creds" (a JWT and NKey credentials file),
+	// "token", or "username" and "password"; and optionally "ca.crt", the PEM
+	// CAs that sign the servers' TLS certificates. Omit it for a server
+	// without authentication whose certificates the system CAs verify.
 	// +optional
 	CredentialsSecretRef *LocalSecretReference `json:"credentialsSecretRef,omitempty"`
 
@@ -359,6 +361,19 @@ type NATSBrokerSpec struct {
 	// +optional
 	StreamReplicas int32 `json:"streamReplicas,omitempty"`
 }
+
+// Entries of the Secret named by NATSBrokerSpec.CredentialsSecretRef.
+const (
+	// NATSCredsKey holds a NATS credentials file (a user JWT and its NKey seed).
+	NATSCredsKey = "nats.creds"
+	// NATSTokenKey holds an authentication token.
+	NATSTokenKey = "token"
+	// NATSUsernameKey and NATSPasswordKey hold a user name and its password.
+	NATSUsernameKey = "username"
+	NATSPasswordKey = "password"
+	// NATSCAKey holds the PEM CAs that sign the NATS servers' certificates.
+	NATSCAKey = "ca.crt"
+)
 
 // CORSSpec is the cross-origin allow-list.
 type CORSSpec struct {

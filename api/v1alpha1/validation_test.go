@@ -159,6 +159,30 @@ var _ = Describe("the CRD schema", func() {
 		Expect(sev.Spec.Priority).To(Equal(notifyv1alpha1.DefaultSystemEventPriority))
 	})
 
+	// The counterparts of the scaling rules below: what they allow.
+	natsBroker := set("spec.broker", map[string]any{"type": "NATS", "nats": map[string]any{"url": "nats://nats:4222"}})
+	DescribeTable("accepts a valid object",
+		func(ctx SpecContext, manifest string, changes ...mutation) {
+			obj := object(manifest)
+			for _, change := range changes {
+				change(obj)
+			}
+			Expect(create(ctx, obj)).To(Succeed())
+		},
+		Entry("several replicas on the NATS broker", validChannel, natsBroker, set("spec.replicas", int64(3))),
+		Entry("autoscaling on the NATS broker", validChannel, natsBroker,
+			set("spec.autoscaling", map[string]any{"maxReplicas": int64(8)}),
+			set("spec.pod", map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "100m"}}})),
+		Entry("one replica on the embedded broker, said explicitly", validChannel,
+			set("spec.broker.type", "Embedded"), set("spec.replicas", int64(1))),
+		Entry("NATS with several URLs, a credentials Secret and stream replicas", validChannel,
+			set("spec.broker", map[string]any{"type": "NATS", "nats": map[string]any{
+				"url":                  "nats://n1:4222,tls://n2:4222",
+				"credentialsSecretRef": map[string]any{"name": "app-nats"},
+				"streamReplicas":       int64(3),
+			}}), set("spec.replicas", int64(5))),
+	)
+
 	DescribeTable("rejects an invalid object with a message naming the field",
 		func(ctx SpecContext, manifest string, breakIt mutation, field, message string) {
 			obj := object(manifest)
@@ -209,6 +233,14 @@ var _ = Describe("the CRD schema", func() {
 			"spec.history.maxAge", "must be between 1s and 720h"),
 		Entry("wildcard CORS origin", validChannel, set("spec.cors.allowedOrigins", list("*")),
 			"spec.cors.allowedOrigins[0]", "should match"),
+		Entry("stream replicas beyond 5", validChannel, set("spec.broker", map[string]any{"type": "NATS", "nats": map[string]any{"url": "nats://nats:4222", "streamReplicas": int64(7)}}),
+			"spec.broker.nats.streamReplicas", "should be less than or equal to 5"),
+		Entry("credentials Secret without a name", validChannel, set("spec.broker", map[string]any{"type": "NATS", "nats": map[string]any{"url": "nats://nats:4222", "credentialsSecretRef": map[string]any{}}}),
+			"spec.broker.nats.credentialsSecretRef.name", "Required value"),
+		Entry("several replicas on the embedded broker, said explicitly", validChannel, func(obj *unstructured.Unstructured) {
+			set("spec.broker.type", "Embedded")(obj)
+			set("spec.replicas", int64(2))(obj)
+		}, "spec.replicas", "more than one replica requires broker.type NATS"),
 		Entry("NATS URL over HTTP", validChannel, set("spec.broker", map[string]any{"type": "NATS", "nats": map[string]any{"url": "http://nats:4222"}}),
 			"spec.broker.nats.url", "should match"),
 		Entry("cookie name with a separator", validChannel, set("spec.auth.cookieName", "session;id"),

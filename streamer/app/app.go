@@ -77,8 +77,11 @@ func Run(ctx context.Context, opts Options) error {
 	channel := source.channel
 
 	// The log first: the server and the announcer are handed the same one.
-	log, err := OpenLog(ctx, channel, logger)
+	log, err := OpenLog(ctx, channel, LogSettings{BrokerSecret: source.brokerSecret}, logger)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the broker
+		}
 		return err
 	}
 	cfg := server.Config{Channel: channel, Keys: source.keys, Log: log, Logger: logger}

@@ -2,23 +2,53 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
 )
 
+// LogSettings are what OpenLog builds a channel's log from besides its spec.
+type LogSettings struct {
+	// BrokerSecret is the data of the NATS credentials Secret the channel
+	// names (spec.broker.nats.credentialsSecretRef); nil when it names none.
+	BrokerSecret map[string][]byte
+	// RetryInterval is the wait between attempts to reach NATS at start;
+	// 0 means DefaultOpenRetryInterval.
+	RetryInterval time.Duration
+}
+
+// DefaultOpenRetryInterval is how long a streamer waits between attempts to
+// open its JetStream log while NATS cannot be reached at start.
+const DefaultOpenRetryInterval = 2 * time.Second
+
+// defaultNamespace is the namespace of a channel served from a file whose
+// manifest names none, as kubectl would apply it: its stream's name needs one.
+const defaultNamespace = "default"
+
 // OpenLog builds the channel's event log for its spec.broker, with the
-// retention of its spec.history.
-func OpenLog(_ context.Context, channel *notifyv1alpha1.NotificationChannel, logger *slog.Logger) (eventlog.Log, error) {
+// retention of its spec.history. With NATS it waits, retrying, until the
+// broker can be reached or ctx ends: a streamer started during an outage
+// stays alive and unready instead of exiting into a crash loop. A stream
+// that exists with settings Herald cannot use is not retried.
+func OpenLog(ctx context.Context, channel *notifyv1alpha1.NotificationChannel, settings LogSettings, logger *slog.Logger) (eventlog.Log, error) {
 	spec := &channel.Spec
 	switch spec.Broker.Type {
 	case "", notifyv1alpha1.BrokerEmbedded:
 		return eventlog.NewEmbedded(EmbeddedOptions(spec.History)), nil
+	case notifyv1alpha1.BrokerNATS:
+		opts, err := JetStreamOptions(channel, settings.BrokerSecret, logger)
+		if err != nil {
+			return nil, err
+		}
+		return openJetStream(ctx, opts, settings.RetryInterval, logger)
 	default:
-		return nil, fmt.Errorf("spec.broker.type %q is not available in this build of the streamer; use %s", spec.Broker.Type, notifyv1alpha1.BrokerEmbedded)
+		return nil, fmt.Errorf("spec.broker.type %q is not available in this build of the streamer; use %s or %s",
+			spec.Broker.Type, notifyv1alpha1.BrokerEmbedded, notifyv1alpha1.BrokerNATS)
 	}
 }
 
@@ -29,4 +59,59 @@ func EmbeddedOptions(history notifyv1alpha1.HistorySpec) eventlog.Options {
 		maxAge = history.MaxAge.Duration
 	}
 	return eventlog.Options{MaxEvents: int(history.MaxEvents), MaxAge: maxAge}
+}
+
+// JetStreamOptions are the JetStream log's options for a channel with
+// broker.type NATS: its stream named by namespace and name, the retention of
+// its history, its stream replicas, and the credentials of brokerSecret.
+func JetStreamOptions(channel *notifyv1alpha1.NotificationChannel, brokerSecret map[string][]byte, logger *slog.Logger) (jetstreamlog.Options, error) {
+	nats := channel.Spec.Broker.NATS
+	if nats == nil {
+		return jetstreamlog.Options{}, errors.New("spec.broker.nats is required with broker.type NATS")
+	}
+	credentials, err := jetstreamlog.CredentialsFromSecret(brokerSecret)
+	if err != nil {
+		return jetstreamlog.Options{}, fmt.Errorf("the NATS credentials Secret named by %s is unusable: %w", brokerSecretField, err)
+	}
+	namespace := channel.Namespace
+	if namespace == "" {
+		namespace = defaultNamespace
+	}
+	bounds := EmbeddedOptions(channel.Spec.History)
+	return jetstreamlog.Options{
+		URL:         nats.URL,
+		NATSOptions: credentials,
+		Namespace:   namespace,
+		Channel:     channel.Name,
+		MaxEvents:   bounds.MaxEvents,
+		MaxAge:      bounds.MaxAge,
+		Replicas:    int(nats.StreamReplicas),
+		Logger:      logger,
+	}, nil
+}
+
+// openJetStream opens the log, retrying every interval while the broker
+// cannot be reached, until ctx ends.
+func openJetStream(ctx context.Context, opts jetstreamlog.Options, interval time.Duration, logger *slog.Logger) (eventlog.Log, error) {
+	if interval <= 0 {
+		interval = DefaultOpenRetryInterval
+	}
+	for attempt := 1; ; attempt++ {
+		log, err := jetstreamlog.Open(ctx, opts)
+		if err == nil {
+			logger.Info("the channel's JetStream log is open", "stream", log.StreamName())
+			return log, nil
+		}
+		var incompatible *jetstreamlog.IncompatibleStreamError
+		if errors.As(err, &incompatible) || ctx.Err() != nil {
+			return nil, err
+		}
+		logger.Error("cannot open the channel's JetStream log yet; not ready until it opens",
+			"reason", "BrokerUnreachable", "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("stopped waiting for NATS: %w", err)
+		case <-time.After(interval):
+		}
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/channelspec"
 	"github.com/herald-notify/herald/streamer/kube"
+	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
 	"github.com/herald-notify/herald/streamer/server"
 )
 
@@ -28,6 +29,9 @@ import (
 type channelSource struct {
 	channel *notifyv1alpha1.NotificationChannel
 	keys    *auth.KeySet
+	// brokerSecret is the data of the NATS credentials Secret
+	// (spec.broker.nats.credentialsSecretRef), nil when the channel names none.
+	brokerSecret map[string][]byte
 	// systemEvents, when set, records the status of the channel's
 	// SystemEvents, which the streamer then announces.
 	systemEvents announce.StatusWriter
@@ -57,7 +61,30 @@ func loadFromFile(ctx context.Context, manifest, secretsDir string) (*channelSou
 	if err != nil {
 		return nil, fmt.Errorf("the key Secret %q holds no usable keys: %w", secretName, err)
 	}
-	return &channelSource{channel: channel, keys: keys}, nil
+	source := &channelSource{channel: channel, keys: keys}
+	if name := brokerSecretName(channel); name != "" {
+		if source.brokerSecret, err = readSecretDir(filepath.Join(secretsDir, name)); err != nil {
+			return nil, fmt.Errorf("failed to read the NATS credentials Secret %q named by %s: %w", name, brokerSecretField, err)
+		}
+	}
+	return source, nil
+}
+
+// brokerSecretField is the spec field that names the NATS credentials Secret.
+const brokerSecretField = "spec.broker.nats.credentialsSecretRef"
+
+// brokerSecretName is the NATS credentials Secret the channel names, or "".
+func brokerSecretName(channel *notifyv1alpha1.NotificationChannel) string {
+	if nats := channel.Spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil {
+		return nats.CredentialsSecretRef.Name
+	}
+	return ""
+}
+
+// checkBrokerSecret accepts the credentials Secret's data the log can dial with.
+func checkBrokerSecret(data map[string][]byte) error {
+	_, err := jetstreamlog.CredentialsFromSecret(data)
+	return err
 }
 
 // loadFromAPI reads the channel NAMESPACE/NAME and its key Secret from the
@@ -107,11 +134,19 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 		}
 		logger.Info("key Secret usable", "keys", keys.KeyIDs())
 	}
+	var brokerSecret map[string][]byte
+	if name := brokerSecretName(channel); name != "" {
+		// Read once: the broker's settings roll the pods (StartOnly), and a
+		// connection authenticates when it connects.
+		if brokerSecret, err = kube.WaitForSecret(ctx, clientset, channel.Namespace, name, brokerSecretField, checkBrokerSecret, logger); err != nil {
+			return nil, err
+		}
+	}
 	channelWatcher := kube.NewChannelWatcher(c, channel, keyWatcher, func(spec notifyv1alpha1.NotificationChannelSpec, k *auth.KeySet) error {
 		return srv.Load().SetSpec(spec, k)
 	}, logger)
 	source := &channelSource{
-		channel: channel, keys: keys, systemEvents: kube.SystemEventStatus{Client: c},
+		channel: channel, keys: keys, brokerSecret: brokerSecret, systemEvents: kube.SystemEventStatus{Client: c},
 		publishers: kube.NewPublisherReviewer(clientset, channel),
 	}
 	source.watch = func(ctx context.Context, s *server.Server, announcer *announce.Announcer) error {

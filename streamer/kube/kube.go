@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
@@ -104,20 +103,8 @@ func (w *KeyWatcher) LoadKeys(ctx context.Context) (*auth.KeySet, error) {
 // Secret, or with a broken one, waits (alive, not ready) rather than exit
 // into a crash loop. Each unusable version is logged with what is wrong.
 func (w *KeyWatcher) WaitForKeys(ctx context.Context) (*auth.KeySet, error) {
-	selector := fields.OneTermEqualSelector("metadata.name", w.secret).String()
-	secrets := w.clientset.CoreV1().Secrets(w.namespace)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			return secrets.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			return secrets.Watch(ctx, o)
-		},
-	}
 	var keys *auth.KeySet
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Secret{}, nil, func(event watch.Event) (bool, error) {
+	_, err := watchtools.UntilWithSync(ctx, singleSecret(w.clientset, w.namespace, w.secret), &corev1.Secret{}, nil, func(event watch.Event) (bool, error) {
 		secret, ok := event.Object.(*corev1.Secret)
 		if !ok || event.Type == watch.Deleted {
 			return false, nil

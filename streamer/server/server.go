@@ -71,6 +71,9 @@ type Config struct {
 	// ServiceAccountPublishers, when set, authorizes publishers that present
 	// a Kubernetes ServiceAccount token (see publish.Options.ServiceAccounts).
 	ServiceAccountPublishers publish.Authenticator
+	// LogUnhealthyGrace is how long a Log that is a HealthReporter may be
+	// unhealthy before /readyz fails; 0 means DefaultLogUnhealthyGrace.
+	LogUnhealthyGrace time.Duration
 }
 
 // Announcements are the announcements in force (see package announce).
@@ -100,6 +103,8 @@ type Server struct {
 	announcements Announcements
 	// serviceAccountPublishers may be nil.
 	serviceAccountPublishers publish.Authenticator
+	// logHealth is nil for a log that is not a HealthReporter.
+	logHealth *logHealth
 
 	ready atomic.Bool
 	// streamsMu guards live, the streams being served (net/http does not
@@ -153,6 +158,12 @@ func New(cfg Config) (*Server, error) {
 		serviceAccountPublishers: cfg.ServiceAccountPublishers,
 		dispatched:               make(chan struct{}),
 	}
+	if reporter, ok := cfg.Log.(HealthReporter); ok {
+		if cfg.LogUnhealthyGrace <= 0 {
+			cfg.LogUnhealthyGrace = DefaultLogUnhealthyGrace
+		}
+		s.logHealth = newLogHealth(reporter, cfg.LogUnhealthyGrace, cfg.Now, cfg.Registry)
+	}
 	s.current.Store(&spec)
 	return s, nil
 }
@@ -203,6 +214,9 @@ func (s *Server) OpsHandler() http.Handler {
 // and reports ready while it does. Call it once.
 func (s *Server) Run(ctx context.Context) {
 	defer close(s.dispatched)
+	if s.logHealth != nil {
+		go s.logHealth.run(ctx)
+	}
 	s.ready.Store(true)
 	s.hub.Run(ctx)
 }
@@ -284,6 +298,16 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("not ready\n"))
 		return
+	}
+	if s.logHealth != nil {
+		if err := s.logHealth.unready(); err != nil {
+			// Open streams stay open; only new ones go elsewhere. The
+			// cause is in the log's own logs, not in an answer that the
+			// stream address serves too.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: the channel's log is unavailable\n"))
+			return
+		}
 	}
 	_, _ = w.Write([]byte("ok\n"))
 }
