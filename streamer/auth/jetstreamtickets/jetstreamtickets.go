@@ -264,7 +264,7 @@ func (s *Store) consume(ctx context.Context, key string, rev uint64) (bool, erro
 // messageTTL is the broker's TTL for a ticket valid for d: whole seconds,
 // rounded up so the broker never drops a ticket before it expires.
 func messageTTL(d time.Duration) time.Duration {
-	return max(time.Second, (d+time.Second-1).Truncate(time.Second))
+	return max(time.Second, (d + time.Second - 1).Truncate(time.Second))
 }
 
 // isFull reports whether err is the bucket refusing a ticket because it
