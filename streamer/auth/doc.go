@@ -6,6 +6,8 @@
 // an [Identity]; keys rotate by handing the Verifier a new KeySet
 // ([Verifier.SetKeys]) without dropping a request. A [TicketStore] trades a
 // verified Identity for a short-lived single-use ticket, so that browsers,
-// whose EventSource cannot send headers, never put a JWT in a URL. [Sign]
+// whose EventSource cannot send headers, never put a JWT in a URL; it keeps
+// them in one process, and [Tickets] is what a store shared by a channel's
+// replicas implements (package jetstreamtickets). [Sign]
 // mints tokens for the `herald token` command and for tests.
 package auth

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"container/heap"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -32,6 +33,25 @@ var ErrTooManyTickets = errors.New("too many outstanding tickets")
 // born dead.
 var ErrIdentityExpired = errors.New("ticket would expire at once: the token has expired or the ttl is not positive")
 
+// Tickets issues and redeems tickets; the server needs nothing else of a
+// ticket store. TicketStore keeps them in one process; a store shared by
+// every replica of a channel (package jetstreamtickets) lets a ticket issued
+// by one replica be redeemed on another.
+type Tickets interface {
+	// Issue returns a new single-use ticket standing for id, valid for ttl
+	// or until id's token expires if that is sooner. It fails with
+	// ErrTooManyTickets or ErrIdentityExpired, or any other error when the
+	// store cannot be reached (the caller answers 503, not 429).
+	Issue(ctx context.Context, id Identity, ttl time.Duration) (string, error)
+	// Redeem consumes a ticket and returns the identity it stands for. ok
+	// is false, with a nil error, for an unknown, already redeemed or
+	// expired ticket; a non-nil error means the store could not tell (the
+	// client should retry, not start over).
+	Redeem(ctx context.Context, ticket string) (id Identity, ok bool, err error)
+}
+
+var _ Tickets = (*TicketStore)(nil)
+
 // TicketStore issues single-use, short-lived tickets that stand for a
 // verified Identity, so that a browser's EventSource, which cannot send an
 // Authorization header, carries a ticket rather than its JWT in the URL.
@@ -46,7 +66,7 @@ var ErrIdentityExpired = errors.New("ticket would expire at once: the token has 
 //
 // A TicketStore is safe for concurrent use. Its tickets live in one process:
 // with several replicas, a ticket must be redeemed on the replica that issued
-// it.
+// it, so a channel with several replicas uses a shared store instead.
 type TicketStore struct {
 	max int
 	now func() time.Time
@@ -81,20 +101,18 @@ func NewTicketStore(maxOutstanding int, now func() time.Time) *TicketStore {
 }
 
 // Issue returns a new ticket for id, an opaque 256-bit random base64url
-// string. The ticket expires after ttl, or when id's token expires if that is
-// sooner. It fails with ErrTooManyTickets when the store is full, and with
-// ErrIdentityExpired when the ticket would already be expired.
-func (s *TicketStore) Issue(id Identity, ttl time.Duration) (string, error) {
+// string (see NewTicket). The ticket expires after ttl, or when id's token
+// expires if that is sooner. It fails with ErrTooManyTickets when the store
+// is full, and with ErrIdentityExpired when the ticket would already be
+// expired. It never fails otherwise, and ignores ctx: it waits for nothing.
+func (s *TicketStore) Issue(_ context.Context, id Identity, ttl time.Duration) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	s.purge(now)
-	expires := now.Add(ttl)
-	if id.ExpiresAt.Before(expires) {
-		expires = id.ExpiresAt
-	}
-	if !expires.After(now) {
-		return "", ErrIdentityExpired
+	expires, err := TicketExpiry(id, ttl, now)
+	if err != nil {
+		return "", err
 	}
 	if len(s.tickets) >= s.max {
 		return "", fmt.Errorf("%w: %d outstanding", ErrTooManyTickets, s.max)
@@ -102,11 +120,8 @@ func (s *TicketStore) Issue(id Identity, ttl time.Duration) (string, error) {
 	if s.perUser[id.UserID] >= MaxTicketsPerUser {
 		return "", fmt.Errorf("%w: the user has %d outstanding; redeem one or let them expire", ErrTooManyTickets, MaxTicketsPerUser)
 	}
-	raw := make([]byte, ticketBytes)
-	// crypto/rand.Read never fails (it crashes the program instead) since Go 1.24.
-	_, _ = rand.Read(raw)
-	text := base64.RawURLEncoding.EncodeToString(raw)
-	t := &ticket{digest: sha256.Sum256([]byte(text)), identity: id, expires: expires}
+	text, digest := NewTicket()
+	t := &ticket{digest: digest, identity: id, expires: expires}
 	s.tickets[t.digest] = t
 	s.perUser[id.UserID]++
 	heap.Push(&s.expiry, t)
@@ -114,22 +129,56 @@ func (s *TicketStore) Issue(id Identity, ttl time.Duration) (string, error) {
 }
 
 // Redeem returns the identity a ticket stands for and consumes the ticket. It
-// reports false for an unknown, already redeemed or expired ticket.
-func (s *TicketStore) Redeem(text string) (Identity, bool) {
-	if len(text) != ticketLen {
-		return Identity{}, false
+// reports false for an unknown, already redeemed or expired ticket, and never
+// fails: its error is always nil.
+func (s *TicketStore) Redeem(_ context.Context, text string) (Identity, bool, error) {
+	digest, ok := TicketDigest(text)
+	if !ok {
+		return Identity{}, false, nil
 	}
-	digest := sha256.Sum256([]byte(text))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.purge(s.now())
 	t, found := s.tickets[digest]
 	if !found {
-		return Identity{}, false
+		return Identity{}, false, nil
 	}
 	s.forget(t)
 	heap.Remove(&s.expiry, t.index)
-	return t.identity, true
+	return t.identity, true, nil
+}
+
+// NewTicket returns a new ticket, 256 random bits as unpadded base64url
+// text, and its SHA-256 digest, the only form a store keeps.
+func NewTicket() (text string, digest [sha256.Size]byte) {
+	raw := make([]byte, ticketBytes)
+	// crypto/rand.Read never fails (it crashes the program instead) since Go 1.24.
+	_, _ = rand.Read(raw)
+	text = base64.RawURLEncoding.EncodeToString(raw)
+	return text, sha256.Sum256([]byte(text))
+}
+
+// TicketDigest is the digest a store looks a ticket up by; ok is false for
+// text that cannot be a ticket, which no store needs to look up.
+func TicketDigest(text string) (digest [sha256.Size]byte, ok bool) {
+	if len(text) != ticketLen {
+		return digest, false
+	}
+	return sha256.Sum256([]byte(text)), true
+}
+
+// TicketExpiry is when a ticket for id issued at now with ttl expires: after
+// ttl, or when id's token expires if that is sooner. It fails with
+// ErrIdentityExpired when that is not after now.
+func TicketExpiry(id Identity, ttl time.Duration, now time.Time) (time.Time, error) {
+	expires := now.Add(ttl)
+	if id.ExpiresAt.Before(expires) {
+		expires = id.ExpiresAt
+	}
+	if !expires.After(now) {
+		return time.Time{}, ErrIdentityExpired
+	}
+	return expires, nil
 }
 
 // Outstanding returns the number of tickets neither redeemed nor purged, for

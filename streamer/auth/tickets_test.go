@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 var _ = Describe("TicketStore", func() {
 	const ttl = 30 * time.Second
+	ctx := context.Background()
 
 	var (
 		now   *testutil.Clock
@@ -30,8 +32,15 @@ var _ = Describe("TicketStore", func() {
 		alice = auth.Identity{UserID: "alice", ExpiresAt: epoch.Add(time.Hour), CanPublish: true, KeyID: "k"}
 	})
 
+	// redeem redeems with the store's Redeem, which never fails.
+	redeem := func(ticket string) (auth.Identity, bool) {
+		id, ok, err := store.Redeem(ctx, ticket)
+		Expect(err).NotTo(HaveOccurred())
+		return id, ok
+	}
+
 	issue := func(id auth.Identity) string {
-		ticket, err := store.Issue(id, ttl)
+		ticket, err := store.Issue(ctx, id, ttl)
 		Expect(err).NotTo(HaveOccurred())
 		return ticket
 	}
@@ -48,11 +57,11 @@ var _ = Describe("TicketStore", func() {
 
 	It("redeems a ticket once, for the identity it was issued for", func() {
 		ticket := issue(alice)
-		identity, ok := store.Redeem(ticket)
+		identity, ok := redeem(ticket)
 		Expect(ok).To(BeTrue())
 		Expect(identity).To(Equal(alice))
 
-		_, ok = store.Redeem(ticket)
+		_, ok = redeem(ticket)
 		Expect(ok).To(BeFalse())
 		Expect(store.Outstanding()).To(BeZero())
 	})
@@ -63,7 +72,7 @@ var _ = Describe("TicketStore", func() {
 			if guess == ticket {
 				continue
 			}
-			_, ok := store.Redeem(guess)
+			_, ok := redeem(guess)
 			Expect(ok).To(BeFalse(), "guess %q", guess)
 		}
 		Expect(store.Outstanding()).To(Equal(1))
@@ -72,10 +81,10 @@ var _ = Describe("TicketStore", func() {
 	It("expires a ticket after its ttl", func() {
 		early, late := issue(alice), issue(alice)
 		now.Advance(ttl - time.Nanosecond)
-		_, ok := store.Redeem(early)
+		_, ok := redeem(early)
 		Expect(ok).To(BeTrue())
 		now.Advance(time.Nanosecond)
-		_, ok = store.Redeem(late)
+		_, ok = redeem(late)
 		Expect(ok).To(BeFalse())
 	})
 
@@ -84,19 +93,19 @@ var _ = Describe("TicketStore", func() {
 		shortLived.ExpiresAt = epoch.Add(10 * time.Second)
 		early, late := issue(shortLived), issue(shortLived)
 		now.Advance(10*time.Second - time.Nanosecond)
-		_, ok := store.Redeem(early)
+		_, ok := redeem(early)
 		Expect(ok).To(BeTrue())
 		now.Advance(time.Nanosecond)
-		_, ok = store.Redeem(late)
+		_, ok = redeem(late)
 		Expect(ok).To(BeFalse())
 	})
 
 	It("refuses a ticket that would be born expired", func() {
 		expired := alice
 		expired.ExpiresAt = epoch
-		_, err := store.Issue(expired, ttl)
+		_, err := store.Issue(ctx, expired, ttl)
 		Expect(err).To(MatchError(auth.ErrIdentityExpired))
-		_, err = store.Issue(alice, 0)
+		_, err = store.Issue(ctx, alice, 0)
 		Expect(err).To(MatchError(auth.ErrIdentityExpired))
 		Expect(store.Outstanding()).To(BeZero())
 	})
@@ -105,10 +114,10 @@ var _ = Describe("TicketStore", func() {
 		first := issue(alice)
 		issue(alice)
 		issue(alice)
-		_, err := store.Issue(alice, ttl)
+		_, err := store.Issue(ctx, alice, ttl)
 		Expect(errors.Is(err, auth.ErrTooManyTickets)).To(BeTrue(), "error: %v", err)
 
-		_, ok := store.Redeem(first)
+		_, ok := redeem(first)
 		Expect(ok).To(BeTrue())
 		issue(alice)
 	})
@@ -121,12 +130,12 @@ var _ = Describe("TicketStore", func() {
 				first = ticket
 			}
 		}
-		_, err := store.Issue(alice, ttl)
+		_, err := store.Issue(ctx, alice, ttl)
 		Expect(errors.Is(err, auth.ErrTooManyTickets)).To(BeTrue(), "error: %v", err)
 		Expect(err).To(MatchError(ContainSubstring("the user has 16 outstanding")))
 		issue(auth.Identity{UserID: "bob", ExpiresAt: epoch.Add(time.Hour)})
 
-		_, ok := store.Redeem(first)
+		_, ok := redeem(first)
 		Expect(ok).To(BeTrue())
 		issue(alice)
 		now.Advance(ttl)
@@ -143,7 +152,7 @@ var _ = Describe("TicketStore", func() {
 		now.Advance(ttl)
 		ticket := issue(alice)
 		Expect(store.Outstanding()).To(Equal(1))
-		_, ok := store.Redeem(ticket)
+		_, ok := redeem(ticket)
 		Expect(ok).To(BeTrue())
 	})
 
@@ -157,7 +166,7 @@ var _ = Describe("TicketStore", func() {
 		issue(alice)
 		issue(alice)
 		Expect(store.Outstanding()).To(Equal(3))
-		_, ok := store.Redeem(longLived)
+		_, ok := redeem(longLived)
 		Expect(ok).To(BeTrue())
 	})
 
@@ -183,7 +192,7 @@ var _ = Describe("TicketStore", func() {
 		for _, ticket := range issued {
 			for range redeemersPerTicket {
 				wg.Go(func() {
-					if _, ok := store.Redeem(ticket); ok {
+					if _, ok := redeem(ticket); ok {
 						redeemed.Add(1)
 					}
 				})

@@ -2,14 +2,25 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/httpapi"
 )
+
+// errTicketsUnavailable wraps a ticket store's failure to redeem: the stream
+// request gets 503 with Retry-After, not 401.
+var errTicketsUnavailable = errors.New("the ticket store is unavailable")
+
+// ticketsRetryAfter is the Retry-After of a 503 for an unavailable ticket
+// store: a broker outage is usually short, and the client's ticket lives
+// only seconds.
+const ticketsRetryAfter = time.Second
 
 // authenticateStream finds the request's token in the channel's enabled
 // sources, in the contract's order (header, cookie, ticket, query parameter):
@@ -37,7 +48,10 @@ func (s *Server) authenticateStream(r *http.Request) (auth.Identity, error) {
 	}
 	if enabled(notifyv1alpha1.TokenSourceTicket) {
 		if ticket := r.URL.Query().Get("ticket"); ticket != "" {
-			identity, ok := s.tickets.Redeem(ticket)
+			identity, ok, err := s.tickets.Redeem(r.Context(), ticket)
+			if err != nil {
+				return auth.Identity{}, fmt.Errorf("%w: %w", errTicketsUnavailable, err)
+			}
 			if !ok {
 				s.metrics.authFailures.WithLabelValues("invalid_ticket").Inc()
 				return auth.Identity{}, errors.New("the ticket is unknown, used or expired: request a new one")
@@ -116,9 +130,14 @@ func (s *Server) serveTicket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ttl := duration(s.settings().Auth.TicketTTL)
-	ticket, err := s.tickets.Issue(identity, ttl)
-	if err != nil {
+	ticket, err := s.tickets.Issue(r.Context(), identity, ttl)
+	switch {
+	case errors.Is(err, auth.ErrTooManyTickets), errors.Is(err, auth.ErrIdentityExpired):
 		httpapi.WriteRetryAfter(w, httpapi.CodeRateLimited, err.Error(), ttl)
+		return
+	case err != nil:
+		s.logger.Warn("ticket refused: the ticket store cannot be reached", "reason", "TicketsUnavailable", "error", err.Error())
+		httpapi.WriteRetryAfter(w, httpapi.CodeUnavailable, "tickets cannot be issued right now; retry", ticketsRetryAfter)
 		return
 	}
 	expires := s.now().Add(ttl)

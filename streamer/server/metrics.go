@@ -32,6 +32,9 @@ const (
 	// connectLogUnavailable: the log could not be read to replay what a
 	// resuming client missed.
 	connectLogUnavailable = "log_unavailable"
+	// connectTicketsUnavailable: the ticket store could not say whether a
+	// ticket is valid.
+	connectTicketsUnavailable = "tickets_unavailable"
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -74,6 +74,11 @@ type Config struct {
 	// LogUnhealthyGrace is how long a Log that is a HealthReporter may be
 	// unhealthy before /readyz fails; 0 means DefaultLogUnhealthyGrace.
 	LogUnhealthyGrace time.Duration
+	// Tickets issues and redeems the tickets of POST /api/v1/sse/tickets.
+	// nil means an in-memory store of DefaultMaxTickets, which serves one
+	// replica only: with several, pass a store they share (package
+	// jetstreamtickets), or a ticket issued by one is unknown to the others.
+	Tickets auth.Tickets
 }
 
 // Announcements are the announcements in force (see package announce).
@@ -92,7 +97,7 @@ type Server struct {
 	log      eventlog.Log
 	hub      *hub.Hub
 	verifier *auth.Verifier
-	tickets  *auth.TicketStore
+	tickets  auth.Tickets
 	metrics  *metrics
 	registry *prometheus.Registry
 	logger   *slog.Logger
@@ -142,12 +147,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Tickets == nil {
+		cfg.Tickets = auth.NewTicketStore(DefaultMaxTickets, cfg.Now)
+	}
 	m := newMetrics(cfg.Registry)
 	s := &Server{
 		log:      cfg.Log,
 		hub:      hub.New(cfg.Log, hubOptions(spec.Connections, m)),
 		verifier: verifier,
-		tickets:  auth.NewTicketStore(DefaultMaxTickets, cfg.Now),
+		tickets:  cfg.Tickets,
 		metrics:  m,
 		registry: cfg.Registry,
 		logger:   cfg.Logger,

@@ -32,6 +32,14 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	identity, err := s.authenticateStream(r)
+	if errors.Is(err, errTicketsUnavailable) {
+		// Not 401: the ticket may well be valid, and a 401 would make a
+		// browser give up instead of retrying.
+		s.metrics.connects.WithLabelValues(connectTicketsUnavailable).Inc()
+		s.logger.Warn("stream refused: the ticket store cannot be reached", "reason", "TicketsUnavailable", "error", err.Error())
+		httpapi.WriteRetryAfter(w, httpapi.CodeUnavailable, "tickets cannot be checked right now; retry", ticketsRetryAfter)
+		return
+	}
 	if err != nil {
 		s.metrics.connects.WithLabelValues(connectUnauthorized).Inc()
 		httpapi.WriteError(w, httpapi.CodeUnauthorized, err.Error())

@@ -38,12 +38,31 @@ func New(edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout t
 // NewOver is New over log, or an embedded log for the channel's history
 // when log is nil.
 func NewOver(log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout time.Duration) (*server.Server, []byte, error) {
+	return NewWith(Options{Log: log, Edit: edit, WriteTimeout: writeTimeout})
+}
+
+// Options are what NewWith builds a streamer from; zero fields are New's.
+type Options struct {
+	// Log is the channel's log; nil means an embedded one.
+	Log eventlog.Log
+	// Edit adjusts the minimal channel's spec.
+	Edit func(spec *notifyv1alpha1.NotificationChannelSpec)
+	// WriteTimeout is the server's.
+	WriteTimeout time.Duration
+	// Tickets is the server's ticket store; nil means its in-memory one.
+	Tickets auth.Tickets
+}
+
+// NewWith builds a streamer for the minimal channel from opts, and returns
+// it with its HMAC key.
+func NewWith(opts Options) (*server.Server, []byte, error) {
+	log := opts.Log
 	channel, err := channelspec.Decode(context.Background(), "test", []byte(minimalChannel))
 	if err != nil {
 		return nil, nil, err
 	}
-	if edit != nil {
-		edit(&channel.Spec)
+	if opts.Edit != nil {
+		opts.Edit(&channel.Spec)
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -54,7 +73,7 @@ func NewOver(log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChanne
 	if log == nil {
 		log = eventlog.NewEmbedded(app.EmbeddedOptions(channel.Spec.History))
 	}
-	srv, err := server.New(server.Config{Channel: channel, Keys: keys, Log: log, WriteTimeout: writeTimeout})
+	srv, err := server.New(server.Config{Channel: channel, Keys: keys, Log: log, WriteTimeout: opts.WriteTimeout, Tickets: opts.Tickets})
 	return srv, secret, err
 }
 

@@ -114,6 +114,16 @@ var _ = Describe("the JetStream log", func() {
 		Expect(jetstreamlog.Subject("a.b", "c*")).To(Equal("herald.a~2eb.c~2a.events"))
 	})
 
+	It("names each channel's key-value buckets apart, in characters bucket names allow", func() {
+		Expect(jetstreamlog.BucketName("TICKETS", "default", "notifications")).To(Equal("HERALD_TICKETS_default_notifications"))
+		Expect(jetstreamlog.BucketName("TICKETS", "a.b", "c")).To(Equal("HERALD_TICKETS_aX2eb_c"))
+		Expect(jetstreamlog.BucketName("TICKETS", "a", "b_c")).NotTo(Equal(jetstreamlog.BucketName("TICKETS", "a_b", "c")))
+		Expect(jetstreamlog.BucketName("TICKETS", "aX", "c")).NotTo(Equal(jetstreamlog.BucketName("TICKETS", "a.", "c")))
+		for _, name := range []string{jetstreamlog.BucketName("TICKETS", "ns *>~", "ch/\\ \t."), jetstreamlog.BucketName("TICKETS", "Ns", "Ch")} {
+			Expect(name).To(MatchRegexp(`^HERALD_TICKETS_[a-zX0-9-]+_[a-zX0-9-]+$`))
+		}
+	})
+
 	Describe("two logs on one stream, as two replicas of a channel", func() {
 		var first, second *jetstreamlog.Log
 		BeforeEach(func() {

@@ -22,6 +22,15 @@ func Subject(namespace, channel string) string {
 	return "herald." + escapeName(namespace) + "." + escapeName(channel) + ".events"
 }
 
+// BucketName is the JetStream key-value bucket of a channel for purpose
+// (upper case, such as "TICKETS"): "HERALD_<purpose>_<ns>_<channel>", each
+// part escaped by escapeName but with 'X' instead of '~', which bucket names
+// do not allow. 'X' only ever starts an escape too (upper case letters are
+// escaped), so two (namespace, channel) pairs never share a bucket.
+func BucketName(purpose, namespace, channel string) string {
+	return "HERALD_" + purpose + "_" + escapeWith(namespace, 'X') + "_" + escapeWith(channel, 'X')
+}
+
 // escapeName keeps the characters of a Kubernetes name ([a-z0-9-]) and writes
 // every other byte as '~' and two lowercase hex digits, so that "my.channel"
 // becomes "my~2echannel". The result never holds '.', '*', '>', whitespace,
@@ -29,7 +38,11 @@ func Subject(namespace, channel string) string {
 // subject tokens; '_' separates the parts of a stream name), and '~' only
 // ever starts an escape: different names give different results, and two
 // (namespace, channel) pairs never share a stream or a subject.
-func escapeName(name string) string {
+func escapeName(name string) string { return escapeWith(name, '~') }
+
+// escapeWith is escapeName with escape, a byte outside [a-z0-9-], starting
+// the escapes.
+func escapeWith(name string, escape byte) string {
 	const hex = "0123456789abcdef"
 	var b strings.Builder
 	b.Grow(len(name))
@@ -39,7 +52,7 @@ func escapeName(name string) string {
 			b.WriteByte(c)
 			continue
 		}
-		b.WriteByte('~')
+		b.WriteByte(escape)
 		b.WriteByte(hex[c>>4])
 		b.WriteByte(hex[c&0xf])
 	}
