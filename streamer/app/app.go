@@ -84,7 +84,12 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return err
 	}
-	cfg := server.Config{Channel: channel, Keys: source.keys, Log: log, Logger: logger}
+	tickets, err := OpenTickets(ctx, channel, log)
+	if err != nil {
+		_ = log.Close()
+		return err
+	}
+	cfg := server.Config{Channel: channel, Keys: source.keys, Log: log, Tickets: tickets, Logger: logger}
 	var announcer *announce.Announcer
 	if source.systemEvents != nil {
 		announcer = announce.New(announce.Options{

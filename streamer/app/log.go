@@ -7,7 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/auth/jetstreamtickets"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
 )
@@ -114,4 +118,30 @@ func openJetStream(ctx context.Context, opts jetstreamlog.Options, interval time
 		case <-time.After(interval):
 		}
 	}
+}
+
+// ticketRequestTimeout bounds a ticket store request whose context has none.
+const ticketRequestTimeout = 5 * time.Second
+
+// OpenTickets is the ticket store of a channel served over log: nil (the
+// server's in-memory store) for the embedded log of one replica, and for a
+// JetStream log the channel's key-value bucket, over the log's connection,
+// so that a ticket issued by one replica is redeemed on any other, once.
+func OpenTickets(ctx context.Context, channel *notifyv1alpha1.NotificationChannel, log eventlog.Log) (auth.Tickets, error) {
+	js, ok := log.(*jetstreamlog.Log)
+	if !ok {
+		return nil, nil
+	}
+	client, err := jetstream.New(js.Conn(), jetstream.WithDefaultTimeout(ticketRequestTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the channel's ticket bucket: %w", err)
+	}
+	namespace := channel.Namespace
+	if namespace == "" {
+		namespace = defaultNamespace
+	}
+	return jetstreamtickets.Open(ctx, jetstreamtickets.Options{
+		JetStream: client, Namespace: namespace, Channel: channel.Name,
+		Replicas: int(channel.Spec.Broker.NATS.StreamReplicas),
+	})
 }
