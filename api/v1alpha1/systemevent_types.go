@@ -183,7 +183,10 @@ type SystemEvent struct {
 	// +required
 	Spec SystemEventSpec `json:"spec"`
 
-	// Status is what the streamers did with it.
+	// Status is what the streamers did with it (phase, eventId, deliveredAt,
+	// observedGeneration and the Ready condition, applied by every replica as
+	// field manager herald-streamer) and whether its channel exists (the
+	// ChannelFound condition, applied by the operator as herald-operator).
 	// +optional
 	Status SystemEventStatus `json:"status,omitempty"`
 }
