@@ -10,3 +10,7 @@ import (
 func (r *NotificationChannelReconciler) SetupWithReconciler(mgr ctrl.Manager, reconciler reconcile.Reconciler) error {
 	return r.setupWithManager(mgr, reconciler)
 }
+
+// ApplyChannelFound is the operator's condition writer, for tests that race
+// it against the streamers' status writes.
+var ApplyChannelFound = applyChannelFound

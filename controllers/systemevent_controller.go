@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/sevstatus"
 )
 
 // SystemEventControllerName names the SystemEvent controller.
@@ -25,7 +26,7 @@ const SystemEventControllerName = "systemevent"
 // channelRefIndex indexes SystemEvents by the name of their channel.
 const channelRefIndex = "notify.herald.dev/channel-ref"
 
-// SystemEventReconciler reports SystemEvents whose channel does not exist.
+// SystemEventReconciler reports whether a SystemEvent's channel exists.
 // Announcing is the streamers' work (they watch their channel's
 // SystemEvents and record what they announced); without a channel there is
 // no streamer, and nothing would tell the person who applied the
@@ -34,9 +35,8 @@ type SystemEventReconciler struct {
 	Client client.Client
 }
 
-// Reconcile sets the Ready condition to ChannelNotFound while the channel is
-// missing, and removes it once the channel exists, leaving the status to the
-// channel's streamers.
+// Reconcile sets the ChannelFound condition: False with reason
+// ChannelNotFound while the channel is missing, True once it exists.
 func (r *SystemEventReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	sev := &notifyv1alpha1.SystemEvent{}
 	if err := r.Client.Get(ctx, req.NamespacedName, sev); err != nil {
@@ -45,34 +45,45 @@ func (r *SystemEventReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	channelName := sev.Spec.ChannelRef.Name
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: sev.Namespace, Name: channelName}, &notifyv1alpha1.NotificationChannel{})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, fmt.Errorf("failed to read the channel of SystemEvent %s: %w", req.NamespacedName, err)
 	}
-	missing := apierrors.IsNotFound(err)
+	return ctrl.Result{}, applyChannelFound(ctx, r.Client, sev, err == nil)
+}
 
-	status := sev.Status.DeepCopy()
-	ready := meta.FindStatusCondition(status.Conditions, notifyv1alpha1.ConditionReady)
-	reported := ready != nil && ready.Reason == notifyv1alpha1.ReasonChannelNotFound
-	switch {
-	case missing && reported && ready.ObservedGeneration == sev.Generation:
-		return ctrl.Result{}, nil
-	case missing:
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
-			Type: notifyv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: notifyv1alpha1.ReasonChannelNotFound,
+// applyChannelFound records on sev whether its channel exists, as the
+// ChannelFound condition. It is the operator's whole part of the status,
+// applied under the operator's field manager: the streamers' record and
+// their Ready condition are theirs, and the API server merges the two. An
+// unchanged condition costs no write.
+func applyChannelFound(ctx context.Context, c client.Client, sev *notifyv1alpha1.SystemEvent, found bool) error {
+	// Starting from the recorded condition keeps its transition time while
+	// its status stays.
+	var conditions []metav1.Condition
+	if recorded := meta.FindStatusCondition(sev.Status.Conditions, notifyv1alpha1.ConditionChannelFound); recorded != nil {
+		conditions = []metav1.Condition{*recorded}
+	}
+	if !meta.SetStatusCondition(&conditions, channelFoundCondition(sev, found)) {
+		return nil
+	}
+	return sevstatus.Apply(ctx, c, client.ObjectKeyFromObject(sev), "",
+		notifyv1alpha1.SystemEventStatus{Conditions: conditions}, FieldOwner)
+}
+
+// channelFoundCondition is the ChannelFound condition of sev's generation.
+func channelFoundCondition(sev *notifyv1alpha1.SystemEvent, found bool) metav1.Condition {
+	if found {
+		return metav1.Condition{
+			Type: notifyv1alpha1.ConditionChannelFound, Status: metav1.ConditionTrue, Reason: notifyv1alpha1.ReasonChannelExists,
 			ObservedGeneration: sev.Generation,
-			Message: fmt.Sprintf("NotificationChannel %q named by spec.channelRef does not exist in namespace %q: nothing announces this SystemEvent until it does",
-				channelName, sev.Namespace),
-		})
-	case reported:
-		meta.RemoveStatusCondition(&status.Conditions, notifyv1alpha1.ConditionReady)
-	default:
-		return ctrl.Result{}, nil
+			Message:            fmt.Sprintf("NotificationChannel %q exists: its streamers announce this SystemEvent", sev.Spec.ChannelRef.Name),
+		}
 	}
-	patch := client.MergeFrom(sev.DeepCopy())
-	sev.Status = *status
-	if err := r.Client.Status().Patch(ctx, sev, patch); err != nil {
-		return ctrl.Result{}, fmt.Errorf("failed to update the status of SystemEvent %s: %w", req.NamespacedName, err)
+	return metav1.Condition{
+		Type: notifyv1alpha1.ConditionChannelFound, Status: metav1.ConditionFalse, Reason: notifyv1alpha1.ReasonChannelNotFound,
+		ObservedGeneration: sev.Generation,
+		Message: fmt.Sprintf("NotificationChannel %q named by spec.channelRef does not exist in namespace %q: nothing announces this SystemEvent until it does",
+			sev.Spec.ChannelRef.Name, sev.Namespace),
 	}
-	return ctrl.Result{}, nil
 }
 
 // SetupWithManager watches SystemEvents, and channels so that creating or

@@ -9,7 +9,7 @@ import (
 )
 
 var _ = Describe("SystemEvent reconciler", func() {
-	It("says when a SystemEvent's channel does not exist, until it does", func(ctx SpecContext) {
+	It("says whether a SystemEvent's channel exists", func(ctx SpecContext) {
 		ns := newNamespace(ctx, nil)
 		sev := &notifyv1alpha1.SystemEvent{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "maintenance"},
@@ -18,7 +18,7 @@ var _ = Describe("SystemEvent reconciler", func() {
 		}
 		Expect(api.Client.Create(ctx, sev)).To(Succeed())
 		Eventually(func() []metav1.Condition { return get(ctx, sev).Status.Conditions }).Should(ContainElement(And(
-			HaveField("Type", notifyv1alpha1.ConditionReady), HaveField("Status", metav1.ConditionFalse),
+			HaveField("Type", notifyv1alpha1.ConditionChannelFound), HaveField("Status", metav1.ConditionFalse),
 			HaveField("Reason", notifyv1alpha1.ReasonChannelNotFound),
 			HaveField("Message", ContainSubstring(`NotificationChannel "app" named by spec.channelRef does not exist in namespace "`+ns+`"`)),
 		)))
@@ -26,7 +26,9 @@ var _ = Describe("SystemEvent reconciler", func() {
 		By("creating the channel")
 		createKeySecret(ctx, ns, map[string][]byte{"k1": hmacKey()})
 		createChannel(ctx, ns, nil)
-		Eventually(func() []metav1.Condition { return get(ctx, sev).Status.Conditions }).ShouldNot(
-			ContainElement(HaveField("Reason", notifyv1alpha1.ReasonChannelNotFound)))
+		Eventually(func() []metav1.Condition { return get(ctx, sev).Status.Conditions }).Should(ConsistOf(And(
+			HaveField("Type", notifyv1alpha1.ConditionChannelFound), HaveField("Status", metav1.ConditionTrue),
+			HaveField("Reason", notifyv1alpha1.ReasonChannelExists), HaveField("ObservedGeneration", sev.Generation),
+		)))
 	})
 })

@@ -8,8 +8,15 @@ const (
 	// complete, and every replica the spec asks for ready. It is False while
 	// pods of an older generation serve (a rollout, an apply that failed), so
 	// a Ready with the condition's observedGeneration equal to the channel's
-	// generation is that generation's. For a SystemEvent: it has been delivered.
+	// generation is that generation's. For a SystemEvent: its current revision
+	// has been delivered (the streamers own it).
 	ConditionReady = "Ready"
+
+	// ConditionChannelFound is True ("normal-true") when a SystemEvent's
+	// channelRef names a NotificationChannel that exists in its namespace;
+	// False with reason ChannelNotFound otherwise. The operator owns it: no
+	// streamer runs for a missing channel to say so.
+	ConditionChannelFound = "ChannelFound"
 
 	// ConditionProgressing is True ("abnormal-true") while a change is being
 	// rolled out; it turns False once the rollout completed or got stuck.
@@ -70,8 +77,10 @@ const (
 	// until it changes.
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonChannelNotFound: a SystemEvent names a channel that does not exist
-	// in its namespace.
+	// in its namespace (ChannelFound False).
 	ReasonChannelNotFound = "ChannelNotFound"
+	// ReasonChannelExists: a SystemEvent's channel exists (ChannelFound True).
+	ReasonChannelExists = "ChannelExists"
 	// ReasonDelivered: a SystemEvent revision has been written to the channel's log.
 	ReasonDelivered = "Delivered"
 	// ReasonScheduled: a SystemEvent waits for its deliverAt time.

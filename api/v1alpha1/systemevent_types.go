@@ -112,7 +112,27 @@ const (
 	PhaseFailed SystemEventPhase = "Failed"
 )
 
-// SystemEventStatus is what the streamers did with the event.
+// SystemEventStatus is what the streamers did with the event, and whether
+// its channel exists.
+//
+// It has several writers, and each writes it by server-side apply of the
+// status subresource under its own field manager, applying only the fields
+// it owns, so that none loses its fields to another's write:
+//   - the channel's streamers, field manager "herald-streamer": phase,
+//     eventId, deliveredAt, observedGeneration and the Ready condition. All
+//     replicas share the manager: they write one record of the channel, with
+//     the same values for the same revision (the log stores its
+//     announcement once, under the revision's de-duplication key, and gives
+//     every replica that first event's id and time). A manager per pod would
+//     instead keep each pod's last copy of the record owned (a field one pod
+//     drops stays while another still owns it, a pod applying a new
+//     revision conflicts with those still holding the old one, and every
+//     pod ever started leaves an entry in managedFields). As one manager
+//     does not conflict with itself, each write reads the record first and
+//     applies with that resourceVersion as a precondition, never replacing a
+//     later generation's record, or a later phase of the same one.
+//   - the operator, field manager "herald-operator": the ChannelFound
+//     condition.
 type SystemEventStatus struct {
 	// Phase is Scheduled, Delivered, Expired or Failed.
 	// +optional
@@ -131,7 +151,11 @@ type SystemEventStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, with reasons such as ChannelNotFound.
+	// Conditions, each owned by one writer; server-side apply merges them by
+	// type: Ready (the streamers': True once the current revision is
+	// delivered, else False with reason Scheduled, Expired, DataTooLarge or
+	// InvalidData) and ChannelFound (the operator's: False with reason
+	// ChannelNotFound while spec.channelRef names no channel).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -159,7 +183,10 @@ type SystemEvent struct {
 	// +required
 	Spec SystemEventSpec `json:"spec"`
 
-	// Status is what the streamers did with it.
+	// Status is what the streamers did with it (phase, eventId, deliveredAt,
+	// observedGeneration and the Ready condition, applied by every replica as
+	// field manager herald-streamer) and whether its channel exists (the
+	// ChannelFound condition, applied by the operator as herald-operator).
 	// +optional
 	Status SystemEventStatus `json:"status,omitempty"`
 }

@@ -43,7 +43,10 @@ const statusRetryDelay = 2 * time.Second
 // its SystemEvent is gone.
 const retractTimeout = 5 * time.Second
 
-// StatusWriter records a SystemEvent's status (on the API server).
+// StatusWriter records a SystemEvent's status (on the API server). status is
+// the whole of the streamers' record: every replica writes it, so a writer
+// keeps a record of a later generation or phase than status in place, and
+// the fields other writers own (the operator's conditions) untouched.
 type StatusWriter interface {
 	WriteStatus(ctx context.Context, sev *notifyv1alpha1.SystemEvent, status notifyv1alpha1.SystemEventStatus) error
 }
@@ -90,6 +93,9 @@ type revision struct {
 	// is in the log; eventID is its position there.
 	announced bool
 	eventID   eventlog.Position
+	// deliveredAt is when the log stored the revision: for a duplicate, the
+	// first replica's announcement, so every replica records the same time.
+	deliveredAt time.Time
 	// timer fires at deliverAt or expiresAt.
 	timer *time.Timer
 }
@@ -273,7 +279,7 @@ func (a *Announcer) deliver(ctx context.Context, r *revision) {
 		a.notAnnounced(ctx, r, err)
 		return
 	}
-	r.announced, r.eventID = true, stored.Position
+	r.announced, r.eventID, r.deliveredAt = true, stored.Position, stored.Time
 	a.opts.Logger.Info("SystemEvent announced", "systemEvent", ref(r.sev), "generation", r.generation,
 		"eventId", stored.Position.String(), "action", action, "duplicate", stored.Duplicate)
 	a.keepActive(r, stored.Position, data)
@@ -389,15 +395,21 @@ func (r *revision) stopTimer() {
 }
 
 // record writes the revision's status, retrying on failure: the status is
-// the record that keeps a restarted streamer from announcing it again.
+// the record that keeps a restarted streamer from announcing it again. It
+// holds the streamers' fields and their Ready condition only, as the whole
+// of what they apply: the operator's conditions are its own (see
+// SystemEventStatus).
 func (a *Announcer) record(ctx context.Context, r *revision, phase notifyv1alpha1.SystemEventPhase, reason, message string) {
-	status := *r.sev.Status.DeepCopy()
-	status.Phase = phase
-	status.ObservedGeneration = r.generation
+	previous := r.sev.Status
+	status := notifyv1alpha1.SystemEventStatus{
+		Phase: phase, ObservedGeneration: r.generation,
+		// An expired or failed revision keeps the last announcement's event,
+		// which a deletion still retracts.
+		EventID: previous.EventID, DeliveredAt: previous.DeliveredAt,
+	}
 	switch phase {
 	case notifyv1alpha1.PhaseDelivered:
-		now := metav1.NewTime(a.opts.Now())
-		status.EventID, status.DeliveredAt = r.eventID.String(), &now
+		status.EventID, status.DeliveredAt = r.eventID.String(), new(metav1.NewTime(r.deliveredAt))
 	case notifyv1alpha1.PhaseScheduled:
 		// The previous revision's event is not this one's.
 		status.EventID, status.DeliveredAt = "", nil
@@ -406,10 +418,14 @@ func (a *Announcer) record(ctx context.Context, r *revision, phase notifyv1alpha
 	if phase == notifyv1alpha1.PhaseDelivered {
 		ready = metav1.ConditionTrue
 	}
+	// Starting from the Ready condition recorded keeps its transition time
+	// while its status stays.
+	if recorded := meta.FindStatusCondition(previous.Conditions, notifyv1alpha1.ConditionReady); recorded != nil {
+		status.Conditions = []metav1.Condition{*recorded}
+	}
 	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 		Type: notifyv1alpha1.ConditionReady, Status: ready, Reason: reason, Message: message, ObservedGeneration: r.generation,
 	})
-	meta.RemoveStatusCondition(&status.Conditions, notifyv1alpha1.ConditionDegraded)
 	a.writeStatus(ctx, r, r.generation, status)
 }
 

@@ -170,6 +170,21 @@ var _ = Describe("Announcer", func() {
 		Eventually(f.status.last).Should(HaveField("ObservedGeneration", BeEquivalentTo(2)))
 	})
 
+	It("records the streamers' fields only, delivered at the time the log stored the revision", func() {
+		f := start()
+		sev := systemEvent("maintenance", nil)
+		sev.Status.Conditions = []metav1.Condition{{
+			Type: notifyv1alpha1.ConditionChannelFound, Status: metav1.ConditionTrue, Reason: notifyv1alpha1.ReasonChannelExists,
+		}}
+		f.announcer.Observe(sev)
+		Eventually(f.status.last).Should(HaveField("Phase", notifyv1alpha1.PhaseDelivered))
+		logged, _, err := f.log.ReadAfter(context.Background(), f.first, 1)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(f.status.last().DeliveredAt.Time).To(Equal(logged[0].Time))
+		Expect(f.status.last().Conditions).To(ConsistOf(HaveField("Type", notifyv1alpha1.ConditionReady)),
+			"the operator's condition is the operator's to write")
+	})
+
 	It("addresses the audience's users only", func() {
 		f := start()
 		f.announcer.Observe(systemEvent("beta", func(s *notifyv1alpha1.SystemEventSpec) {

@@ -2,18 +2,22 @@ package kube
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/sevstatus"
 )
 
 // SystemEventHandler receives the SystemEvents of a namespace.
@@ -72,36 +76,88 @@ func WatchSystemEvents(ctx context.Context, cfg *rest.Config, namespace string, 
 	return <-started
 }
 
-// SystemEventStatus writes SystemEvent status through the API server.
+// SystemEventStatus writes the streamers' record of a SystemEvent (phase,
+// eventId, deliveredAt, observedGeneration, the Ready condition) by
+// server-side apply, under one field manager shared by every replica, leaving
+// the operator's conditions alone.
+//
+// Replicas sharing a manager do not conflict with each other, so the order
+// of their writes is kept here: each write reads the SystemEvent, leaves a
+// record that is as new as its own in place, and applies with the
+// resourceVersion it read as a precondition. A replica that lags behind
+// (an older generation, or an earlier phase of the same one) therefore never
+// replaces a newer record, and of several replicas recording the same
+// revision the first one's record stands.
 type SystemEventStatus struct {
+	// Client reads from the API server itself, not a cache: a lagging read
+	// would fail the precondition until the cache caught up.
 	Client client.Client
+	// FieldManager is the manager the record is applied as; empty means
+	// sevstatus.StreamerManager.
+	FieldManager string
 }
 
-// WriteStatus replaces the SystemEvent's status. It is a merge patch of the
-// whole status, with cleared fields sent as null, so it needs no prior read
-// and holds no stale resourceVersion.
+// statusConflictBackoff paces the writes again after a Conflict: another
+// writer changed the SystemEvent between the read and the apply, so the
+// next attempt reads its newer state. Each conflict means another writer
+// succeeded; the announcer retries a write that still fails.
+var statusConflictBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: time.Second}
+
+// WriteStatus applies status as the streamers' record of sev, unless the
+// SystemEvent already holds a record as new (see SystemEventStatus).
 func (w SystemEventStatus) WriteStatus(ctx context.Context, sev *notifyv1alpha1.SystemEvent, status notifyv1alpha1.SystemEventStatus) error {
-	fields := map[string]any{}
-	encoded, err := json.Marshal(status)
-	if err != nil {
-		return err
+	key := client.ObjectKeyFromObject(sev)
+	// The errors name the SystemEvent and the step that failed.
+	return retry.OnError(statusConflictBackoff, apierrors.IsConflict, func() error {
+		return w.writeIfNewer(ctx, key, sev.UID, status)
+	})
+}
+
+// writeIfNewer is one read and, when status is newer than the record read,
+// one apply conditional on nothing having changed since.
+func (w SystemEventStatus) writeIfNewer(ctx context.Context, key client.ObjectKey, uid types.UID, status notifyv1alpha1.SystemEventStatus) error {
+	current := &notifyv1alpha1.SystemEvent{}
+	if err := w.Client.Get(ctx, key, current); err != nil {
+		return fmt.Errorf("failed to read SystemEvent %s: %w", key, err)
 	}
-	if err := json.Unmarshal(encoded, &fields); err != nil {
-		return err
+	if current.UID != uid {
+		// Deleted and created again: the record is not this object's.
+		return nil
 	}
-	for _, name := range []string{"phase", "eventId", "deliveredAt", "observedGeneration", "conditions"} {
-		if _, set := fields[name]; !set {
-			fields[name] = nil
-		}
+	if !supersedes(status, current.Status) {
+		return nil
 	}
-	patch, err := json.Marshal(map[string]any{"status": fields})
-	if err != nil {
-		return err
+	manager := w.FieldManager
+	if manager == "" {
+		manager = sevstatus.StreamerManager
 	}
-	target := &notifyv1alpha1.SystemEvent{}
-	target.Namespace, target.Name = sev.Namespace, sev.Name
-	if err := w.Client.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return fmt.Errorf("failed to write the status of SystemEvent %s/%s: %w", sev.Namespace, sev.Name, err)
+	return sevstatus.Apply(ctx, w.Client, key, current.ResourceVersion, status, manager)
+}
+
+// supersedes reports whether the record next replaces current: it describes
+// a later generation, or a later phase of the same one. A record as new as
+// the current one changes nothing: for the same revision every replica
+// writes the same values (the log de-duplicates the announcement and names
+// the first one stored), so the first record written stands.
+func supersedes(next, current notifyv1alpha1.SystemEventStatus) bool {
+	if next.ObservedGeneration != current.ObservedGeneration {
+		return next.ObservedGeneration > current.ObservedGeneration
 	}
-	return nil
+	return phaseOrder(next.Phase) > phaseOrder(current.Phase)
+}
+
+// phaseOrder ranks the phases one revision goes through: Scheduled, then
+// Delivered (or Failed, which a revision's spec decides alike on every
+// replica), then Expired.
+func phaseOrder(phase notifyv1alpha1.SystemEventPhase) int {
+	switch phase {
+	case notifyv1alpha1.PhaseScheduled:
+		return 1
+	case notifyv1alpha1.PhaseDelivered, notifyv1alpha1.PhaseFailed:
+		return 2
+	case notifyv1alpha1.PhaseExpired:
+		return 3
+	default:
+		return 0
+	}
 }
