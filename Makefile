@@ -91,7 +91,7 @@ docker-build: ## Build the container image (needs a Docker engine).
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: build ## Load the streamer with real SSE streams (hack/bench); results into docs/benchmarks.{json,md}. A few minutes.
+bench: build ## Load the streamer with real SSE streams (hack/bench): the embedded log, then NATS (three local nodes); results into docs/benchmarks.{json,md}. About three minutes.
 	$(GO) run ./hack/bench -herald $(BIN)/herald -json docs/benchmarks.json -markdown docs/benchmarks.md $(BENCH_FLAGS)
 
 ##@ Run

@@ -14,14 +14,24 @@ import (
 	"github.com/herald-notify/herald/internal/testutil"
 )
 
+// TestMain lets the test binary serve the generator's hidden subcommand: the
+// NATS backends start the running executable as their cluster's process.
+func TestMain(m *testing.M) {
+	if code, ok := subcommand(os.Args[1:]); ok {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
 func TestBench(t *testing.T) {
 	testutil.RunSuite(t, "load generator")
 }
 
-// tinyConfig runs every scenario with about 100 streams: enough to go
-// through every code path, far too little to measure anything.
+// tinyConfig runs every scenario with about 100 streams on the embedded log:
+// enough to go through every code path, far too little to measure anything.
 func tinyConfig(herald, dir string) config {
 	cfg := defaultConfig()
+	cfg.backends = backendsNamed(backendEmbedded)
 	cfg.herald = herald
 	cfg.jsonOut = filepath.Join(dir, "benchmarks.json")
 	cfg.markdownOut = filepath.Join(dir, "benchmarks.md")
@@ -62,7 +72,9 @@ var _ = Describe("the load generator", func() {
 			Expect(r.Machine.Cores).To(BeNumerically(">", 0))
 			Expect(r.Machine.Floor.SyscallMicros).To(BeNumerically(">", 0))
 			Expect(r.Machine.Floor.WriteMicros).To(BeNumerically(">", 0))
-			Expect(r.Command).To(HavePrefix("go run ./hack/bench -scenarios memory,connect,broadcast,peruser,resume"))
+			Expect(r.Command).To(HavePrefix("go run ./hack/bench -backend embedded -scenarios memory,connect,broadcast,peruser,resume"))
+			Expect(r.Backends).To(HaveLen(1))
+			Expect(r.Backends[0].Scenarios).To(Equal(allScenarios))
 
 			By("measuring memory at each step, from none")
 			Expect(r.Memory.Points).To(HaveLen(3))
@@ -86,11 +98,7 @@ var _ = Describe("the load generator", func() {
 			By("delivering every broadcast to every stream")
 			Expect(r.Broadcast).To(HaveLen(2))
 			for _, b := range r.Broadcast {
-				Expect(b.Deliveries).To(BeEquivalentTo(b.Connections * b.Events))
-				Expect(b.Latency.Count).To(Equal(b.Deliveries))
-				Expect(b.ToLast.Count).To(BeEquivalentTo(b.Events))
-				expectLatency(b.Latency)
-				expectLatency(b.ToLast)
+				expectBroadcast(b)
 			}
 			Expect(r.Broadcast[0].Mode).To(Equal(modePaced))
 			Expect(r.Broadcast[1].Mode).To(Equal(modeBurst))
@@ -115,26 +123,118 @@ var _ = Describe("the load generator", func() {
 			Expect(string(md)).NotTo(ContainSubstring("\nold\n"))
 			Expect(string(md)).To(ContainSubstring("| ES256 | 100 |"))
 		}, SpecTimeout(3*time.Minute))
+
+		It("measures broadcast and per-user notifications through a local NATS cluster next to the embedded log, and compares them", func(ctx SpecContext) {
+			cfg := tinyConfig(herald, dir)
+			cfg.backends = backends
+			cfg.scenarios = []string{scenarioBroadcast, scenarioPerUser}
+			cfg.broadcastSizes = []int{20}
+			cfg.pacedEvents, cfg.burstEvents = 2, 3
+			cfg.perUserConns, cfg.perUserCount = 20, 40
+
+			Expect(runAndWrite(ctx, cfg, io.Discard, GinkgoWriter)).To(Succeed())
+
+			data, err := os.ReadFile(cfg.jsonOut)
+			Expect(err).NotTo(HaveOccurred())
+			var r Results
+			Expect(json.Unmarshal(data, &r)).To(Succeed())
+			Expect(r.Command).To(HavePrefix("go run ./hack/bench -scenarios broadcast,peruser -broadcast 20 "))
+
+			By("running each backend's scenarios, the NATS ones on stores of a real filesystem")
+			Expect(r.Backends).To(HaveLen(3))
+			Expect(namesOfInfo(r.Backends)).To(Equal([]string{backendEmbedded, backendNATS, backendNATSDefaultSync}))
+			Expect(r.Backends[1].Scenarios).To(Equal([]string{scenarioBroadcast, scenarioPerUser}))
+			Expect(r.Backends[1].Log).To(ContainSubstring("sync_interval: always"))
+			Expect(r.Backends[2].Scenarios).To(Equal([]string{scenarioPerUser}))
+			Expect(r.Backends[2].Log).To(ContainSubstring("default sync"))
+			for _, b := range r.Backends[1:] {
+				Expect(b.StoreFilesystem).NotTo(BeEmpty())
+			}
+
+			By("delivering every broadcast to every stream through NATS")
+			Expect(r.Broadcast).To(HaveLen(4))
+			for i, b := range r.Broadcast {
+				Expect(b.Backend).To(Equal([]string{backendEmbedded, backendNATS}[i/2]))
+				expectBroadcast(b)
+			}
+			Expect(r.Broadcast[0].CPU.BrokerSeconds).To(BeZero())
+
+			By("delivering every notification to its user, with either fsync")
+			Expect(r.PerUser).To(HaveLen(3))
+			for i, u := range r.PerUser {
+				Expect(u.Backend).To(Equal(r.Backends[i].Name))
+				Expect(u.Latency.Count).To(BeEquivalentTo(40))
+				expectLatency(u.Latency)
+			}
+
+			By("comparing NATS with the embedded log of the same run")
+			var names []string
+			for _, t := range r.Targets {
+				names = append(names, t.Name)
+			}
+			Expect(names).To(ContainElements(
+				"NATS ÷ embedded, broadcast deliveries per server core-second",
+				"NATS ÷ embedded, per-user notifications per server core-second"))
+			md, err := os.ReadFile(cfg.markdownOut)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(md)).To(ContainSubstring("| nats | 20 |"))
+			Expect(string(md)).To(ContainSubstring("| nats-default-sync | 20 | 40 |"))
+		}, SpecTimeout(3*time.Minute))
 	})
 
-	It("names the command that reproduces a run", func() {
+	It("names the command that reproduces a run, and each row's backend when another runs its scenario too", func() {
 		cfg, err := parseFlags(nil)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(cfg.command("")).To(Equal("make bench"))
-		Expect(cfg.command(scenarioResume)).To(Equal("go run ./hack/bench -scenarios resume -resume 10000 -resume-missed 10"))
+		Expect(cfg.runCommand()).To(Equal("make bench"))
+		embedded, nats := backendsNamed(backendEmbedded)[0], backendsNamed(backendNATS)[0]
+		Expect(cfg.command(embedded, scenarioResume)).To(Equal("go run ./hack/bench -scenarios resume -resume 10000 -resume-missed 10"))
+		Expect(cfg.command(embedded, scenarioPerUser)).To(Equal("go run ./hack/bench -backend embedded -scenarios peruser -peruser 10000 -peruser-count 20000"))
+		Expect(cfg.command(nats, scenarioBroadcast)).To(HavePrefix("go run ./hack/bench -backend nats -scenarios broadcast -broadcast 1000,10000 "))
 
 		cfg, err = parseFlags([]string{"-scenarios", "connect", "-connect", "500"})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(cfg.command("")).To(Equal("go run ./hack/bench -scenarios connect -connect 500"))
+		Expect(cfg.runCommand()).To(Equal("go run ./hack/bench -scenarios connect -connect 500"))
+
+		cfg, err = parseFlags([]string{"-backend", "nats", "-scenarios", "broadcast,peruser"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cfg.runCommand()).To(HavePrefix("go run ./hack/bench -backend nats -scenarios broadcast,peruser -broadcast "))
 	})
 
-	It("refuses unknown scenarios and backends", func(ctx SpecContext) {
+	It("refuses unknown scenarios and backends, and backends that run none of the scenarios", func() {
 		_, err := parseFlags([]string{"-scenarios", "memory,fanout"})
 		Expect(err).To(MatchError(ContainSubstring(`unknown scenario "fanout"`)))
-		_, err = startStreamer(ctx, "unused", GinkgoT().TempDir(), "HS256", "kafka")
+		_, err = parseFlags([]string{"-backend", "embedded,kafka"})
 		Expect(err).To(MatchError(ContainSubstring(`backend "kafka" is not available`)))
+		_, err = parseFlags([]string{"-backend", "nats", "-scenarios", "memory"})
+		Expect(err).To(MatchError(ContainSubstring("runs none of -scenarios memory")))
 	})
 })
+
+// expectBroadcast checks that every stream had every event.
+func expectBroadcast(b *BroadcastResult) {
+	GinkgoHelper()
+	Expect(b.Deliveries).To(BeEquivalentTo(b.Connections * b.Events))
+	Expect(b.Latency.Count).To(Equal(b.Deliveries))
+	Expect(b.ToLast.Count).To(BeEquivalentTo(b.Events))
+	expectLatency(b.Latency)
+	expectLatency(b.ToLast)
+}
+
+func namesOfInfo(bs []BackendInfo) []string {
+	names := make([]string, len(bs))
+	for i, b := range bs {
+		names[i] = b.Name
+	}
+	return names
+}
+
+// backendsNamed are the backends of a -backend list.
+func backendsNamed(list string) []backend {
+	GinkgoHelper()
+	bs, err := parseBackends(list)
+	Expect(err).NotTo(HaveOccurred())
+	return bs
+}
 
 // expectLatency checks that a distribution holds real, ordered values.
 func expectLatency(l Latency) {

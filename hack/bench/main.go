@@ -3,7 +3,10 @@
 // opens thousands of real SSE streams to them over loopback, each as its own
 // user, and measures what a streamer pod costs: memory per idle stream,
 // authenticated connections per second, broadcast and per-user delivery
-// throughput and latency, and a reconnect storm with Last-Event-ID.
+// throughput and latency, and a reconnect storm with Last-Event-ID. It
+// measures the embedded log, then the scenarios where every event goes
+// through the broker against NATS JetStream: three local nodes, in a
+// process of the generator's own, and stream replicas 3.
 //
 // CPU is read from each process's own accounting, so rates are given per
 // second of the streamer's CPU ("per server core") as well as per second of
@@ -12,6 +15,7 @@
 //
 //	make bench                                   # everything, into docs/
 //	go run ./hack/bench -scenarios broadcast -broadcast 10000
+//	go run ./hack/bench -backend nats -scenarios broadcast,peruser
 //
 // Results go to a JSON file and to the table between the markers in a
 // markdown file; see docs/benchmarks.md.
@@ -50,7 +54,7 @@ type config struct {
 	markdownOut string
 	profiles    string
 	scenarios   []string
-	backend     string
+	backends    []backend
 	concurrency int
 
 	memorySteps    []int
@@ -71,7 +75,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		scenarios:      allScenarios,
-		backend:        "embedded",
+		backends:       backends,
 		concurrency:    64,
 		memorySteps:    []int{1000, 2500, 5000, 10000},
 		connect:        10000,
@@ -87,6 +91,9 @@ func defaultConfig() config {
 }
 
 func main() {
+	if code, ok := subcommand(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -110,7 +117,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&cfg.markdownOut, "markdown", "", "replace the results between the bench markers of this markdown file (default: print them)")
 	fs.StringVar(&cfg.profiles, "profiles", "", "save the streamer's pprof CPU profiles of each scenario, and its heap with idle streams, into this folder")
-	fs.StringVar(&cfg.backend, "backend", cfg.backend, "the channel's event log: embedded (a broker-backed log when the streamer has one)")
+	backendList := fs.String("backend", strings.Join(backendNames(), ","), "the channel's event logs to measure, in turn, each with the scenarios of -scenarios it runs: "+backendsUsage())
 	fs.IntVar(&cfg.concurrency, "concurrency", cfg.concurrency, "streams the generator opens at once")
 	scenarios := fs.String("scenarios", strings.Join(cfg.scenarios, ","), "scenarios to run, of "+strings.Join(allScenarios, ","))
 	memory := fs.String("memory", joinInts(cfg.memorySteps), "idle memory: the stream counts to measure at, rising")
@@ -136,6 +143,12 @@ func parseFlags(args []string) (config, error) {
 		}
 	}
 	var err error
+	if cfg.backends, err = parseBackends(*backendList); err != nil {
+		return cfg, fmt.Errorf("-backend: %w", err)
+	}
+	if !slices.ContainsFunc(cfg.backends, func(b backend) bool { return len(b.runs(cfg.scenarios)) > 0 }) {
+		return cfg, fmt.Errorf("-backend %s runs none of -scenarios %s", *backendList, *scenarios)
+	}
 	if cfg.memorySteps, err = parseInts(*memory); err != nil {
 		return cfg, fmt.Errorf("-memory: %w", err)
 	}
@@ -167,7 +180,8 @@ func runAndWrite(ctx context.Context, cfg config, stdout, progress io.Writer) er
 	return replaceBetweenMarkers(cfg.markdownOut, table)
 }
 
-// run runs the scenarios of cfg, each against a streamer of its own.
+// run runs the scenarios of cfg, each against a streamer of its own, for
+// each backend in turn.
 func run(ctx context.Context, cfg config, progress io.Writer) (*Results, error) {
 	dir, err := os.MkdirTemp("", "herald-bench-")
 	if err != nil {
@@ -175,7 +189,7 @@ func run(ctx context.Context, cfg config, progress io.Writer) (*Results, error) 
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	e := &env{
-		herald: cfg.herald, dir: dir, backend: cfg.backend, concurrency: cfg.concurrency, profiles: cfg.profiles,
+		herald: cfg.herald, dir: dir, concurrency: cfg.concurrency, profiles: cfg.profiles,
 		progress: func(format string, args ...any) {
 			_, _ = fmt.Fprintf(progress, time.Now().Format("15:04:05 ")+format+"\n", args...)
 		},
@@ -189,13 +203,13 @@ func run(ctx context.Context, cfg config, progress io.Writer) (*Results, error) 
 			return nil, err
 		}
 	}
-	report := &Results{Machine: describeMachine(), Backend: cfg.backend, Concurrency: cfg.concurrency, Command: cfg.command(""), Started: time.Now().UTC()}
+	report := &Results{Machine: describeMachine(), Concurrency: cfg.concurrency, Command: cfg.runCommand(), Started: time.Now().UTC()}
 	if report.Machine.Floor, err = measureFloor(); err != nil {
 		return nil, fmt.Errorf("measuring the machine's floor: %w", err)
 	}
-	for _, name := range cfg.scenarios {
-		if err := runScenario(ctx, e, cfg, name, report); err != nil {
-			return nil, fmt.Errorf("scenario %s: %w", name, err)
+	for _, b := range cfg.backends {
+		if err := runBackend(ctx, e, cfg, b, report); err != nil {
+			return nil, fmt.Errorf("backend %s: %w", b.name, err)
 		}
 	}
 	report.Seconds = time.Since(report.Started).Seconds()
@@ -204,8 +218,38 @@ func run(ctx context.Context, cfg config, progress io.Writer) (*Results, error) 
 	return report, nil
 }
 
+// runBackend runs the scenarios of cfg that b runs, with the log of b: for
+// NATS, a cluster of its own, stopped after them.
+func runBackend(ctx context.Context, e *env, cfg config, b backend, report *Results) error {
+	scenarios := b.runs(cfg.scenarios)
+	if len(scenarios) == 0 {
+		return nil
+	}
+	info := BackendInfo{Name: b.name, Log: b.log, Scenarios: scenarios}
+	e.target = logTarget{backend: b}
+	if b.nats {
+		stores, err := os.MkdirTemp(e.dir, b.name+"-")
+		if err != nil {
+			return err
+		}
+		e.progress("starting NATS for %s: %s", b.name, b.log)
+		if e.target.nats, err = startNATS(ctx, stores, b.periodicSync); err != nil {
+			return err
+		}
+		defer e.target.nats.stop()
+		info.StoreFilesystem = filesystem(stores)
+	}
+	report.Backends = append(report.Backends, info)
+	for _, name := range scenarios {
+		if err := runScenario(ctx, e, cfg, name, report); err != nil {
+			return fmt.Errorf("scenario %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 func runScenario(ctx context.Context, e *env, cfg config, name string, report *Results) error {
-	command := cfg.command(name)
+	command := cfg.command(e.target.backend, name)
 	switch name {
 	case scenarioMemory:
 		r, err := idleMemory(ctx, e, cfg.memorySteps)
@@ -255,51 +299,71 @@ func runScenario(ctx context.Context, e *env, cfg config, name string, report *R
 	return nil
 }
 
-// command is the command line that reproduces one scenario's rows (or all,
-// for ""), with the sizes of this run.
-func (c config) command(scenario string) string {
+// runCommand is the command line that reproduces the whole run.
+func (c config) runCommand() string {
+	if slices.Equal(c.scenarios, allScenarios) && c.sameSizes(defaultConfig()) {
+		return "make bench"
+	}
 	args := []string{"go run ./hack/bench"}
-	if c.backend != defaultConfig().backend {
-		args = append(args, "-backend "+c.backend)
+	if !c.sameBackends(defaultConfig()) {
+		args = append(args, "-backend "+strings.Join(namesOf(c.backends), ","))
 	}
-	sized := func(flagAndValue ...string) { args = append(args, flagAndValue...) }
-	if scenario == "" {
-		if slices.Equal(c.scenarios, allScenarios) && c.sameSizes(defaultConfig()) {
-			return "make bench"
-		}
-		sized("-scenarios " + strings.Join(c.scenarios, ","))
-	} else {
-		sized("-scenarios " + scenario)
-	}
-	runs := func(name string) bool {
-		return scenario == name || (scenario == "" && slices.Contains(c.scenarios, name))
-	}
-	if runs(scenarioMemory) {
-		sized("-memory " + joinInts(c.memorySteps))
-	}
-	if runs(scenarioConnect) {
-		sized("-connect " + strconv.Itoa(c.connect))
-	}
-	if runs(scenarioBroadcast) {
-		sized("-broadcast "+joinInts(c.broadcastSizes), "-paced-events "+strconv.Itoa(c.pacedEvents),
-			"-paced-interval "+c.pacedInterval.String(), "-burst-events "+strconv.Itoa(c.burstEvents))
-	}
-	if runs(scenarioPerUser) {
-		sized("-peruser "+strconv.Itoa(c.perUserConns), "-peruser-count "+strconv.Itoa(c.perUserCount))
-	}
-	if runs(scenarioResume) {
-		sized("-resume "+strconv.Itoa(c.resumeConns), "-resume-missed "+strconv.Itoa(c.resumeMissed))
+	args = append(args, "-scenarios "+strings.Join(c.scenarios, ","))
+	for _, s := range c.scenarios {
+		args = append(args, c.sizeArgs(s)...)
 	}
 	return strings.Join(args, " ")
 }
 
+// command is the command line that reproduces the rows of one backend and
+// scenario, with the sizes of this run. It names the backend unless no
+// other backend runs the scenario.
+func (c config) command(b backend, scenario string) string {
+	args := []string{"go run ./hack/bench"}
+	if !b.only(scenario) {
+		args = append(args, "-backend "+b.name)
+	}
+	args = append(args, "-scenarios "+scenario)
+	return strings.Join(append(args, c.sizeArgs(scenario)...), " ")
+}
+
+// sizeArgs are the flags that size scenario.
+func (c config) sizeArgs(scenario string) []string {
+	switch scenario {
+	case scenarioMemory:
+		return []string{"-memory " + joinInts(c.memorySteps)}
+	case scenarioConnect:
+		return []string{"-connect " + strconv.Itoa(c.connect)}
+	case scenarioBroadcast:
+		return []string{"-broadcast " + joinInts(c.broadcastSizes), "-paced-events " + strconv.Itoa(c.pacedEvents),
+			"-paced-interval " + c.pacedInterval.String(), "-burst-events " + strconv.Itoa(c.burstEvents)}
+	case scenarioPerUser:
+		return []string{"-peruser " + strconv.Itoa(c.perUserConns), "-peruser-count " + strconv.Itoa(c.perUserCount)}
+	case scenarioResume:
+		return []string{"-resume " + strconv.Itoa(c.resumeConns), "-resume-missed " + strconv.Itoa(c.resumeMissed)}
+	}
+	return nil
+}
+
 // sameSizes reports whether c measures what d does.
 func (c config) sameSizes(d config) bool {
-	return c.backend == d.backend && slices.Equal(c.memorySteps, d.memorySteps) && c.connect == d.connect &&
+	return c.sameBackends(d) && slices.Equal(c.memorySteps, d.memorySteps) && c.connect == d.connect &&
 		slices.Equal(c.broadcastSizes, d.broadcastSizes) && c.pacedEvents == d.pacedEvents &&
 		c.pacedInterval == d.pacedInterval && c.burstEvents == d.burstEvents &&
 		c.perUserConns == d.perUserConns && c.perUserCount == d.perUserCount &&
 		c.resumeConns == d.resumeConns && c.resumeMissed == d.resumeMissed
+}
+
+func (c config) sameBackends(d config) bool {
+	return slices.Equal(namesOf(c.backends), namesOf(d.backends))
+}
+
+func namesOf(bs []backend) []string {
+	names := make([]string, len(bs))
+	for i, b := range bs {
+		names[i] = b.name
+	}
+	return names
 }
 
 func parseInts(s string) ([]int, error) {

@@ -20,7 +20,8 @@ var benchmarkedAlgorithms = []notifyv1alpha1.JWTAlgorithm{notifyv1alpha1.HS256, 
 type Results struct {
 	Machine Machine `json:"machine"`
 	Command string  `json:"command"`
-	Backend string  `json:"backend"`
+	// Backends are the logs measured, in order.
+	Backends []BackendInfo `json:"backends"`
 	// Concurrency is how many streams the generator opened at once.
 	Concurrency int                `json:"concurrency"`
 	Started     time.Time          `json:"started"`
@@ -82,7 +83,8 @@ func loadAverage() string {
 	return strings.Join(fields[:3], " ")
 }
 
-// Target is one of the goals the streamer is measured against (issue #6).
+// Target is one of the goals the streamer is measured against: issue #6's
+// for the embedded log, issue #11's for NATS against the embedded log.
 type Target struct {
 	Name     string `json:"name"`
 	Goal     string `json:"goal"`
@@ -97,6 +99,12 @@ const (
 	goalToLastMs      = 30
 	goalToLastStreams = 10000
 	goalConnects      = 20000
+	// goalNATSBroadcast is NATS's broadcast rate over the embedded log's:
+	// within 10 %, since a broadcast costs a replica one read from the
+	// broker, whatever the number of streams.
+	goalNATSBroadcast = 0.9
+	// goalNATSPerUser is NATS's per-user rate over the embedded log's.
+	goalNATSPerUser = 0.5
 )
 
 // targets compares the run with the goals it measured.
@@ -109,23 +117,14 @@ func targets(r *Results) []Target {
 			Met:      m.RSSPerConn <= goalIdleBytes,
 		})
 	}
-	var largestBurst, largestPaced *BroadcastResult
-	for _, b := range r.Broadcast {
-		if b.Mode == modeBurst && (largestBurst == nil || b.Connections > largestBurst.Connections) {
-			largestBurst = b
-		}
-		if b.Mode == modePaced && (largestPaced == nil || b.Connections > largestPaced.Connections) {
-			largestPaced = b
-		}
-	}
-	if b := largestBurst; b != nil {
+	if b := largestBroadcast(r.Broadcast, backendEmbedded, modeBurst); b != nil {
 		out = append(out, Target{
 			Name: "broadcast deliveries per server core-second", Goal: "≥ 400,000",
 			Measured: fmt.Sprintf("%s (to %s streams)", thousands(b.PerServerCore), thousands(float64(b.Connections))),
 			Met:      b.PerServerCore >= goalDeliveries,
 		})
 	}
-	if b := largestPaced; b != nil {
+	if b := largestBroadcast(r.Broadcast, backendEmbedded, modePaced); b != nil {
 		out = append(out, Target{
 			Name: "broadcast p99, publish to the last of 10,000 streams", Goal: "≤ 30 ms",
 			Measured: fmt.Sprintf("%.1f ms (to %s streams; p99 of all deliveries %.1f ms)", b.ToLast.P99Ms, thousands(float64(b.Connections)), b.Latency.P99Ms),
@@ -140,7 +139,63 @@ func targets(r *Results) []Target {
 			})
 		}
 	}
+	return append(out, natsTargets(r)...)
+}
+
+// natsTargets compares the NATS rows (sync_interval: always) with the
+// embedded log's of the same run and the same sizes.
+func natsTargets(r *Results) []Target {
+	var out []Target
+	embedded := largestBroadcast(r.Broadcast, backendEmbedded, modeBurst)
+	if nats := largestBroadcast(r.Broadcast, backendNATS, modeBurst); nats != nil && embedded != nil && nats.Connections == embedded.Connections {
+		ratio := ratioOf(nats.PerServerCore, embedded.PerServerCore)
+		out = append(out, Target{
+			Name: "NATS ÷ embedded, broadcast deliveries per server core-second", Goal: "≥ 90 % (within 10 %)",
+			Measured: fmt.Sprintf("%.0f %% (%s ÷ %s, burst to %s streams)", 100*ratio,
+				thousands(nats.PerServerCore), thousands(embedded.PerServerCore), thousands(float64(nats.Connections))),
+			Met: ratio >= goalNATSBroadcast,
+		})
+	}
+	if nats, embedded := perUserOf(r.PerUser, backendNATS), perUserOf(r.PerUser, backendEmbedded); nats != nil && embedded != nil {
+		ratio := ratioOf(nats.PerServerCore, embedded.PerServerCore)
+		out = append(out, Target{
+			Name: "NATS ÷ embedded, per-user notifications per server core-second", Goal: "≥ 50 %",
+			Measured: fmt.Sprintf("%.0f %% (%s ÷ %s; per wall second %.0f %%, %s ÷ %s)", 100*ratio,
+				thousands(nats.PerServerCore), thousands(embedded.PerServerCore),
+				100*ratioOf(nats.PerSecond, embedded.PerSecond), thousands(nats.PerSecond), thousands(embedded.PerSecond)),
+			Met: ratio >= goalNATSPerUser,
+		})
+	}
 	return out
+}
+
+// largestBroadcast is the backend's broadcast row of mode to the most
+// streams.
+func largestBroadcast(rows []*BroadcastResult, backend, mode string) *BroadcastResult {
+	var largest *BroadcastResult
+	for _, b := range rows {
+		if b.Backend == backend && b.Mode == mode && (largest == nil || b.Connections > largest.Connections) {
+			largest = b
+		}
+	}
+	return largest
+}
+
+// perUserOf is the backend's per-user row.
+func perUserOf(rows []*PerUserResult, backend string) *PerUserResult {
+	for _, u := range rows {
+		if u.Backend == backend {
+			return u
+		}
+	}
+	return nil
+}
+
+func ratioOf(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
 }
 
 func writeJSON(file string, r *Results) error {
@@ -183,7 +238,8 @@ func renderMarkdown(r *Results) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	m := r.Machine
-	p("Measured %s with `%s` (%.0f s), %s log.\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Command, r.Seconds, r.Backend)
+	p("Measured %s with `%s` (%.0f s).\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Command, r.Seconds)
+	p("Logs: %s.\n\n", describeBackends(r.Backends))
 	p("Machine: %d × %s, %s, Linux %s, %d open files per process; load average %s at the start, %s at the end. "+
 		"The generator runs on the same cores as the streamer.\n\n", m.Cores, m.CPUModel, m.GoVersion, m.Kernel, m.OpenFilesLimit, m.LoadBefore, m.LoadAfter)
 	p("The machine's floor, measured by the generator before the scenarios: a getppid system call takes %.2f µs; "+
@@ -221,27 +277,27 @@ func renderMarkdown(r *Results) string {
 	}
 	if len(r.Broadcast) > 0 {
 		p("**Broadcast**: system events to every stream, paced (one per interval) or in a burst (back to back); latency from publish to read.\n\n")
-		p("| streams | events | deliveries / s | per server core-second | latency p50 / p99 / max | publish to last stream p50 / p99 / max | streamer CPU | generator CPU | command |\n")
-		p("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		p("| log | streams | events | deliveries / s | per server core-second | latency p50 / p99 / max | publish to last stream p50 / p99 / max | streamer CPU | generator CPU | NATS CPU | command |\n")
+		p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, c := range r.Broadcast {
 			events := fmt.Sprintf("%d burst", c.Events)
 			if c.Mode == modePaced {
 				events = fmt.Sprintf("%d, one per %g ms", c.Events, c.IntervalMs)
 			}
-			p("| %s | %s | %s | **%s** | %s | %s | %s | %s | `%s` |\n", thousands(float64(c.Connections)), events,
+			p("| %s | %s | %s | %s | **%s** | %s | %s | %s | %s | %s | `%s` |\n", c.Backend, thousands(float64(c.Connections)), events,
 				thousands(c.PerSecond), thousands(c.PerServerCore), p50p99max(c.Latency), p50p99max(c.ToLast),
-				cores(c.CPU.StreamerCores), cores(c.CPU.GeneratorCores), c.Command)
+				cores(c.CPU.StreamerCores), cores(c.CPU.GeneratorCores), brokerCores(c.Backend, c.CPU), c.Command)
 		}
 		p("\n")
 	}
 	if len(r.PerUser) > 0 {
 		p("**Per-user notifications**: each to one user, %d publish requests in flight; each is a publish request and a delivery.\n\n", publishers)
-		p("| log | streams | notifications | per second | per server core-second | latency p50 / p99 / max | streamer CPU | generator CPU | command |\n")
-		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		p("| log | streams | notifications | per second | per server core-second | latency p50 / p99 / max | streamer CPU | generator CPU | NATS CPU | command |\n")
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, u := range r.PerUser {
-			p("| %s | %s | %s | %s | **%s** | %s | %s | %s | `%s` |\n", u.Backend, thousands(float64(u.Connections)),
+			p("| %s | %s | %s | %s | **%s** | %s | %s | %s | %s | `%s` |\n", u.Backend, thousands(float64(u.Connections)),
 				thousands(float64(u.Notifications)), thousands(u.PerSecond), thousands(u.PerServerCore), p50p99max(u.Latency),
-				cores(u.CPU.StreamerCores), cores(u.CPU.GeneratorCores), u.Command)
+				cores(u.CPU.StreamerCores), cores(u.CPU.GeneratorCores), brokerCores(u.Backend, u.CPU), u.Command)
 		}
 		p("\n")
 	}
@@ -254,6 +310,28 @@ func renderMarkdown(r *Results) string {
 			cores(rs.CPU.StreamerCores), cores(rs.CPU.GeneratorCores), rs.Command)
 	}
 	return b.String()
+}
+
+// describeBackends is the logs of a run, each with its name in the tables.
+func describeBackends(bs []BackendInfo) string {
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = fmt.Sprintf("`%s`, %s", b.Name, b.Log)
+		if b.StoreFilesystem != "" {
+			parts[i] += ", stores on " + b.StoreFilesystem
+		}
+		parts[i] += " (" + strings.Join(b.Scenarios, ", ") + ")"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// brokerCores is the NATS cluster's CPU of a row, "—" for the embedded log,
+// which is the streamer's own.
+func brokerCores(backend string, c CPU) string {
+	if backend == backendEmbedded {
+		return "—"
+	}
+	return cores(c.BrokerCores)
 }
 
 func yesNo(ok bool) string {

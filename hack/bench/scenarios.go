@@ -30,9 +30,10 @@ const (
 
 // env is what every scenario runs with.
 type env struct {
-	herald  string
-	dir     string
-	backend string
+	herald string
+	dir    string
+	// target is the log of the backend being measured.
+	target logTarget
 	// concurrency is how many streams the generator opens at once.
 	concurrency int
 	// profiles, when set, is a folder for the streamer's pprof profiles.
@@ -52,7 +53,7 @@ type session struct {
 }
 
 func (e *env) start(ctx context.Context, alg notifyv1alpha1.JWTAlgorithm, users int) (*session, error) {
-	s, err := startStreamer(ctx, e.herald, e.dir, alg, e.backend)
+	s, err := startStreamer(ctx, e.herald, e.dir, alg, e.target)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +111,7 @@ func (s *session) openFirst(ctx context.Context, n int) error {
 // profile of the streamer meanwhile, named name and seconds long; the window
 // ends when run returns, not when the profile does.
 func (s *session) measure(ctx context.Context, name string, seconds int, run func() error) (CPU, error) {
-	meter, err := startCPU(s.streamer.pid())
+	meter, err := startCPU(s.streamer.pid(), s.env.target.brokerPID())
 	if err != nil {
 		return CPU{}, err
 	}
@@ -118,7 +119,7 @@ func (s *session) measure(ctx context.Context, name string, seconds int, run fun
 	var profErr error
 	if s.env.profiles != "" {
 		profiling.Go(func() {
-			file := filepath.Join(s.env.profiles, name+".cpu.pprof")
+			file := filepath.Join(s.env.profiles, s.env.profileName(name)+".cpu.pprof")
 			profErr = s.streamer.profile(ctx, "profile?seconds="+strconv.Itoa(seconds), file)
 		})
 	}
@@ -196,7 +197,7 @@ func idleMemory(ctx context.Context, e *env, steps []int) (*MemoryResult, error)
 		result.Points = append(result.Points, point)
 	}
 	if e.profiles != "" {
-		if err := s.streamer.profile(ctx, "heap", filepath.Join(e.profiles, "idle.heap.pprof")); err != nil {
+		if err := s.streamer.profile(ctx, "heap", filepath.Join(e.profiles, e.profileName("idle")+".heap.pprof")); err != nil {
 			return nil, err
 		}
 	}
@@ -295,6 +296,7 @@ func connectRate(ctx context.Context, e *env, alg notifyv1alpha1.JWTAlgorithm, n
 // times: how long each delivery took, how long until the last stream had
 // each event, and how many deliveries the streamer made per CPU second.
 type BroadcastResult struct {
+	Backend       string  `json:"backend"`
 	Connections   int     `json:"connections"`
 	Events        int     `json:"events"`
 	Mode          string  `json:"mode"`
@@ -347,12 +349,12 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 	}
 	deliveries := received.received.Load()
 	r := &BroadcastResult{
-		Connections: n, Events: events, Mode: mode, IntervalMs: float64(interval) / float64(time.Millisecond),
+		Backend: e.target.backend.name, Connections: n, Events: events, Mode: mode, IntervalMs: float64(interval) / float64(time.Millisecond),
 		Deliveries: deliveries, Latency: received.latency.summary(), ToLast: received.toLast(), CPU: cpu,
 		PerSecond: cpu.perWallSecond(float64(deliveries)), PerServerCore: cpu.perServerCore(float64(deliveries)),
 	}
-	e.progress("broadcast %s to %d: %d deliveries, %.0f per server core-second, p99 %.1f ms, to last p99 %.1f ms",
-		mode, n, deliveries, r.PerServerCore, r.Latency.P99Ms, r.ToLast.P99Ms)
+	e.progress("%s broadcast %s to %d: %d deliveries, %.0f per server core-second, p99 %.1f ms, to last p99 %.1f ms",
+		e.target.backend.name, mode, n, deliveries, r.PerServerCore, r.Latency.P99Ms, r.ToLast.P99Ms)
 	return r, nil
 }
 
@@ -424,12 +426,12 @@ func perUser(ctx context.Context, e *env, n, count int) (*PerUserResult, error) 
 		return nil, err
 	}
 	r := &PerUserResult{
-		Backend: e.backend, Connections: n, Notifications: count, Publishers: publishers,
+		Backend: e.target.backend.name, Connections: n, Notifications: count, Publishers: publishers,
 		Latency: received.latency.summary(), CPU: cpu,
 		PerSecond: cpu.perWallSecond(float64(count)), PerServerCore: cpu.perServerCore(float64(count)),
 	}
-	e.progress("per-user notifications to %d: %.0f/s, %.0f per server core-second, p99 %.1f ms",
-		n, r.PerSecond, r.PerServerCore, r.Latency.P99Ms)
+	e.progress("%s per-user notifications to %d: %.0f/s, %.0f per server core-second, p99 %.1f ms",
+		e.target.backend.name, n, r.PerSecond, r.PerServerCore, r.Latency.P99Ms)
 	return r, nil
 }
 
@@ -492,6 +494,15 @@ func resume(ctx context.Context, e *env, n, missed int) (*ResumeResult, error) {
 
 // kib formats bytes for the progress log.
 func kib(b int64) string { return strconv.FormatInt(b>>10, 10) + " KiB" }
+
+// profileName is a profile's file name for the backend being measured: the
+// embedded log's keep the names they had before there were other backends.
+func (e *env) profileName(name string) string {
+	if e.target.backend.name == backendEmbedded {
+		return name
+	}
+	return e.target.backend.name + "-" + name
+}
 
 // mkdirProfiles makes the profiles folder when profiles were asked for.
 func (e *env) mkdirProfiles() error {

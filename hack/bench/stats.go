@@ -101,16 +101,20 @@ func atomicMax(v *atomic.Int64, x int64) {
 	}
 }
 
-// CPU is the processor time the streamer and the generator spent in a
-// scenario's measured window, from each process's own accounting
-// (/proc/PID/stat utime+stime, 10 ms resolution). Cores is seconds of CPU
-// per second of wall time: 2 is both cores of this machine busy.
+// CPU is the processor time the streamer, the generator and the broker (the
+// NATS cluster's process, on the NATS backends) spent in a scenario's
+// measured window, from each process's own accounting (/proc/PID/stat
+// utime+stime, 10 ms resolution). Cores is seconds of CPU per second of wall
+// time: 2 is both cores of this machine busy. The broker's CPU is not the
+// streamer's: the per-core rates divide by the streamer's alone.
 type CPU struct {
 	WallSeconds      float64 `json:"wallSeconds"`
 	StreamerSeconds  float64 `json:"streamerSeconds"`
 	GeneratorSeconds float64 `json:"generatorSeconds"`
+	BrokerSeconds    float64 `json:"brokerSeconds,omitempty"`
 	StreamerCores    float64 `json:"streamerCores"`
 	GeneratorCores   float64 `json:"generatorCores"`
+	BrokerCores      float64 `json:"brokerCores,omitempty"`
 }
 
 // perServerCore is count per second of the streamer's CPU: the rate one core
@@ -132,45 +136,56 @@ func (c CPU) perWallSecond(count float64) float64 {
 	return count / c.WallSeconds
 }
 
-// cpuMeter reads the CPU time of the streamer and of this process.
+// cpuMeter reads the CPU time of the streamer, of this process and of the
+// broker's, if any.
 type cpuMeter struct {
-	pid   int
+	pids  [3]int // streamer, generator, broker (0: none)
 	start time.Time
-	s0    time.Duration
-	g0    time.Duration
+	t0    [3]time.Duration
 }
 
-// startCPU starts a measured window.
-func startCPU(pid int) (*cpuMeter, error) {
-	s, err := processCPU(pid)
-	if err != nil {
+// startCPU starts a measured window; broker is 0 when the log is the
+// streamer's own.
+func startCPU(streamer, broker int) (*cpuMeter, error) {
+	m := &cpuMeter{pids: [3]int{streamer, os.Getpid(), broker}}
+	var err error
+	if m.t0, err = m.read(); err != nil {
 		return nil, err
 	}
-	g, err := processCPU(os.Getpid())
-	if err != nil {
-		return nil, err
+	m.start = time.Now()
+	return m, nil
+}
+
+func (m *cpuMeter) read() ([3]time.Duration, error) {
+	var t [3]time.Duration
+	for i, pid := range m.pids {
+		if pid == 0 {
+			continue
+		}
+		var err error
+		if t[i], err = processCPU(pid); err != nil {
+			return t, err
+		}
 	}
-	return &cpuMeter{pid: pid, start: time.Now(), s0: s, g0: g}, nil
+	return t, nil
 }
 
 // stop ends the window.
 func (m *cpuMeter) stop() (CPU, error) {
 	wall := time.Since(m.start)
-	s, err := processCPU(m.pid)
-	if err != nil {
-		return CPU{}, err
-	}
-	g, err := processCPU(os.Getpid())
+	t, err := m.read()
 	if err != nil {
 		return CPU{}, err
 	}
 	c := CPU{
 		WallSeconds:      wall.Seconds(),
-		StreamerSeconds:  (s - m.s0).Seconds(),
-		GeneratorSeconds: (g - m.g0).Seconds(),
+		StreamerSeconds:  (t[0] - m.t0[0]).Seconds(),
+		GeneratorSeconds: (t[1] - m.t0[1]).Seconds(),
+		BrokerSeconds:    (t[2] - m.t0[2]).Seconds(),
 	}
 	c.StreamerCores = c.StreamerSeconds / c.WallSeconds
 	c.GeneratorCores = c.GeneratorSeconds / c.WallSeconds
+	c.BrokerCores = c.BrokerSeconds / c.WallSeconds
 	return c, nil
 }
 

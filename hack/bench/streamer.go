@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,16 +10,13 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
@@ -41,19 +37,13 @@ const (
 	startTimeout = 30 * time.Second
 )
 
-// backendBrokers maps the generator's -backend values to the channel's
-// broker type. Only the embedded log exists today; a NATS row is one more
-// entry here once the streamer serves it.
-var backendBrokers = map[string]notifyv1alpha1.BrokerType{
-	"embedded": notifyv1alpha1.BrokerEmbedded,
-}
-
 // channelManifest is the channel every benchmark streamer serves: the
 // defaults of the API, but for the limits a benchmark passes (streams per
-// pod) and a short drain, so that stopping a streamer does not take 30 s.
+// pod), a short drain, so that stopping a streamer does not take 30 s, and
+// the broker of the backend (brokerManifest).
 const channelManifest = `apiVersion: notify.herald.dev/v1alpha1
 kind: NotificationChannel
-metadata: {name: bench}
+metadata: {name: %s}
 spec:
   auth:
     algorithms: [%s]
@@ -61,25 +51,44 @@ spec:
   connections:
     maxPerPod: %d
   broker:
-    type: %s
-  drain:
+%s  drain:
     gracePeriod: 1s
     reconnectJitter: 1s
 `
 
+// logTarget is the log the streamers of a backend's scenarios use.
+type logTarget struct {
+	backend backend
+	// nats is the backend's cluster; nil for the embedded log.
+	nats *natsProcess
+}
+
+// brokerManifest is the channel's spec.broker, indented under "broker:".
+func (t logTarget) brokerManifest() string {
+	if t.nats == nil {
+		return fmt.Sprintf("    type: %s\n", t.backend.broker)
+	}
+	return fmt.Sprintf("    type: %s\n    nats:\n      url: %s\n      streamReplicas: %d\n",
+		t.backend.broker, t.nats.url, natsStreamReplicas)
+}
+
+// brokerPID is the process whose CPU is the log's, 0 for the embedded log
+// (it is the streamer's).
+func (t logTarget) brokerPID() int {
+	if t.nats == nil {
+		return 0
+	}
+	return t.nats.pid()
+}
+
 // streamerProcess is one "herald streamer --config" process under test.
 type streamerProcess struct {
-	cmd *exec.Cmd
+	*child
 	// api and ops are the addresses of the stream and publish API and of
 	// /metrics and /debug/pprof.
 	api, ops string
 	// signer mints the tokens of the channel's algorithm.
 	signer *signer
-	// exited is closed when the process ended; err then says how.
-	exited chan struct{}
-	err    error
-	// stderr keeps the last lines the streamer logged, for error messages.
-	stderr *tail
 	http   *http.Client
 }
 
@@ -96,12 +105,10 @@ func buildHerald(ctx context.Context, dir string) (string, error) {
 }
 
 // startStreamer writes a channel manifest and a fresh key into a folder of
-// dir and starts the streamer on loopback ports the kernel picks.
-func startStreamer(ctx context.Context, herald, dir string, alg notifyv1alpha1.JWTAlgorithm, backend string) (*streamerProcess, error) {
-	broker, ok := backendBrokers[backend]
-	if !ok {
-		return nil, fmt.Errorf("backend %q is not available: use one of %v", backend, keysOf(backendBrokers))
-	}
+// dir and starts the streamer on loopback ports the kernel picks. The
+// channel is named after the folder: on NATS every streamer then has a
+// stream of its own, and none starts with the events of an earlier one.
+func startStreamer(ctx context.Context, herald, dir string, alg notifyv1alpha1.JWTAlgorithm, target logTarget) (*streamerProcess, error) {
 	dir, err := os.MkdirTemp(dir, "streamer-")
 	if err != nil {
 		return nil, err
@@ -118,79 +125,38 @@ func startStreamer(ctx context.Context, herald, dir string, alg notifyv1alpha1.J
 		return nil, err
 	}
 	config := filepath.Join(dir, "channel.yaml")
-	manifest := fmt.Sprintf(channelManifest, alg, keySecretName, maxPerPod, broker)
+	manifest := fmt.Sprintf(channelManifest, filepath.Base(dir), alg, keySecretName, maxPerPod, target.brokerManifest())
 	if err := os.WriteFile(config, []byte(manifest), 0o600); err != nil {
 		return nil, err
 	}
 
 	cmd := exec.Command(herald, "streamer", "--config", config,
 		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--pprof")
-	stderr, err := cmd.StderrPipe()
+	c, line, err := startChild(ctx, "the streamer", cmd, "streamer started", startTimeout)
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("failed to start %s: %w", herald, err)
+	var addrs startedLog
+	if err := json.Unmarshal(line, &addrs); err != nil {
+		c.stop()
+		return nil, fmt.Errorf("the streamer's start line: %w", err)
 	}
-	s := &streamerProcess{
-		cmd: cmd, signer: signer, exited: make(chan struct{}), stderr: &tail{},
+	return &streamerProcess{
+		child: c, api: addrs.Listen, ops: addrs.MetricsListen, signer: signer,
 		http: &http.Client{Timeout: time.Minute},
-	}
-	started := make(chan startedLog, 1)
-	go s.readLogs(stderr, started)
-	go func() {
-		s.err = cmd.Wait()
-		close(s.exited)
-	}()
-	select {
-	case addrs := <-started:
-		s.api, s.ops = addrs.Listen, addrs.MetricsListen
-		return s, nil
-	case <-s.exited:
-		return nil, fmt.Errorf("the streamer exited while starting: %v\n%s", s.err, s.stderr)
-	case <-time.After(startTimeout):
-	case <-ctx.Done():
-	}
-	s.stop()
-	return nil, fmt.Errorf("the streamer did not start within %s\n%s", startTimeout, s.stderr)
+	}, nil
 }
 
 // startedLog is the "streamer started" log line, which names the addresses
 // the streamer listens on.
 type startedLog struct {
-	Msg           string `json:"msg"`
 	Listen        string `json:"listen"`
 	MetricsListen string `json:"metricsListen"`
 }
 
-// readLogs finds the "streamer started" line, then keeps the last lines.
-func (s *streamerProcess) readLogs(stderr io.Reader, started chan<- startedLog) {
-	scanner := bufio.NewScanner(stderr)
-	found := false
-	for scanner.Scan() {
-		line := scanner.Text()
-		s.stderr.add(line)
-		var entry startedLog
-		if !found && json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "streamer started" {
-			found = true
-			started <- entry
-		}
-	}
-}
-
-// pid is the streamer's process id.
-func (s *streamerProcess) pid() int { return s.cmd.Process.Pid }
-
-// stop drains the streamer with SIGTERM and waits for it, killing it if the
-// drain takes longer than it should.
+// stop drains the streamer and waits for it (child.stop).
 func (s *streamerProcess) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
+	s.child.stop()
 	s.http.CloseIdleConnections()
 }
 
@@ -354,8 +320,4 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.Join(t.lines, "\n")
-}
-
-func keysOf[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }
