@@ -74,6 +74,9 @@ type Config struct {
 	// LogUnhealthyGrace is how long a Log that is a HealthReporter may be
 	// unhealthy before /readyz fails; 0 means DefaultLogUnhealthyGrace.
 	LogUnhealthyGrace time.Duration
+	// Presence, when set, holds connections.maxPerUser across every replica
+	// of the channel (package presence); nil holds it per process.
+	Presence hub.Presence
 }
 
 // Announcements are the announcements in force (see package announce).
@@ -145,7 +148,7 @@ func New(cfg Config) (*Server, error) {
 	m := newMetrics(cfg.Registry)
 	s := &Server{
 		log:      cfg.Log,
-		hub:      hub.New(cfg.Log, hubOptions(spec.Connections, m)),
+		hub:      hub.New(cfg.Log, withPresence(hubOptions(spec.Connections, m), cfg.Presence)),
 		verifier: verifier,
 		tickets:  auth.NewTicketStore(DefaultMaxTickets, cfg.Now),
 		metrics:  m,
@@ -166,6 +169,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.current.Store(&spec)
 	return s, nil
+}
+
+func withPresence(opts hub.Options, presence hub.Presence) hub.Options {
+	opts.Presence = presence
+	return opts
 }
 
 func withClock(opts auth.Options, now func() time.Time) auth.Options {
