@@ -289,6 +289,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 // StreamName is the name of the log's stream.
 func (l *Log) StreamName() string { return l.stream }
 
+// Conn is the log's NATS connection, for the channel's other shared state
+// (package presence). Close closes it when Open dialled it: stop using it
+// before.
+func (l *Log) Conn() *nats.Conn { return l.nc }
+
 // Last implements log.Log.
 func (l *Log) Last() eventlog.Position {
 	l.mu.Lock()
