@@ -38,6 +38,13 @@ func New(edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout t
 // NewOver is New over log, or an embedded log for the channel's history
 // when log is nil.
 func NewOver(log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout time.Duration) (*server.Server, []byte, error) {
+	return NewWith(log, edit, writeTimeout, nil)
+}
+
+// NewWith is NewOver with the server's Config adjusted by configure (may be
+// nil), for what the channel's spec does not say (a Presence, a Registry).
+func NewWith(log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout time.Duration,
+	configure func(cfg *server.Config)) (*server.Server, []byte, error) {
 	channel, err := channelspec.Decode(context.Background(), "test", []byte(minimalChannel))
 	if err != nil {
 		return nil, nil, err
@@ -54,7 +61,11 @@ func NewOver(log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChanne
 	if log == nil {
 		log = eventlog.NewEmbedded(app.EmbeddedOptions(channel.Spec.History))
 	}
-	srv, err := server.New(server.Config{Channel: channel, Keys: keys, Log: log, WriteTimeout: writeTimeout})
+	cfg := server.Config{Channel: channel, Keys: keys, Log: log, WriteTimeout: writeTimeout}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := server.New(cfg)
 	return srv, secret, err
 }
 
