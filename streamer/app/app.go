@@ -89,7 +89,12 @@ func Run(ctx context.Context, opts Options) error {
 		_ = log.Close()
 		return err
 	}
-	cfg := server.Config{Channel: channel, Keys: source.keys, Log: log, Tickets: tickets, Logger: logger}
+	cfg := server.Config{Channel: channel, Keys: source.keys, Log: log, Tickets: tickets, Logger: logger, Registry: newRegistry()}
+	pres := openPresence(ctx, channel, log, cfg.Registry, logger)
+	if pres != nil {
+		defer pres.Close() // on the paths that do not drain
+		cfg.Presence = pres
+	}
 	var announcer *announce.Announcer
 	if source.systemEvents != nil {
 		announcer = announce.New(announce.Options{
@@ -136,6 +141,11 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("the API listener failed: %w", err)
 	case err := <-ops.failed:
 		return fmt.Errorf("the metrics listener failed: %w", err)
+	}
+	if pres != nil {
+		// Before the drain closes the log and its connection: the other
+		// replicas stop counting this pod's streams at once.
+		pres.Close()
 	}
 	return drain(srv, api, ops, logger)
 }

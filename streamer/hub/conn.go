@@ -43,6 +43,7 @@ func (r CloseReason) byServer() bool { return r != CloseClient && r != CloseToke
 // Conn is one stream's share of the hub: a send queue bounded in bytes, which
 // the stream's writer drains. The hub never blocks on a client.
 type Conn struct {
+	id       StreamID
 	user     string
 	limit    int
 	observer Observer
@@ -57,12 +58,15 @@ type Conn struct {
 	retry  time.Duration
 }
 
-func newConn(user string, limit int, observer Observer) *Conn {
-	return &Conn{user: user, limit: limit, observer: observer, wake: make(chan struct{}, 1)}
+func newConn(id StreamID, user string, limit int, observer Observer) *Conn {
+	return &Conn{id: id, user: user, limit: limit, observer: observer, wake: make(chan struct{}, 1)}
 }
 
 // User is the stream's user id.
 func (c *Conn) User() string { return c.user }
+
+// ID is the stream's id within its process.
+func (c *Conn) ID() StreamID { return c.id }
 
 // enqueue adds a frame; false means the queue bound was reached and the stream
 // must be closed as a slow consumer.

@@ -39,6 +39,32 @@ type Options struct {
 	SendQueueBytes int
 	// Observer is told about deliveries and disconnects (metrics); may be nil.
 	Observer Observer
+	// Presence, when set, holds the per-user limit across every replica of
+	// the channel (see Presence); nil keeps it per process.
+	Presence Presence
+}
+
+// StreamID names a stream within its process; the hub assigns it.
+type StreamID uint64
+
+// Presence is the channel-wide record of who holds which streams, shared by
+// the replicas of a channel. The hub asks it to admit each new stream and
+// tells it about each stream that ends; the streams it replaces on this
+// replica are closed through the function given to Bind.
+type Presence interface {
+	// Bind hands the presence the function that closes a local stream that
+	// another replica's admission replaced. The hub calls it once, in New.
+	Bind(replaced func(user string, id StreamID))
+	// Admit records stream id of user, within limit streams per user across
+	// the channel. Beyond it, with Reject it returns ErrUserLimit; with
+	// ReplaceOldest it removes the user's oldest streams from the record and
+	// returns those held by this process, for the hub to close (the other
+	// replicas close theirs). Any other error means the record could not be
+	// reached: the hub then admits within its own limit (fail open).
+	Admit(ctx context.Context, user string, id StreamID, limit int, policy UserLimitPolicy) (evicted []StreamID, err error)
+	// Release records that a stream ended. It must not block: the hub calls
+	// it with its lock held.
+	Release(user string, id StreamID)
 }
 
 // Observer receives the hub's events, for metrics.
@@ -78,11 +104,16 @@ type Hub struct {
 	count  int
 	cursor eventlog.Position // the last event dispatched to the connections
 	closed bool
+	nextID StreamID // the last StreamID assigned
 }
 
 // New returns a hub that delivers the events appended to log from now on.
 func New(log eventlog.Log, opts Options) *Hub {
-	return &Hub{log: log, opts: withDefaults(opts), users: map[string][]*Conn{}, cursor: log.Last()}
+	h := &Hub{log: log, opts: withDefaults(opts), users: map[string][]*Conn{}, cursor: log.Last()}
+	if h.opts.Presence != nil {
+		h.opts.Presence.Bind(h.closeReplaced)
+	}
+	return h
 }
 
 // withDefaults fills the zero values of opts with the defaults.
@@ -104,7 +135,7 @@ func withDefaults(opts Options) Options {
 
 // SetLimits replaces MaxPerUser, Policy, MaxConnections and SendQueueBytes
 // (zero values take the defaults, as in New) for the streams registered from
-// now on; the hub keeps its Observer. Connected streams are left alone, even
+// now on; the hub keeps its Observer and Presence. Connected streams are left alone, even
 // beyond a lowered limit: closing them would make their clients reconnect at
 // once, all together. A user over the new per-user limit is brought back to
 // it at their next connect (ReplaceOldest closes as many of their oldest
@@ -112,7 +143,7 @@ func withDefaults(opts Options) Options {
 func (h *Hub) SetLimits(opts Options) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	opts.Observer = h.opts.Observer
+	opts.Observer, opts.Presence = h.opts.Observer, h.opts.Presence
 	h.opts = withDefaults(opts)
 }
 
@@ -230,8 +261,56 @@ func EncodeEvent(e *eventlog.Event, user string) []byte {
 // event addressed to user through its queue, and reads earlier ones from the
 // log.
 func (h *Hub) Register(user string) (*Conn, eventlog.Position, error) {
+	return h.RegisterContext(context.Background(), user)
+}
+
+// RegisterContext is Register, ctx bounding the admission by the channel's
+// Presence, if any.
+func (h *Hub) RegisterContext(ctx context.Context, user string) (*Conn, eventlog.Position, error) {
+	h.mu.Lock()
+	presence := h.opts.Presence
+	if presence == nil {
+		defer h.mu.Unlock()
+		return h.registerLocked(user)
+	}
+	if h.closed {
+		h.mu.Unlock()
+		return nil, eventlog.Position{}, ErrClosed
+	}
+	if h.count >= h.opts.MaxConnections {
+		h.mu.Unlock()
+		return nil, eventlog.Position{}, ErrProcessLimit
+	}
+	// The stream joins before the channel-wide admission, so that a replica
+	// that replaces it meanwhile finds it to close, and it misses no event.
+	c, joinedAt := h.addLocked(user)
+	limit, policy := h.opts.MaxPerUser, h.opts.Policy
+	h.mu.Unlock()
+
+	evicted, err := presence.Admit(ctx, user, c.id, limit, policy)
+
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrUserLimit):
+		h.dropLocked(c)
+		return nil, eventlog.Position{}, ErrUserLimit
+	case err != nil:
+		// The record is out of reach: the local limit still holds (the
+		// presence counts and logs the failure).
+		if err := h.limitLocally(c); err != nil {
+			h.dropLocked(c)
+			return nil, eventlog.Position{}, err
+		}
+	}
+	for _, id := range evicted {
+		h.closeLocked(user, id, CloseReplaced)
+	}
+	return c, joinedAt, nil
+}
+
+// registerLocked admits a stream within this process's limits only.
+func (h *Hub) registerLocked(user string) (*Conn, eventlog.Position, error) {
 	if h.closed {
 		return nil, eventlog.Position{}, ErrClosed
 	}
@@ -247,10 +326,57 @@ func (h *Hub) Register(user string) (*Conn, eventlog.Position, error) {
 	} else if h.count >= h.opts.MaxConnections {
 		return nil, eventlog.Position{}, ErrProcessLimit
 	}
-	c := newConn(user, h.opts.SendQueueBytes, h.opts.Observer)
+	c, joinedAt := h.addLocked(user)
+	return c, joinedAt, nil
+}
+
+// addLocked adds a new stream of user, and returns it with the position it
+// joins at.
+func (h *Hub) addLocked(user string) (*Conn, eventlog.Position) {
+	h.nextID++
+	c := newConn(h.nextID, user, h.opts.SendQueueBytes, h.opts.Observer)
 	h.users[user] = append(h.users[user], c)
 	h.count++
-	return c, h.cursor, nil
+	return c, h.cursor
+}
+
+// limitLocally applies the per-user limit within this process to c, just
+// added: what holds when the channel-wide record cannot be reached.
+func (h *Hub) limitLocally(c *Conn) error {
+	others := h.users[c.user]
+	others = others[:len(others)-1] // c is the newest
+	if len(others) < h.opts.MaxPerUser {
+		return nil
+	}
+	if h.opts.Policy == Reject {
+		return ErrUserLimit
+	}
+	for _, oldest := range slices.Clone(others[:len(others)-h.opts.MaxPerUser+1]) {
+		h.removeLocked(oldest, CloseReplaced)
+	}
+	return nil
+}
+
+// dropLocked removes a stream that was never admitted: no client saw it.
+func (h *Hub) dropLocked(c *Conn) {
+	h.removeLocked(c, CloseClient)
+}
+
+// closeReplaced closes the local stream id of user, which another replica's
+// admission replaced (Presence.Bind).
+func (h *Hub) closeReplaced(user string, id StreamID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closeLocked(user, id, CloseReplaced)
+}
+
+func (h *Hub) closeLocked(user string, id StreamID, reason CloseReason) {
+	for _, c := range h.users[user] {
+		if c.id == id {
+			h.removeLocked(c, reason)
+			return
+		}
+	}
 }
 
 // Unregister removes a stream that ended on its own (client gone, token
@@ -272,6 +398,9 @@ func (h *Hub) removeLocked(c *Conn, reason CloseReason) {
 				h.users[c.user] = conns
 			}
 			h.count--
+			if h.opts.Presence != nil {
+				h.opts.Presence.Release(c.user, c.id)
+			}
 			if c.close(reason) && reason.byServer() {
 				h.opts.Observer.Disconnected(reason)
 			}

@@ -79,6 +79,9 @@ type Config struct {
 	// replica only: with several, pass a store they share (package
 	// jetstreamtickets), or a ticket issued by one is unknown to the others.
 	Tickets auth.Tickets
+	// Presence, when set, holds connections.maxPerUser across every replica
+	// of the channel (package presence); nil holds it per process.
+	Presence hub.Presence
 }
 
 // Announcements are the announcements in force (see package announce).
@@ -153,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 	m := newMetrics(cfg.Registry)
 	s := &Server{
 		log:      cfg.Log,
-		hub:      hub.New(cfg.Log, hubOptions(spec.Connections, m)),
+		hub:      hub.New(cfg.Log, withPresence(hubOptions(spec.Connections, m), cfg.Presence)),
 		verifier: verifier,
 		tickets:  cfg.Tickets,
 		metrics:  m,
@@ -174,6 +177,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.current.Store(&spec)
 	return s, nil
+}
+
+func withPresence(opts hub.Options, presence hub.Presence) hub.Options {
+	opts.Presence = presence
+	return opts
 }
 
 func withClock(opts auth.Options, now func() time.Time) auth.Options {

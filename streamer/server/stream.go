@@ -52,7 +52,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	// Counted before the hub admits it, so that WaitStreams, called after a
 	// drain closed the hub, waits for every stream the hub admitted.
 	s.streamStarted()
-	conn, joinedAt, err := s.hub.Register(identity.UserID)
+	conn, joinedAt, err := s.hub.RegisterContext(r.Context(), identity.UserID)
 	if err != nil {
 		s.streamEnded()
 		s.refuse(w, err)

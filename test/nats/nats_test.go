@@ -58,6 +58,19 @@ var _ = Describe("three streamers of one channel over NATS", Ordered, func() {
 		Expect(firstOf(onC.notification())).To(Equal(after), "nothing more was replayed than what was missed")
 	})
 
+	It("holds maxPerUser across the replicas: a user's stream beyond it, on any replica, replaces their oldest on another", func() {
+		const maxPerUser = 10 // the manifest's
+		replicas := []*replica{a, b, c}
+		oldest := a.connect("u-limit", "")
+		oldest.connected()
+		for i := 1; i < maxPerUser; i++ {
+			replicas[i%3].connect("u-limit", "").connected()
+		}
+		Consistently(oldest.ended, 200*time.Millisecond).ShouldNot(Receive(), "within the limit across the channel")
+		b.connect("u-limit", "").connected()
+		Eventually(oldest.ended).WithTimeout(5*time.Second).Should(Receive(), "the oldest stream, on another replica, was not replaced")
+	})
+
 	It("rides out an outage of every NATS node: 503 with Retry-After, unready, streams kept; then recovers without a restart", func() {
 		onB := b.connect("u4", "")
 		onB.connected()

@@ -12,6 +12,7 @@ import (
 	"github.com/herald-notify/herald/streamer/app"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/channelspec"
+	"github.com/herald-notify/herald/streamer/hub"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/server"
 )
@@ -51,6 +52,8 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Tickets is the server's ticket store; nil means its in-memory one.
 	Tickets auth.Tickets
+	// Presence holds the per-user limit across replicas; nil: per process.
+	Presence hub.Presence
 }
 
 // NewWith builds a streamer for the minimal channel from opts, and returns
@@ -73,7 +76,7 @@ func NewWith(opts Options) (*server.Server, []byte, error) {
 	if log == nil {
 		log = eventlog.NewEmbedded(app.EmbeddedOptions(channel.Spec.History))
 	}
-	srv, err := server.New(server.Config{Channel: channel, Keys: keys, Log: log, WriteTimeout: opts.WriteTimeout, Tickets: opts.Tickets})
+	srv, err := server.New(server.Config{Channel: channel, Keys: keys, Log: log, WriteTimeout: opts.WriteTimeout, Tickets: opts.Tickets, Presence: opts.Presence})
 	return srv, secret, err
 }
 

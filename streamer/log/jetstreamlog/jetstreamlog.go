@@ -290,8 +290,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 func (l *Log) StreamName() string { return l.stream }
 
 // Conn is the log's NATS connection, for the channel's other shared state
-// (tickets) to use rather than dialling again. The log closes it on Close if
-// Open dialled it, so its users must be done by then.
+// (tickets, package presence) to use rather than dialling again. The log
+// closes it on Close if Open dialled it, so its users must be done by then.
 func (l *Log) Conn() *nats.Conn { return l.nc }
 
 // Last implements log.Log.
