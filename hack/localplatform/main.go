@@ -4,17 +4,20 @@
 // of config/samples applied. It prints how to point kubectl at it and runs
 // until interrupted. Start it with `make run`.
 //
-// No kubelet runs, so the streamer Deployments the operator creates start no
-// pods: run a streamer for a channel yourself with
-// `bin/herald streamer --channel default/app-notifications`.
+// No kubelet runs there, so the runner (runner.go) plays its part and the
+// deployment controller's and kube-proxy's: the streamer Deployments the
+// operator creates run as local `herald streamer` processes, and each
+// channel's Service is a loopback port over its ready pods.
 package main
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -42,18 +45,21 @@ const (
 )
 
 func main() {
+	herald := flag.String("herald", filepath.Join("bin", "herald"), "the herald binary the streamer pods run (make build)")
+	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseDevMode(false)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, ".", filepath.Join("bin", "local"), os.Stdout); err != nil {
+	if err := run(ctx, ".", filepath.Join("bin", "local"), *herald, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "localplatform:", err)
 		os.Exit(1)
 	}
 }
 
-// run starts the platform from the repository at root, with its kubeconfig in
-// stateDir, and blocks until ctx ends.
-func run(ctx context.Context, root, stateDir string, out io.Writer) error {
+// run starts the platform from the repository at root, with its kubeconfig
+// and the pods' folders in stateDir, its streamer pods running the herald
+// binary, and blocks until ctx ends.
+func run(ctx context.Context, root, stateDir, herald string, out io.Writer) error {
 	server, err := apiserver.Start(filepath.Join(root, "config", "crd", "bases"), stateDir)
 	if err != nil {
 		return err
@@ -73,6 +79,26 @@ func run(ctx context.Context, root, stateDir string, out io.Writer) error {
 	defer func() {
 		stopOperator()
 		<-operatorDone
+	}()
+
+	// The runner stops first (deferred last): the streamers drain while the
+	// operator and the API server still run.
+	runner, err := NewRunner(RunnerOptions{
+		Config: server.Config, Scheme: server.Scheme, Kubeconfig: server.Kubeconfig,
+		Herald: herald, Dir: filepath.Join(stateDir, "pods"),
+		Logger: slog.New(slog.NewTextHandler(out, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	runnerCtx, stopRunner := context.WithCancel(ctx)
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- runner.Run(runnerCtx) }()
+	defer func() {
+		stopRunner()
+		if err := <-runnerDone; err != nil {
+			fmt.Fprintln(out, "the runner stopped:", err)
+		}
 	}()
 
 	if err := createSampleKey(ctx, server); err != nil {
@@ -105,11 +131,11 @@ func run(ctx context.Context, root, stateDir string, out io.Writer) error {
   kubectl get deployment,service,pdb,role app-notifications-streamer
   kubectl explain notificationchannel.spec
 
-The operator runs in this process. No kubelet runs: serve the sample channel with
-  bin/herald streamer --channel default/app-notifications
+The operator runs in this process, and so does a runner that starts the streamer
+pods it asks for as local processes (their logs in %s).
 
 Press Ctrl-C to stop; its data is discarded.
-`, server.Config.Host, len(objs), kubeconfig)
+`, server.Config.Host, len(objs), kubeconfig, filepath.Join(stateDir, "pods"))
 	<-ctx.Done()
 	return nil
 }

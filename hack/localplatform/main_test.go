@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,7 +28,7 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 	stateDir := GinkgoT().TempDir()
 	out := &testutil.Buffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, filepath.Join("..", ".."), stateDir, out) }()
+	go func() { done <- run(ctx, filepath.Join("..", ".."), stateDir, heraldBin, out) }()
 	DeferCleanup(func() {
 		cancel()
 		Eventually(done, time.Minute).Should(Receive(BeNil()))
@@ -64,4 +65,12 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 		return channel.Status.ObservedGeneration, err
 	}, time.Minute).Should(BeNumerically(">=", 1))
 	Expect(c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "app-notifications-streamer"}, &appsv1.Deployment{})).To(Succeed())
+
+	By("running the streamer pods the operator asks for, so that the sample channel becomes Ready")
+	Eventually(func() ([]metav1.Condition, error) {
+		channel := &notifyv1alpha1.NotificationChannel{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "app-notifications"}, channel)
+		return channel.Status.Conditions, err
+	}, 2*time.Minute).Should(ContainElement(And(
+		HaveField("Type", notifyv1alpha1.ConditionReady), HaveField("Status", metav1.ConditionTrue))))
 })
