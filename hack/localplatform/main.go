@@ -27,10 +27,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/controllers"
+	"github.com/herald-notify/herald/controllers/resources"
 	"github.com/herald-notify/herald/internal/apiserver"
 )
 
@@ -39,6 +42,10 @@ const (
 	fieldOwner = "herald-localplatform"
 	// sampleKeySecret is the key Secret the sample channel names.
 	sampleKeySecret = "app-jwt-keys"
+	// sampleKeyID is the kid of the sample key in that Secret.
+	sampleKeyID = "local"
+	// sampleChannel is the channel the printed commands use.
+	sampleChannel = "app-notifications"
 	// streamerImage is what the local operator stamps into streamer
 	// Deployments; no pod ever pulls it here.
 	streamerImage = "ghcr.io/herald-notify/herald:local"
@@ -101,7 +108,8 @@ func run(ctx context.Context, root, stateDir, herald string, out io.Writer) erro
 		}
 	}()
 
-	if err := createSampleKey(ctx, server); err != nil {
+	keyFile := filepath.Join(stateDir, "sample-key")
+	if err := createSampleKey(ctx, server, keyFile); err != nil {
 		return err
 	}
 	samples, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
@@ -124,18 +132,22 @@ func run(ctx context.Context, root, stateDir, herald string, out io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, `Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects.
-
-  export KUBECONFIG=%s
-  kubectl get nch,sev -o wide
-  kubectl get deployment,service,pdb,role app-notifications-streamer
-  kubectl explain notificationchannel.spec
-
+	service := client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(sampleChannel)}
+	addr, err := waitServiceAddr(ctx, runner, service, resources.PortNameHTTP)
+	if err != nil {
+		return err
+	}
+	channel := &notifyv1alpha1.NotificationChannel{}
+	if err := server.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: sampleChannel}, channel); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects.\n\n", server.Config.Host, len(objs))
+	printCommands(out, commandsFor(kubeconfig, herald, keyFile, addr, channel))
+	fmt.Fprintf(out, `
 The operator runs in this process, and so does a runner that starts the streamer
 pods it asks for as local processes (their logs in %s).
-
 Press Ctrl-C to stop; its data is discarded.
-`, server.Config.Host, len(objs), kubeconfig, filepath.Join(stateDir, "pods"))
+`, filepath.Join(stateDir, "pods"))
 	<-ctx.Done()
 	return nil
 }
@@ -167,14 +179,20 @@ func startOperator(ctx context.Context, server *apiserver.Server) (<-chan struct
 
 // createSampleKey creates the HMAC key Secret the sample channel refers to,
 // with a fresh random key: no key is ever shipped in the repository.
-func createSampleKey(ctx context.Context, server *apiserver.Server) error {
-	key := make([]byte, 48)
-	if _, err := rand.Read(key); err != nil {
+// The key is also written to keyFile, byte for byte as the Secret holds it,
+// for `herald token --key`.
+func createSampleKey(ctx context.Context, server *apiserver.Server, keyFile string) error {
+	raw := make([]byte, 48)
+	if _, err := rand.Read(raw); err != nil {
+		return err
+	}
+	key := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
 		return err
 	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: sampleKeySecret},
-		StringData: map[string]string{"local": base64.RawURLEncoding.EncodeToString(key)},
+		StringData: map[string]string{sampleKeyID: key},
 	}
 	if err := server.Client.Create(ctx, secret); err != nil {
 		return fmt.Errorf("failed to create the sample key Secret: %w", err)

@@ -329,7 +329,14 @@ func openStream(ctx context.Context, addr string, key []byte, user string) <-cha
 	GinkgoHelper()
 	token, err := streamertest.Token(key, user, false, time.Hour)
 	Expect(err).NotTo(HaveOccurred())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/v1/sse/notifications", nil)
+	return streamLines(ctx, "http://"+addr+"/api/v1/sse/notifications", token)
+}
+
+// streamLines opens the SSE stream at url with token and sends its data
+// lines, until the spec ends.
+func streamLines(ctx context.Context, url, token string) <-chan string {
+	GinkgoHelper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	Expect(err).NotTo(HaveOccurred())
 	req.Header.Set("Authorization", "Bearer "+token)
 	var resp *http.Response
@@ -365,7 +372,13 @@ func publishNotification(ctx context.Context, addr string, key []byte, user, mes
 	token, err := streamertest.Token(key, "backend", true, time.Hour)
 	Expect(err).NotTo(HaveOccurred())
 	body := `{"recipientUserIds":["` + user + `"],"notificationId":"n1","notificationType":"VOCAB_TRAINER","action":"CREATE","priority":"LOW","data":{"message":"` + message + `"}}`
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/notifications", strings.NewReader(body))
+	publish(ctx, "http://"+addr+"/api/v1/notifications", token, body)
+}
+
+// publish POSTs body to url with token and expects it accepted.
+func publish(ctx context.Context, url, token, body string) {
+	GinkgoHelper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	Expect(err).NotTo(HaveOccurred())
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
