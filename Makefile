@@ -97,8 +97,8 @@ bench: build ## Load the streamer with real SSE streams (hack/bench): the embedd
 ##@ Run
 
 .PHONY: run
-run: ## Run a local platform: a real API server with the CRDs and samples (Ctrl-C stops it).
-	@assets="$$(hack/envtest-assets.sh)" && KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/localplatform
+run: build ## Run a local platform: a real API server with the CRDs and samples, the operator, and the streamer pods it asks for as local processes (Ctrl-C stops it).
+	@assets="$$(hack/envtest-assets.sh)" && KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/localplatform -herald $(BIN)/herald
 
 ##@ Deployment
 

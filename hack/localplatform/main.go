@@ -4,17 +4,20 @@
 // of config/samples applied. It prints how to point kubectl at it and runs
 // until interrupted. Start it with `make run`.
 //
-// No kubelet runs, so the streamer Deployments the operator creates start no
-// pods: run a streamer for a channel yourself with
-// `bin/herald streamer --channel default/app-notifications`.
+// No kubelet runs there, so the runner (runner.go) plays its part and the
+// deployment controller's and kube-proxy's: the streamer Deployments the
+// operator creates run as local `herald streamer` processes, and each
+// channel's Service is a loopback port over its ready pods.
 package main
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,10 +27,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/controllers"
+	"github.com/herald-notify/herald/controllers/resources"
 	"github.com/herald-notify/herald/internal/apiserver"
 )
 
@@ -36,24 +42,31 @@ const (
 	fieldOwner = "herald-localplatform"
 	// sampleKeySecret is the key Secret the sample channel names.
 	sampleKeySecret = "app-jwt-keys"
+	// sampleKeyID is the kid of the sample key in that Secret.
+	sampleKeyID = "local"
+	// sampleChannel is the channel the printed commands use.
+	sampleChannel = "app-notifications"
 	// streamerImage is what the local operator stamps into streamer
 	// Deployments; no pod ever pulls it here.
 	streamerImage = "ghcr.io/herald-notify/herald:local"
 )
 
 func main() {
+	herald := flag.String("herald", filepath.Join("bin", "herald"), "the herald binary the streamer pods run (make build)")
+	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseDevMode(false)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, ".", filepath.Join("bin", "local"), os.Stdout); err != nil {
+	if err := run(ctx, ".", filepath.Join("bin", "local"), *herald, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "localplatform:", err)
 		os.Exit(1)
 	}
 }
 
-// run starts the platform from the repository at root, with its kubeconfig in
-// stateDir, and blocks until ctx ends.
-func run(ctx context.Context, root, stateDir string, out io.Writer) error {
+// run starts the platform from the repository at root, with its kubeconfig
+// and the pods' folders in stateDir, its streamer pods running the herald
+// binary, and blocks until ctx ends.
+func run(ctx context.Context, root, stateDir, herald string, out io.Writer) error {
 	server, err := apiserver.Start(filepath.Join(root, "config", "crd", "bases"), stateDir)
 	if err != nil {
 		return err
@@ -75,7 +88,28 @@ func run(ctx context.Context, root, stateDir string, out io.Writer) error {
 		<-operatorDone
 	}()
 
-	if err := createSampleKey(ctx, server); err != nil {
+	// The runner stops first (deferred last): the streamers drain while the
+	// operator and the API server still run.
+	runner, err := NewRunner(RunnerOptions{
+		Config: server.Config, Scheme: server.Scheme, Kubeconfig: server.Kubeconfig,
+		Herald: herald, Dir: filepath.Join(stateDir, "pods"),
+		Logger: slog.New(slog.NewTextHandler(out, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	runnerCtx, stopRunner := context.WithCancel(ctx)
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- runner.Run(runnerCtx) }()
+	defer func() {
+		stopRunner()
+		if err := <-runnerDone; err != nil {
+			fmt.Fprintln(out, "the runner stopped:", err)
+		}
+	}()
+
+	keyFile := filepath.Join(stateDir, "sample-key")
+	if err := createSampleKey(ctx, server, keyFile); err != nil {
 		return err
 	}
 	samples, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
@@ -98,18 +132,22 @@ func run(ctx context.Context, root, stateDir string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, `Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects.
-
-  export KUBECONFIG=%s
-  kubectl get nch,sev -o wide
-  kubectl get deployment,service,pdb,role app-notifications-streamer
-  kubectl explain notificationchannel.spec
-
-The operator runs in this process. No kubelet runs: serve the sample channel with
-  bin/herald streamer --channel default/app-notifications
-
+	service := client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(sampleChannel)}
+	addr, err := waitServiceAddr(ctx, runner, service, resources.PortNameHTTP)
+	if err != nil {
+		return err
+	}
+	channel := &notifyv1alpha1.NotificationChannel{}
+	if err := server.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: sampleChannel}, channel); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects.\n\n", server.Config.Host, len(objs))
+	printCommands(out, commandsFor(kubeconfig, herald, keyFile, addr, channel))
+	fmt.Fprintf(out, `
+The operator runs in this process, and so does a runner that starts the streamer
+pods it asks for as local processes (their logs in %s).
 Press Ctrl-C to stop; its data is discarded.
-`, server.Config.Host, len(objs), kubeconfig)
+`, filepath.Join(stateDir, "pods"))
 	<-ctx.Done()
 	return nil
 }
@@ -141,14 +179,20 @@ func startOperator(ctx context.Context, server *apiserver.Server) (<-chan struct
 
 // createSampleKey creates the HMAC key Secret the sample channel refers to,
 // with a fresh random key: no key is ever shipped in the repository.
-func createSampleKey(ctx context.Context, server *apiserver.Server) error {
-	key := make([]byte, 48)
-	if _, err := rand.Read(key); err != nil {
+// The key is also written to keyFile, byte for byte as the Secret holds it,
+// for `herald token --key`.
+func createSampleKey(ctx context.Context, server *apiserver.Server, keyFile string) error {
+	raw := make([]byte, 48)
+	if _, err := rand.Read(raw); err != nil {
+		return err
+	}
+	key := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
 		return err
 	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: sampleKeySecret},
-		StringData: map[string]string{"local": base64.RawURLEncoding.EncodeToString(key)},
+		StringData: map[string]string{sampleKeyID: key},
 	}
 	if err := server.Client.Create(ctx, secret); err != nil {
 		return fmt.Errorf("failed to create the sample key Secret: %w", err)
