@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/template"
 	"time"
 
@@ -140,6 +141,12 @@ type Addrs struct {
 	API string
 	// Ops serves /metrics, /healthz and /readyz.
 	Ops string
+}
+
+// HostPorts are the addresses (host:port) behind the URLs, to start a
+// streamer again on the same ones.
+func (a Addrs) HostPorts() (api, ops string) {
+	return strings.TrimPrefix(a.API, "http://"), strings.TrimPrefix(a.Ops, "http://")
 }
 
 func addrsOf(started startedLog) Addrs {

@@ -87,12 +87,6 @@ func StartProcess(opts ProcessOptions) (*Process, error) {
 	}
 }
 
-// HostPorts are the addresses the process listens on, to start another on
-// the same ones.
-func (p *Process) HostPorts() (listen, metrics string) {
-	return strings.TrimPrefix(p.API, "http://"), strings.TrimPrefix(p.Ops, "http://")
-}
-
 // Kill ends the process with SIGKILL and waits until it is gone.
 func (p *Process) Kill() error {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
