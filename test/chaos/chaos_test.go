@@ -56,7 +56,8 @@ type run struct {
 	fleet    *fleet
 	inboxes  []*inbox
 	users    []*user
-	accepted []string // the 202's eventId, by notification index
+	accepted []string    // the 202's eventId, by notification index
+	attempts [][]attempt // the requests that published it
 	progress *progress
 	timeline *timeline
 	stats    stats
@@ -72,7 +73,10 @@ type run struct {
 // newRun plans the notifications and starts the streamers.
 func newRun(ctx context.Context) *run {
 	GinkgoHelper()
-	r := &run{seed: uint64(cfg.seed), accepted: make([]string, cfg.notifications), progress: newProgress(cfg.notifications)}
+	r := &run{
+		seed: uint64(cfg.seed), accepted: make([]string, cfg.notifications), attempts: make([][]attempt, cfg.notifications),
+		progress: newProgress(cfg.notifications),
+	}
 	r.plan = makePlan(cfg, r.rng(0))
 	var err error
 	r.channel, err = fleettest.WriteChannel(GinkgoT().TempDir(), fleettest.ChannelOptions{
@@ -93,6 +97,7 @@ func newRun(ctx context.Context) *run {
 	for i := range streamers {
 		Eventually(ctx, func() (int, error) { return fleettest.Readyz(r.fleet.addrs[i].Ops) }).Should(Equal(http.StatusOK))
 	}
+	DeferCleanup(r.report) // also when the run fails
 	fmt.Fprintf(GinkgoWriter, "chaos: seed %d (%s=%d repeats this run's plan and choices)\n", cfg.seed, envSeed, cfg.seed)
 	return r
 }
@@ -138,7 +143,7 @@ func (r *run) publishThroughFaults(ctx context.Context) error {
 	for k := range cfg.publishers {
 		p := &publisher{
 			index: k, token: token, fleet: r.fleet, client: client, rng: r.rng(1 + uint64(cfg.users) + uint64(k)),
-			stats: &r.stats, progress: r.progress, accepted: r.accepted,
+			stats: &r.stats, progress: r.progress, accepted: r.accepted, attempts: r.attempts,
 		}
 		for _, n := range r.plan {
 			if n.publisher == k {
@@ -228,7 +233,7 @@ func (r *run) awaitDelivery(ctx context.Context) {
 		}
 		return r.missing()
 	}).WithTimeout(deliveryTimeout).WithPolling(250 * time.Millisecond).Should(Succeed())
-	r.delivered = time.Since(start)
+	r.delivered = max(time.Since(start), time.Nanosecond)
 }
 
 // missing says which notifications have not reached all their recipients.
@@ -260,13 +265,9 @@ func (r *run) stopUsers() {
 	r.clients.Wait()
 }
 
-// verify checks what the clients saw, once they stopped, and reports the
-// run.
+// verify checks what the clients saw, once they stopped.
 func (r *run) verify() {
 	GinkgoHelper()
-	summary := report(cfg, &r.stats, r.timeline, r.published, r.delivered)
-	AddReportEntry("chaos", summary)
-	fmt.Fprintln(GinkgoWriter, summary)
 	Expect(r.problems.String()).To(Equal("none"), "what the clients found wrong as events arrived")
 	Expect(r.unaccounted()).To(BeEmpty(), "every 202's event reached each recipient under the id the 202 named")
 	Expect(r.stats.accepted.Load()).To(BeNumerically("==", cfg.notifications))
@@ -284,4 +285,95 @@ func (r *run) unaccounted() []string {
 		}
 	}
 	return out
+}
+
+// report adds the run's summary to the spec's report.
+func (r *run) report() {
+	if r.timeline == nil {
+		return // it failed before publishing
+	}
+	summary := report(cfg, &r.stats, r.timeline, r.published, r.delivered) + "\n" + r.storedTwice() + "\n" + r.refusals()
+	AddReportEntry("chaos", summary)
+}
+
+// storedTwice says which notifications some recipient received under more
+// than one id, and what their publisher was answered before its 202: a copy
+// is stored by a request whose answer was lost, or that was answered 503
+// although the broker stored its event.
+func (r *run) storedTwice() string {
+	var lines []string
+	byFirst := map[string]int{}
+	for _, n := range r.plan {
+		if !r.receivedTwice(n) {
+			continue
+		}
+		tries := r.attempts[n.index]
+		byFirst[firstFailure(tries)]++
+		if len(lines) < 5 {
+			lines = append(lines, fmt.Sprintf("%s: %s", n.id(), joinAttempts(tries)))
+		}
+	}
+	total := 0
+	for _, c := range byFirst {
+		total += c
+	}
+	if total == 0 {
+		return "  notifications stored twice: none"
+	}
+	return fmt.Sprintf("  notifications stored twice: %d (by the failure before their 202: %v), such as:\n    %s",
+		total, byFirst, strings.Join(lines, "\n    "))
+}
+
+// receivedTwice reports whether a recipient received n under two ids.
+func (r *run) receivedTwice(n *planned) bool {
+	for _, u := range n.recipients {
+		if len(r.inboxes[u].arrivedAs(n.index)) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// firstFailure names the kind of the first failed attempt.
+func firstFailure(tries []attempt) string {
+	for _, a := range tries {
+		switch a.status {
+		case 0:
+			return "no answer"
+		case http.StatusAccepted:
+		default:
+			return fmt.Sprint(a.status)
+		}
+	}
+	return "none: accepted at once"
+}
+
+func joinAttempts(tries []attempt) string {
+	parts := make([]string, len(tries))
+	for i, a := range tries {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ", then ")
+}
+
+// refusals counts the answers other than 202 by message: why replicas
+// refused to publish during the faults.
+func (r *run) refusals() string {
+	byMessage := map[string]int{}
+	for _, tries := range r.attempts {
+		for _, a := range tries {
+			if a.status != 0 && a.status != http.StatusAccepted {
+				byMessage[fmt.Sprintf("%d %s", a.status, a.note)]++
+			}
+		}
+	}
+	if len(byMessage) == 0 {
+		return "  refusals: none"
+	}
+	lines := make([]string, 0, len(byMessage))
+	for message, count := range byMessage {
+		lines = append(lines, fmt.Sprintf("%dx %s", count, message))
+	}
+	slices.Sort(lines)
+	return "  refusals:\n    " + strings.Join(lines, "\n    ")
 }

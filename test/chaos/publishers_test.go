@@ -38,9 +38,28 @@ type publisher struct {
 	rng      *rand.Rand // this publisher's goroutine's only
 	stats    *stats
 	progress *progress
-	// accepted is the 202's eventId of each notification of the run, by
-	// index; a publisher writes only its own.
+	// accepted is the 202's eventId of each notification of the run, and
+	// attempts the requests that published it, by index; a publisher
+	// writes only its own.
 	accepted []string
+	attempts [][]attempt
+}
+
+// attempt is one publish request and its outcome.
+type attempt struct {
+	replica int
+	status  int    // 0: no answer
+	note    string // the error, or the answer's message
+}
+
+func (a attempt) String() string {
+	if a.status == 0 {
+		return fmt.Sprintf("no answer from %s (%s)", streamerName(a.replica), a.note)
+	}
+	if a.note == "" {
+		return fmt.Sprintf("%d from %s", a.status, streamerName(a.replica))
+	}
+	return fmt.Sprintf("%d from %s (%s)", a.status, streamerName(a.replica), a.note)
 }
 
 // run publishes every notification of the publisher, and fails on the
@@ -66,15 +85,21 @@ func (p *publisher) publish(ctx context.Context, n *planned) error {
 		RecipientUserIDs: recipientNames(n), NotificationID: n.id(), NotificationType: "chaos", Data: n.payload(),
 	}
 	backoff := minBackoff
-	for attempt := 1; ; attempt++ {
-		if attempt == 2 {
+	for try := 1; ; try++ {
+		if try == 2 {
 			p.stats.retried.Add(1)
 		}
 		p.stats.attempts.Add(1)
-		res, err := fleettest.Notify(ctx, p.client, p.fleet.api(p.rng.IntN(p.fleet.size())), p.token, body)
+		replica := p.rng.IntN(p.fleet.size())
+		res, err := fleettest.Notify(ctx, p.client, p.fleet.api(replica), p.token, body)
+		a := attempt{replica: replica, status: res.Status, note: res.Message}
+		if err != nil {
+			a.note = err.Error()
+		}
+		p.attempts[n.index] = append(p.attempts[n.index], a)
 		switch {
 		case ctx.Err() != nil:
-			return fmt.Errorf("not accepted after %d attempts: %w", attempt, ctx.Err())
+			return fmt.Errorf("not accepted after %d attempts: %w", try, ctx.Err())
 		case err != nil && res.Status == 0:
 			p.stats.lost.Add(1)
 		case err != nil:
@@ -87,7 +112,7 @@ func (p *publisher) publish(ctx context.Context, n *planned) error {
 			return fmt.Errorf("answered %d", res.Status)
 		}
 		if !sleep(ctx, backoff) {
-			return fmt.Errorf("not accepted after %d attempts: %w", attempt, ctx.Err())
+			return fmt.Errorf("not accepted after %d attempts: %w", try, ctx.Err())
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}

@@ -79,16 +79,20 @@ func (t *timeline) String() string {
 	return strings.Join(t.lines, "\n  ")
 }
 
-// report is the run's summary.
+// report is the run's summary; delivered is 0 when not everything arrived.
 func report(cfg config, s *stats, t *timeline, wall time.Duration, delivered time.Duration) string {
+	after := "then not every notification arrived"
+	if delivered > 0 {
+		after = fmt.Sprintf("then %s until every notification had arrived", delivered.Round(time.Millisecond))
+	}
 	return fmt.Sprintf(`chaos run (seed %d): %d users, %d notifications by %d publishers
   published (202): %d in %d requests; retried notifications: %d; 503s: %d; requests without an answer: %d
   streams: %d reconnects, %d refused, %d unanswered; notification events received: %d; stored twice (duplicates): %d
-  wall time: %s (publishing and faults, then %s until every notification had arrived)
+  wall time: %s of publishing and faults, %s
   faults:
   %s`,
 		cfg.seed, cfg.users, cfg.notifications, cfg.publishers,
 		s.accepted.Load(), s.attempts.Load(), s.retried.Load(), s.unavailable.Load(), s.lost.Load(),
 		s.reconnects.Load(), s.refused.Load(), s.unreachable.Load(), s.notifyEvents.Load(), s.duplicates.Load(),
-		wall.Round(time.Millisecond), delivered.Round(time.Millisecond), t)
+		wall.Round(time.Millisecond), after, t)
 }

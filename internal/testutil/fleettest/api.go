@@ -27,6 +27,8 @@ type PublishResult struct {
 	// repeated once per recipient.
 	EventID  string
 	EventIDs []string
+	// Message is the error message of any other answer.
+	Message string
 }
 
 // Notify publishes n through the streamer at api with token, a publisher's.
@@ -53,16 +55,27 @@ func Notify(ctx context.Context, client *http.Client, api, token string, n Notif
 		return PublishResult{}, fmt.Errorf("failed to read the answer (%s): %w", resp.Status, err)
 	}
 	res := PublishResult{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After")}
-	if resp.StatusCode == http.StatusAccepted {
+	if resp.StatusCode != http.StatusAccepted {
 		var answer struct {
-			EventID  string   `json:"eventId"`
-			EventIDs []string `json:"eventIds"`
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
 		}
-		if err := json.Unmarshal(raw, &answer); err != nil {
-			return res, fmt.Errorf("failed to decode the 202 answer %q: %w", raw, err)
+		if json.Unmarshal(raw, &answer) != nil || answer.Error.Message == "" {
+			res.Message = string(raw)
+		} else {
+			res.Message = answer.Error.Message
 		}
-		res.EventID, res.EventIDs = answer.EventID, answer.EventIDs
+		return res, nil
 	}
+	var answer struct {
+		EventID  string   `json:"eventId"`
+		EventIDs []string `json:"eventIds"`
+	}
+	if err := json.Unmarshal(raw, &answer); err != nil {
+		return res, fmt.Errorf("failed to decode the 202 answer %q: %w", raw, err)
+	}
+	res.EventID, res.EventIDs = answer.EventID, answer.EventIDs
 	return res, nil
 }
 
