@@ -87,7 +87,7 @@ func report(cfg config, s *stats, t *timeline, wall time.Duration, delivered tim
 	}
 	return fmt.Sprintf(`chaos run (seed %d): %d users, %d notifications by %d publishers
   published (202): %d in %d requests; retried notifications: %d; 503s: %d; requests without an answer: %d
-  streams: %d reconnects, %d refused, %d unanswered; notification events received: %d; stored twice (duplicates): %d
+  streams: %d reconnects, %d refused, %d unanswered; notification events received: %d, of which extra copies of a notification (duplicates): %d
   wall time: %s of publishing and faults, %s
   faults:
   %s`,
