@@ -17,8 +17,7 @@ var _ = Describe("three streamers of one channel over NATS", Ordered, func() {
 	var a, b, c *replica
 
 	BeforeAll(func() {
-		path := writeChannel()
-		a, b, c = startReplica(path), startReplica(path), startReplica(path)
+		a, b, c = startReplica(), startReplica(), startReplica()
 		for _, r := range []*replica{a, b, c} {
 			Eventually(r.readyz).Should(Equal(http.StatusOK))
 		}
@@ -82,8 +81,8 @@ var _ = Describe("three streamers of one channel over NATS", Ordered, func() {
 		Eventually(func(g Gomega) {
 			res, err := a.notify("u4", "lost")
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(res.status).To(Equal(http.StatusServiceUnavailable))
-			g.Expect(res.retryAfter).NotTo(BeEmpty())
+			g.Expect(res.Status).To(Equal(http.StatusServiceUnavailable))
+			g.Expect(res.RetryAfter).NotTo(BeEmpty())
 		}).Should(Succeed())
 
 		By("failing readiness past the grace, on every replica")
@@ -103,8 +102,8 @@ var _ = Describe("three streamers of one channel over NATS", Ordered, func() {
 		Eventually(func(g Gomega) {
 			res, err := a.notify("u4", "back")
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(res.status).To(Equal(http.StatusAccepted))
-			id = res.eventIDs[0]
+			g.Expect(res.Status).To(Equal(http.StatusAccepted))
+			id = res.EventIDs[0]
 		}).Should(Succeed())
 		for _, r := range []*replica{a, b, c} {
 			Eventually(r.readyz).Should(Equal(http.StatusOK))
@@ -134,7 +133,7 @@ var _ = Describe("three streamers of one channel over NATS", Ordered, func() {
 		Eventually(func(g Gomega) {
 			res, err := b.notify("u6", "new life")
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(res.status).To(Equal(http.StatusAccepted))
+			g.Expect(res.Status).To(Equal(http.StatusAccepted))
 		}).Should(Succeed())
 
 		By("the open stream closed, so that its client resumes")

@@ -14,8 +14,7 @@ import (
 
 var _ = Describe("a ticket over NATS", func() {
 	It("is issued by one replica, opens a stream on another, and is spent for all of them", func() {
-		path := writeChannel()
-		a, b, c := startReplica(path), startReplica(path), startReplica(path)
+		a, b, c := startReplica(), startReplica(), startReplica()
 		for _, r := range []*replica{a, b, c} {
 			Eventually(r.readyz).Should(Equal(http.StatusOK))
 		}
@@ -35,7 +34,7 @@ var _ = Describe("a ticket over NATS", func() {
 // ticket trades user's token for a ticket on r.
 func (r *replica) ticket(user string) string {
 	GinkgoHelper()
-	req, err := http.NewRequest(http.MethodPost, r.api+paths.Tickets, nil)
+	req, err := http.NewRequest(http.MethodPost, r.API+paths.Tickets, nil)
 	Expect(err).NotTo(HaveOccurred())
 	req.Header.Set("Authorization", "Bearer "+token(user, false))
 	resp, err := http.DefaultClient.Do(req)
@@ -54,7 +53,7 @@ func (r *replica) ticket(user string) string {
 // and, for a stream, its connection event.
 func (r *replica) streamWithTicket(ticket string) (int, string) {
 	GinkgoHelper()
-	resp, err := http.Get(r.api + paths.Stream + "?ticket=" + url.QueryEscape(ticket))
+	resp, err := http.Get(r.API + paths.Stream + "?ticket=" + url.QueryEscape(ticket))
 	Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {

@@ -66,7 +66,7 @@ func (l *Log) consume() (consumed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("failed to create a consumer on stream %s: %w", l.stream, err)
 	}
-	defer l.deleteConsumer(cons)
+	defer l.deleteLater(cons)
 	// The stream could have been recreated between the info and the
 	// consumer: then the consumer reads another life of it.
 	if info, err = l.handle.Info(setup); err != nil {
@@ -236,6 +236,20 @@ func (l *Log) markCaughtUpLocked() {
 		l.isCaughtUp = true
 		close(l.caughtUp)
 	}
+}
+
+// deleteLater deletes a consumer the log is done with in the background,
+// so that the next one starts at once: JetStream answers a deletion from
+// the consumer's node, and when that node is the one that just went away
+// the request waits out its timeout (5 s by default), all that time without
+// delivery to any stream of the pod. Close waits for these deletions before
+// it closes the connection.
+func (l *Log) deleteLater(cons jetstream.Consumer) {
+	l.deleting.Add(1)
+	go func() {
+		defer l.deleting.Done()
+		l.deleteConsumer(cons)
+	}()
 }
 
 // deleteConsumer removes a consumer the log is done with; one left behind

@@ -213,6 +213,8 @@ type Log struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	stopped chan struct{} // closed when the consuming goroutine returned
+	// deleting counts the consumer deletions under way (deleteLater).
+	deleting sync.WaitGroup
 
 	mu    sync.Mutex
 	epoch uint64
@@ -369,6 +371,7 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	l.cancel()
 	<-l.stopped
+	l.deleting.Wait() // each bounded by the request timeout
 	l.closeConn()
 	return nil
 }

@@ -315,6 +315,36 @@ var _ = Describe("the JetStream log", func() {
 			Expect(after[0].Epoch).To(Equal(before[0].Epoch), "the same stream")
 		})
 
+		It("goes on delivering soon after the node holding its consumer stops, without waiting to delete that consumer", func() {
+			channel := newChannel()
+			opts := testOptions(channel, 100)
+			opts.RequestTimeout = 5 * time.Second // the default: what waiting on a lost consumer costs
+			l, node := openConsumingElsewhere(opts)
+			start := l.Last()
+
+			By("stopping the node that holds the log's consumer, not the one it is connected to")
+			cluster.Stop(node)
+			DeferCleanup(func() { Expect(cluster.RestartAll()).To(Succeed()) })
+
+			By("storing an event through another client")
+			var ack *jetstream.PubAck
+			Eventually(func() (err error) {
+				// Bounded: a request lost while the client reconnects is
+				// retried, not waited on until the spec's deadline.
+				publishCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				ack, err = admin.Publish(publishCtx, jetstreamlog.Subject("test", channel), []byte{1, 6, 'c', 'u', 's', 't', 'o', 'm', 0, '{', '}'})
+				return err
+			}).Should(Succeed())
+			stored := time.Now()
+			Eventually(func() []uint64 {
+				events, _, _ := l.ReadAfter(ctx, start, 100)
+				return seqsOf(events)
+			}).Should(Equal([]uint64{ack.Sequence}))
+			Expect(time.Since(stored)).To(BeNumerically("<", opts.RequestTimeout/2),
+				"the log delivered the event well before a request to the lost consumer's node could time out")
+		})
+
 		It("loses no acknowledged event when a node of three stops", func() {
 			channel := newChannel()
 			l := open(testOptions(channel, 1000))
@@ -367,4 +397,43 @@ func seqsOf(events []eventlog.Event) []uint64 {
 		out[i] = e.Position.Seq
 	}
 	return out
+}
+
+// openConsumingElsewhere opens a log connected to node 0 only, whose
+// consumer JetStream placed on another node, and returns it with that
+// node. JetStream places a consumer on any of the stream's nodes: a few
+// attempts find one.
+func openConsumingElsewhere(opts jetstreamlog.Options) (*jetstreamlog.Log, int) {
+	GinkgoHelper()
+	for range 20 {
+		nc, err := nats.Connect(cluster.URLs()[0], fastReconnect()...)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(nc.Close)
+		opts.Conn = nc
+		l := open(opts)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := admin.Stream(ctx, l.StreamName())
+		Expect(err).NotTo(HaveOccurred())
+		node := -1
+		for info := range s.ListConsumers(ctx).Info() { // only l's: each log deletes its own on Close
+			node = nodeNamed(info.Cluster.Leader)
+		}
+		if node > 0 {
+			return l, node
+		}
+		Expect(l.Close()).To(Succeed())
+	}
+	Fail("JetStream placed every consumer on the node the log is connected to")
+	return nil, 0
+}
+
+// nodeNamed is the index of the running node called name, or -1.
+func nodeNamed(name string) int {
+	for i := range cluster.Size() {
+		if srv, err := cluster.Server(i); err == nil && srv.Name() == name {
+			return i
+		}
+	}
+	return -1
 }
