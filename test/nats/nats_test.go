@@ -108,9 +108,18 @@ var _ = Describe("three streamers of one channel over NATS", Ordered, func() {
 		for _, r := range []*replica{a, b, c} {
 			Eventually(r.readyz).Should(Equal(http.StatusOK))
 		}
-		got, n := onB.notification()
-		Expect(n).To(Equal("back"), "the event refused during the outage was never stored")
-		Expect(got).To(Equal(id))
+		// A publish answered 503 just as NATS came back may have been stored
+		// all the same (its acknowledgement arrived, its read-back did not):
+		// the retry then stores a second copy. Either way, nothing refused
+		// during the outage itself arrives, and the accepted event does.
+		for copies := 1; ; copies++ {
+			got, n := onB.notification()
+			Expect(n).To(Equal("back"), "the event refused during the outage was never stored")
+			if got == id {
+				break
+			}
+			Expect(copies).To(BeNumerically("<", 5), "copies of the retried publish")
+		}
 	})
 
 	It("closes the streams of a stream deleted and recreated, and tells their resume it is not recovered", func() {
