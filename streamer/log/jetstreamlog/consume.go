@@ -77,7 +77,7 @@ func (l *Log) consume() (consumed bool, err error) {
 	}
 
 	broken := make(chan error, 1)
-	gen := l.startConsumer(cons.CachedInfo().NumPending)
+	gen := l.startConsumer()
 	cc, err := cons.Consume(l.deliver(gen, broken),
 		jetstream.PullHeartbeat(l.opts.Heartbeat),
 		jetstream.PullExpiry(max(30*time.Second, 3*l.opts.Heartbeat)),
@@ -154,10 +154,12 @@ func (l *Log) adopt(info *jetstream.StreamInfo) (epoch, start uint64) {
 		}
 		l.covered, l.last, l.known = start, start-1, last
 		l.notifyLocked()
+		l.markCaughtUpIfHeldLocked()
 		return epoch, start
 	}
 	l.known = max(l.known, last)
 	l.dropBeforeLocked(first)
+	l.markCaughtUpIfHeldLocked()
 	return epoch, l.last + 1
 }
 
@@ -180,6 +182,7 @@ func (l *Log) check(epoch uint64) error {
 	defer l.mu.Unlock()
 	l.known = max(l.known, info.State.LastSeq)
 	l.dropBeforeLocked(info.State.FirstSeq)
+	l.markCaughtUpIfHeldLocked()
 	return nil
 }
 
@@ -218,21 +221,21 @@ func (l *Log) consumerConfig(start uint64) jetstream.ConsumerConfig {
 	}
 }
 
-// startConsumer makes gen the consumer whose deliveries count, with pending
-// messages still to deliver.
-func (l *Log) startConsumer(pending uint64) (gen int) {
+// startConsumer makes gen the consumer whose deliveries count.
+func (l *Log) startConsumer() (gen int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gen++
 	l.nextDelivery = 1
-	if pending == 0 {
-		l.markCaughtUpLocked()
-	}
 	return l.gen
 }
 
-func (l *Log) markCaughtUpLocked() {
-	if !l.isCaughtUp {
+// markCaughtUpIfHeldLocked lets Open return once the window holds every
+// event the stream's leader reported. The consumer's own NumPending is not
+// enough: a consumer placed on a replica still catching up after a leader
+// change counts only what that replica has, and reports 0 too early.
+func (l *Log) markCaughtUpIfHeldLocked() {
+	if !l.isCaughtUp && l.last >= l.known {
 		l.isCaughtUp = true
 		close(l.caughtUp)
 	}
@@ -285,14 +288,12 @@ func (l *Log) deliver(gen int, broken chan<- error) jetstream.MessageHandler {
 			return
 		}
 		l.nextDelivery++
-		if meta.NumPending == 0 {
-			defer l.markCaughtUpLocked()
-		}
 		seq := meta.Sequence.Stream
 		if seq <= l.last {
 			return // held already
 		}
 		l.last, l.known = seq, max(l.known, seq)
+		defer l.markCaughtUpIfHeldLocked()
 		e := entry{msgID: msg.Headers().Get(nats.MsgIdHdr)}
 		e.Position = eventlog.Position{Epoch: l.epoch, Seq: seq}
 		e.Time = meta.Timestamp

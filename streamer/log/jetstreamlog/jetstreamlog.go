@@ -233,7 +233,7 @@ type Log struct {
 	// ignored. nextDelivery is the consumer sequence it must deliver next.
 	gen          int
 	nextDelivery uint64
-	caughtUp     chan struct{} // closed once the consumer first reached the stream's end
+	caughtUp     chan struct{} // closed once the window first held all the stream had
 	isCaughtUp   bool
 	changed      chan struct{}
 	closed       bool
