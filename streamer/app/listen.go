@@ -8,14 +8,16 @@ import (
 	"net/http/pprof"
 	"sync/atomic"
 	"time"
+
+	"github.com/herald-notify/herald/streamer/server"
 )
 
 // HTTP hardening of the streamer's listeners.
 const (
 	readHeaderTimeout = 10 * time.Second
-	// maxHeaderBytes leaves room for a token in a header or cookie
-	// (auth.DefaultMaxTokenBytes) and little else.
-	maxHeaderBytes = 32 << 10
+	// maxHeaderBytes lets the streamer's handler, not net/http, answer a
+	// head over server.MaxHeaderBytes, in the contract's form.
+	maxHeaderBytes = server.ReadHeaderBytes
 	idleTimeout    = 2 * time.Minute
 )
 

@@ -19,6 +19,7 @@ const (
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeTooLarge         = "too_large"
+	CodeHeadersTooLarge  = "headers_too_large"
 	CodeRateLimited      = "rate_limited"
 	CodeUnavailable      = "unavailable"
 )
@@ -31,6 +32,7 @@ var statusOf = map[string]int{
 	CodeNotFound:         http.StatusNotFound,
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	CodeHeadersTooLarge:  http.StatusRequestHeaderFieldsTooLarge,
 	CodeRateLimited:      http.StatusTooManyRequests,
 	CodeUnavailable:      http.StatusServiceUnavailable,
 }
@@ -76,6 +78,12 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func MethodNotAllowed(w http.ResponseWriter, allowed string) {
 	w.Header().Set("Allow", allowed)
 	WriteError(w, CodeMethodNotAllowed, "use "+allowed)
+}
+
+// NotFound answers 404 for a path nothing is served at, in the contract's
+// form rather than net/http's plain text.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	WriteError(w, CodeNotFound, "nothing is served at "+r.URL.Path)
 }
 
 // BearerToken is the token of an "Authorization: Bearer <token>" header.

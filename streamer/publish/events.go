@@ -21,12 +21,14 @@ type notificationRequest struct {
 
 // notificationEvent is what each recipient receives, but for "userId", which
 // each recipient's copy adds last (event.WithRecipient); field names and order
-// are those of the NestJS module's clients.
+// are those of the NestJS module's clients. "action" is always sent, empty
+// when the publisher gave none: the seed's clients read it on every
+// notification, and refusing the publish would break publishers that omit it.
 type notificationEvent struct {
 	Type             string          `json:"type"`
 	NotificationID   string          `json:"notificationId"`
 	NotificationType string          `json:"notificationType"`
-	Action           string          `json:"action,omitempty"`
+	Action           string          `json:"action"`
 	Priority         string          `json:"priority"`
 	Data             json.RawMessage `json:"data"`
 	Timestamp        string          `json:"timestamp"`

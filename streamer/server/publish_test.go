@@ -68,18 +68,40 @@ var _ = Describe("the publish API", func() {
 		Entry("too large", "/api/v1/custom-events", true, true, `{"eventType":"x","data":{"big":"`+strings.Repeat("a", 70<<10)+`"}}`, 413, "too_large", "exceeds 65536 bytes"),
 	)
 
-	It("answers 405 naming the method and 404 for other paths", func() {
-		resp, err := http.Get(s.http.URL + "/api/v1/notifications")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(resp.StatusCode).To(Equal(http.StatusMethodNotAllowed))
-		Expect(resp.Header.Get("Allow")).To(Equal(http.MethodPost))
-		Expect(resp.Body.Close()).To(Succeed())
-
-		resp, err = http.Get(s.http.URL + "/api/v1/nothing")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
-		Expect(resp.Body.Close()).To(Succeed())
+	It("delivers a notification published without an action with an empty one, as the seed's clients read it", func() {
+		c := s.connectAs("u1")
+		c.next()
+		status, answer := s.publish("/api/v1/notifications", s.token("backend", true, time.Hour), map[string]any{
+			"recipientUserIds": []string{"u1"}, "notificationType": "VOCAB_TRAINER",
+		})
+		Expect(status).To(Equal(http.StatusAccepted), "%v", answer)
+		_, data := c.nextJSON()
+		Expect(data).To(HaveKeyWithValue("type", "notification"))
+		Expect(data).To(HaveKeyWithValue("action", ""))
 	})
+
+	DescribeTable("answers a wrong method or an unknown path with the contract's JSON error",
+		func(method, path string, status int, code, message string) {
+			req, err := http.NewRequest(method, s.http.URL+path, nil)
+			Expect(err).NotTo(HaveOccurred())
+			resp, err := http.DefaultClient.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(resp.StatusCode).To(Equal(status))
+			Expect(resp.Header.Get("Content-Type")).To(Equal("application/json"))
+			var answer map[string]any
+			Expect(jsonDecode(resp, &answer)).To(Succeed())
+			Expect(errorCode(answer)).To(Equal(code))
+			Expect(answer["error"]).To(HaveKeyWithValue("message", message))
+			if status == http.StatusMethodNotAllowed {
+				Expect(resp.Header.Get("Allow")).To(Equal(http.MethodPost))
+			}
+		},
+		Entry("GET on a publish path", http.MethodGet, "/api/v1/notifications", 405, "method_not_allowed", "use POST"),
+		Entry("DELETE on the tickets path", http.MethodDelete, "/api/v1/sse/tickets", 405, "method_not_allowed", "use POST"),
+		Entry("an unknown path under /api/v1/", http.MethodGet, "/api/v1/nothing", 404, "not_found", "nothing is served at /api/v1/nothing"),
+		Entry("a POST to an unknown path", http.MethodPost, "/api/v1/notification", 404, "not_found", "nothing is served at /api/v1/notification"),
+		Entry("an unknown path elsewhere", http.MethodGet, "/", 404, "not_found", "nothing is served at /"),
+	)
 })
 
 var _ = Describe("CORS", func() {

@@ -22,6 +22,7 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
+	"github.com/herald-notify/herald/streamer/httpapi"
 	"github.com/herald-notify/herald/streamer/hub"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/paths"
@@ -214,7 +215,8 @@ func (s *Server) Handler() http.Handler {
 	}).Register(mux)
 	mux.HandleFunc(paths.Healthz, s.serveHealth)
 	mux.HandleFunc(paths.Readyz, s.serveReady)
-	return securityHeaders(mux)
+	mux.HandleFunc("/", httpapi.NotFound)
+	return securityHeaders(s.limitHeaders(mux))
 }
 
 // OpsHandler serves /metrics, /healthz and /readyz for the metrics address.
@@ -223,7 +225,7 @@ func (s *Server) OpsHandler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	mux.HandleFunc(paths.Healthz, s.serveHealth)
 	mux.HandleFunc(paths.Readyz, s.serveReady)
-	return mux
+	return s.limitHeaders(mux)
 }
 
 // Run delivers events until ctx ends, or a drain delivered the last of them,

@@ -44,12 +44,24 @@ var _ = AfterSuite(func() {
 
 // streamer is a running server on a loopback port.
 type streamer struct {
-	srv    *server.Server
-	http   *httptest.Server
+	srv  *server.Server
+	http *httptest.Server
+	// client reaches http over the streamer's transport.
+	client *http.Client
 	ops    *httptest.Server
 	secret []byte
 	cancel context.CancelFunc
 }
+
+// transport is how the clients of a test reach the streamer.
+type transport string
+
+const (
+	// overHTTP1 is plain HTTP/1.1, whose streams are detached from net/http.
+	overHTTP1 transport = "HTTP/1.1"
+	// overHTTP2 is HTTP/2 over TLS, whose streams stay on net/http's path.
+	overHTTP2 transport = "HTTP/2"
+)
 
 // startStreamer serves a channel, its spec adjusted by edit, until the spec ends.
 func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
@@ -58,17 +70,34 @@ func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *str
 
 // startStreamerOver is startStreamer over log (nil: an embedded log).
 func startStreamerOver(log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
+	return startStreamerOn(overHTTP1, log, edit)
+}
+
+// startStreamerOn is startStreamerOver, its clients reaching it over t. The
+// HTTP server reads heads as the streamer's listeners do.
+func startStreamerOn(t transport, log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
 	srv, secret, err := streamertest.NewOver(log, edit, 2*time.Second)
 	Expect(err).NotTo(HaveOccurred())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
-	s := &streamer{srv: srv, http: httptest.NewServer(srv.Handler()), ops: httptest.NewServer(srv.OpsHandler()), secret: secret, cancel: cancel}
+	api := httptest.NewUnstartedServer(srv.Handler())
+	api.Config.MaxHeaderBytes = server.ReadHeaderBytes
+	client := http.DefaultClient
+	if t == overHTTP2 {
+		api.EnableHTTP2 = true
+		api.StartTLS()
+		client = api.Client()
+	} else {
+		api.Start()
+	}
+	s := &streamer{srv: srv, http: api, client: client, ops: httptest.NewServer(srv.OpsHandler()), secret: secret, cancel: cancel}
 	DeferCleanup(func() {
 		s.http.CloseClientConnections()
 		s.http.Close()
 		s.ops.Close()
+		client.CloseIdleConnections()
 		cancel()
 		Eventually(done).Should(BeClosed())
 	})
@@ -129,7 +158,7 @@ func (s *streamer) request(edit func(r *http.Request)) *http.Response {
 	if edit != nil {
 		edit(req)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	Expect(err).NotTo(HaveOccurred())
 	return resp
 }
@@ -198,7 +227,7 @@ func (s *streamer) publish(path, token string, body any) (int, map[string]any) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	Expect(err).NotTo(HaveOccurred())
 	defer resp.Body.Close()
 	var answer map[string]any
