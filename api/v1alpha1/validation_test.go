@@ -120,6 +120,7 @@ var _ = Describe("the CRD schema", func() {
 		Expect(s.Auth.TokenSources).To(Equal(notifyv1alpha1.DefaultTokenSources))
 		Expect(s.Auth.CookieName).To(Equal(notifyv1alpha1.DefaultCookieName))
 		Expect(s.Auth.TicketTTL.Duration).To(Equal(notifyv1alpha1.DefaultTicketTTL))
+		Expect(s.Auth.ExpiryWarning.Duration).To(Equal(notifyv1alpha1.DefaultExpiryWarning))
 		Expect(s.Auth.PublishGrant.Claim).To(Equal(notifyv1alpha1.DefaultPublishGrantClaim))
 		Expect(s.Auth.PublishGrant.Value).To(Equal(notifyv1alpha1.DefaultPublishGrantValue))
 		Expect(s.Connections.MaxPerUser).To(Equal(notifyv1alpha1.DefaultMaxConnectionsPerUser))
