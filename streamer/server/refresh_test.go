@@ -40,45 +40,47 @@ func streamIDOf(hello map[string]any) string {
 }
 
 var _ = Describe("an in-place token refresh", func() {
-	It("keeps the stream past its first token, delivering every event published meanwhile, until the new one expires", func() {
-		s := startStreamer(nil)
-		// JWT expiry has whole seconds: 4s leaves at least 3s to connect
-		// and refresh.
-		first := s.token("u1", false, 4*time.Second)
-		firstExpiry := tokenExpiry(first)
-		c := s.connectWith(first)
-		_, hello := c.nextJSON()
-		id := streamIDOf(hello)
-		_, warning := c.nextJSON()
-		Expect(warning).To(HaveKeyWithValue("expiresAt", timestamp(firstExpiry)), "expiring within the default minute: warned at once")
+	for _, t := range []transport{overHTTP1, overHTTP2} {
+		It("keeps the stream past its first token, delivering every event published meanwhile, until the new one expires, over "+string(t), func() {
+			s := startStreamerOn(t, nil, nil)
+			// JWT expiry has whole seconds: 4s leaves at least 3s to connect
+			// and refresh.
+			first := s.token("u1", false, 4*time.Second)
+			firstExpiry := tokenExpiry(first)
+			c := s.connectWith(first)
+			_, hello := c.nextJSON()
+			id := streamIDOf(hello)
+			_, warning := c.nextJSON()
+			Expect(warning).To(HaveKeyWithValue("expiresAt", timestamp(firstExpiry)), "expiring within the default minute: warned at once")
 
-		second := s.token("u1", false, 8*time.Second)
-		secondExpiry := tokenExpiry(second)
-		status, answer := s.refreshToken(id, second)
-		Expect(status).To(Equal(http.StatusOK), "%v", answer)
-		Expect(answer).To(Equal(map[string]any{"streamId": id, "expiresAt": timestamp(secondExpiry)}))
-		_, warning = c.nextJSON()
-		Expect(warning).To(HaveKeyWithValue("type", "token_expiring"))
-		Expect(warning).To(HaveKeyWithValue("expiresAt", timestamp(secondExpiry)), "the warning moved with the expiry")
+			second := s.token("u1", false, 8*time.Second)
+			secondExpiry := tokenExpiry(second)
+			status, answer := s.refreshToken(id, second)
+			Expect(status).To(Equal(http.StatusOK), "%v", answer)
+			Expect(answer).To(Equal(map[string]any{"streamId": id, "expiresAt": timestamp(secondExpiry)}))
+			_, warning = c.nextJSON()
+			Expect(warning).To(HaveKeyWithValue("type", "token_expiring"))
+			Expect(warning).To(HaveKeyWithValue("expiresAt", timestamp(secondExpiry)), "the warning moved with the expiry")
 
-		By("publishing until well past the first token's expiry")
-		var published []string
-		Eventually(func() time.Time {
-			published = append(published, s.notify("u1")...)
-			return time.Now()
-		}, 10*time.Second, 200*time.Millisecond).Should(BeTemporally(">", firstExpiry.Add(time.Second)))
-		var received []string
-		for range published {
-			ev, data := c.nextJSON()
-			Expect(data).To(HaveKeyWithValue("type", "notification"))
-			received = append(received, ev.ID)
-		}
-		Expect(received).To(Equal(published), "every event, in order, exactly once")
+			By("publishing until well past the first token's expiry")
+			var published []string
+			Eventually(func() time.Time {
+				published = append(published, s.notify("u1")...)
+				return time.Now()
+			}, 10*time.Second, 200*time.Millisecond).Should(BeTemporally(">", firstExpiry.Add(time.Second)))
+			var received []string
+			for range published {
+				ev, data := c.nextJSON()
+				Expect(data).To(HaveKeyWithValue("type", "notification"))
+				received = append(received, ev.ID)
+			}
+			Expect(received).To(Equal(published), "every event, in order, exactly once")
 
-		c.expectEndEvent(published[len(published)-1], "token_expired")
-		Expect(time.Now()).To(BeTemporally(">=", secondExpiry))
-		Expect(s.metrics()).To(ContainSubstring(`herald_token_refreshes_total{result="ok"} 1`))
-	})
+			c.expectEndEvent(published[len(published)-1], "token_expired")
+			Expect(time.Now()).To(BeTemporally(">=", secondExpiry))
+			Expect(s.metrics()).To(ContainSubstring(`herald_token_refreshes_total{result="ok"} 1`))
+		})
+	}
 
 	It("refuses a token of another user, an expired or forged one, and an unknown stream, each leaving the stream as it was", func() {
 		s := startStreamer(nil)
