@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/event"
 	"github.com/herald-notify/herald/streamer/httpapi"
 	"github.com/herald-notify/herald/streamer/hub"
@@ -151,14 +152,19 @@ func (s *Server) serveStreamToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // refresh moves stream id's expiry to token's, here or on the replica that
-// holds the stream.
+// holds the stream. The token is verified first, wherever the stream is, so
+// that a bad token is answered 401 alike.
 func (s *Server) refresh(ctx context.Context, id, token string) refreshResult {
+	identity, err := s.verify(token)
+	if err != nil {
+		return refreshResult{Code: httpapi.CodeUnauthorized, Message: err.Error()}
+	}
 	replica, ok := replicaOf(id)
 	if !ok {
 		return unknownStream(id)
 	}
 	if replica == s.replicaID || s.replicas == nil {
-		return s.refreshHere(id, token)
+		return s.refreshStream(id, identity)
 	}
 	request, _ := json.Marshal(refreshRequest{StreamID: id, Token: token})
 	answer, found, err := s.replicas.Request(ctx, replica, request)
@@ -188,13 +194,20 @@ func (s *Server) answerReplica(request []byte) []byte {
 	return answer
 }
 
-// refreshHere refreshes a stream of this replica. The token must pass the
-// verifier the stream was admitted by, and name the stream's user.
+// refreshHere refreshes a stream of this replica for another replica: the
+// token is verified again, by this replica's verifier, which admitted the
+// stream.
 func (s *Server) refreshHere(id, token string) refreshResult {
 	identity, err := s.verify(token)
 	if err != nil {
 		return refreshResult{Code: httpapi.CodeUnauthorized, Message: err.Error()}
 	}
+	return s.refreshStream(id, identity)
+}
+
+// refreshStream moves the expiry of stream id, of this replica, to that of
+// identity, a verified token that must name the stream's user.
+func (s *Server) refreshStream(id string, identity auth.Identity) refreshResult {
 	st := s.streamOf(id)
 	if st == nil {
 		return unknownStream(id)

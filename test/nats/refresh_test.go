@@ -52,6 +52,12 @@ var _ = Describe("an in-place token refresh over NATS", func() {
 		By("answering 404 for a replica that is not there")
 		status, answer = b.refresh("nosuchreplica.1", short)
 		Expect(status).To(Equal(http.StatusNotFound), "%v", answer)
+
+		By("answering 401 for an invalid token, whichever replica the stream is on")
+		for _, id := range []string{hello.StreamID, "nosuchreplica.1"} {
+			status, answer = b.refresh(id, "not.a.token")
+			Expect(status).To(Equal(http.StatusUnauthorized), "%v", answer)
+		}
 	})
 
 	It("answers 503 with Retry-After when the stream's replica does not answer in time", func() {
