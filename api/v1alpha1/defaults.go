@@ -11,6 +11,7 @@ const (
 	DefaultLeeway                  = 30 * time.Second
 	DefaultCookieName              = "herald_token"
 	DefaultTicketTTL               = 30 * time.Second
+	DefaultExpiryWarning           = 60 * time.Second
 	DefaultPublishGrantClaim       = "scope"
 	DefaultPublishGrantValue       = "notifications:publish"
 

@@ -201,6 +201,17 @@ type AuthSpec struct {
 	// +optional
 	TicketTTL *metav1.Duration `json:"ticketTTL,omitempty"`
 
+	// ExpiryWarning is how long before a stream's token expires the stream
+	// sends a token_expiring event, time to refresh the token in place
+	// (0s to 1h; 0s sends none). A stream takes a change with its next token:
+	// at connect or refresh.
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1h')",message="must be at most 1h"
+	// +optional
+	ExpiryWarning *metav1.Duration `json:"expiryWarning,omitempty"`
+
 	// PublishGrant is the claim a token must carry to use the publish API.
 	// +kubebuilder:default={}
 	// +optional

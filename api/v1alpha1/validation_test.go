@@ -120,6 +120,7 @@ var _ = Describe("the CRD schema", func() {
 		Expect(s.Auth.TokenSources).To(Equal(notifyv1alpha1.DefaultTokenSources))
 		Expect(s.Auth.CookieName).To(Equal(notifyv1alpha1.DefaultCookieName))
 		Expect(s.Auth.TicketTTL.Duration).To(Equal(notifyv1alpha1.DefaultTicketTTL))
+		Expect(s.Auth.ExpiryWarning.Duration).To(Equal(notifyv1alpha1.DefaultExpiryWarning))
 		Expect(s.Auth.PublishGrant.Claim).To(Equal(notifyv1alpha1.DefaultPublishGrantClaim))
 		Expect(s.Auth.PublishGrant.Value).To(Equal(notifyv1alpha1.DefaultPublishGrantValue))
 		Expect(s.Connections.MaxPerUser).To(Equal(notifyv1alpha1.DefaultMaxConnectionsPerUser))
@@ -175,6 +176,7 @@ var _ = Describe("the CRD schema", func() {
 			set("spec.pod", map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "100m"}}})),
 		Entry("one replica on the embedded broker, said explicitly", validChannel,
 			set("spec.broker.type", "Embedded"), set("spec.replicas", int64(1))),
+		Entry("no token expiry warning", validChannel, set("spec.auth.expiryWarning", "0s")),
 		Entry("NATS with several URLs, a credentials Secret and stream replicas", validChannel,
 			set("spec.broker", map[string]any{"type": "NATS", "nats": map[string]any{
 				"url":                  "nats://n1:4222,tls://n2:4222",
@@ -229,6 +231,10 @@ var _ = Describe("the CRD schema", func() {
 			"spec.connections.keepAliveInterval", "must be between 1s and 10m"),
 		Entry("leeway above 5m", validChannel, set("spec.auth.leeway", "10m"),
 			"spec.auth.leeway", "must be at most 5m"),
+		Entry("expiry warning above 1h", validChannel, set("spec.auth.expiryWarning", "2h"),
+			"spec.auth.expiryWarning", "must be at most 1h"),
+		Entry("expiry warning not a duration", validChannel, set("spec.auth.expiryWarning", "-1s"),
+			"spec.auth.expiryWarning", "should match"),
 		Entry("history older than 30 days", validChannel, set("spec.history.maxAge", "1000h"),
 			"spec.history.maxAge", "must be between 1s and 720h"),
 		Entry("wildcard CORS origin", validChannel, set("spec.cors.allowedOrigins", list("*")),

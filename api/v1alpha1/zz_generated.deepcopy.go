@@ -81,6 +81,11 @@ func (in *AuthSpec) DeepCopyInto(out *AuthSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.ExpiryWarning != nil {
+		in, out := &in.ExpiryWarning, &out.ExpiryWarning
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	out.PublishGrant = in.PublishGrant
 }
 

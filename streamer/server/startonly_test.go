@@ -181,7 +181,7 @@ var _ = Describe("the start-only settings", func() {
 		Expect(live).To(ConsistOf(
 			"spec.replicas", "spec.image",
 			"spec.auth.algorithms", "spec.auth.issuer", "spec.auth.audiences", "spec.auth.userIdClaim", "spec.auth.leeway",
-			"spec.auth.tokenSources", "spec.auth.cookieName", "spec.auth.ticketTTL",
+			"spec.auth.tokenSources", "spec.auth.cookieName", "spec.auth.ticketTTL", "spec.auth.expiryWarning",
 			"spec.auth.publishGrant.claim", "spec.auth.publishGrant.value",
 			"spec.connections.maxPerUser", "spec.connections.userLimitPolicy", "spec.connections.maxPerPod",
 			"spec.connections.keepAliveInterval", "spec.connections.sendQueueBytes",
