@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the npm packages of the test suites that drive a Node program
-# (test/eventsource runs the eventsource package), exactly as their
-# package-lock.json pins them, with `npm ci`. It does so only when a suite's
+# (test/eventsource runs the eventsource package, test/jsclient the client of
+# clients/js over it), exactly as their package-lock.json pins them, with
+# `npm ci`. It does so only when a suite's
 # node_modules is missing or older than its package.json or package-lock.json,
 # so a second run costs nothing. Quiet on success; on failure it prints npm's
 # output.
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NODE_MAJOR_MIN=20
-SUITES=(test/eventsource)
+SUITES=(test/eventsource test/jsclient)
 
 fail() { echo "npm-deps.sh: $*" >&2; exit 1; }
 
