@@ -1,0 +1,303 @@
+package jsclient_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/herald-notify/herald/internal/testutil/streamertest"
+	"github.com/herald-notify/herald/streamer/server"
+)
+
+const (
+	// tabsProgram drives Chromium; see its header for its commands.
+	tabsProgram = "tabs.mjs"
+	// clientModule is the client the pages import.
+	clientModule = "../../clients/js/herald.js"
+	// tabsPage is the page of every tab: the client, connected to the
+	// streamer of the page's origin, recording what it reports.
+	tabsPage = `<!doctype html>
+<meta charset="utf-8">
+<title>tab</title>
+<script type="module">
+import { connect } from '/herald.js'
+const t = (window.heraldTest = { received: [], states: [] })
+t.client = connect({
+  url: location.origin,
+  getToken: () => fetch('/token').then((r) => r.text()),
+  onNotification: (n, { id }) => t.received.push(id),
+  onState: (s) => t.states.push(s.state + ':' + s.reason),
+})
+</script>
+`
+)
+
+// origin serves the tabs' page, the client module and the user's tokens,
+// and the streamer at the same origin. It holds ticket requests while held
+// and records the URLs of the stream requests.
+type origin struct {
+	*httptest.Server
+	streams chan string
+
+	mu      sync.Mutex
+	held    chan struct{} // closed on release; nil while tickets pass
+	tickets chan struct{} // a value for each ticket request that arrived held
+}
+
+func (s *streamer) serveTabs(user string) *origin {
+	GinkgoHelper()
+	module, err := os.ReadFile(clientModule)
+	Expect(err).NotTo(HaveOccurred())
+	o := &origin{streams: make(chan string, 16), tickets: make(chan struct{}, 16)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, tabsPage)
+	})
+	mux.HandleFunc("GET /herald.js", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = w.Write(module)
+	})
+	mux.HandleFunc("GET /token", func(w http.ResponseWriter, _ *http.Request) {
+		t, err := streamertest.Token(s.secret, user, false, time.Hour)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = io.WriteString(w, t)
+	})
+	api := s.srv.Handler()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case server.TicketsPath:
+			o.waitWhileHeld(r)
+		case server.StreamPath:
+			select {
+			case o.streams <- r.URL.String():
+			default:
+			}
+		}
+		api.ServeHTTP(w, r)
+	})
+	o.Server = httptest.NewServer(mux)
+	DeferCleanup(func() {
+		o.release()
+		o.CloseClientConnections()
+		o.Close()
+	})
+	return o
+}
+
+func (o *origin) waitWhileHeld(r *http.Request) {
+	o.mu.Lock()
+	held := o.held
+	o.mu.Unlock()
+	if held == nil {
+		return
+	}
+	o.tickets <- struct{}{}
+	select {
+	case <-held:
+	case <-r.Context().Done():
+	}
+}
+
+// nextStream is the URL of the next stream request.
+func (o *origin) nextStream() string {
+	GinkgoHelper()
+	var url string
+	Eventually(o.streams).Should(Receive(&url), "no stream request")
+	return url
+}
+
+// hold makes ticket requests wait until release.
+func (o *origin) hold() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.held == nil {
+		o.held = make(chan struct{})
+	}
+}
+
+func (o *origin) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.held != nil {
+		close(o.held)
+		o.held = nil
+	}
+}
+
+// browser is a running tabs.mjs.
+type browser struct {
+	stdin  io.Writer
+	lines  chan map[string]json.RawMessage
+	nextID int
+}
+
+// tab is what a page's client reported.
+type tab struct {
+	Leader   bool     `json:"leader"`
+	State    string   `json:"state"`
+	States   []string `json:"states"`
+	Received []string `json:"received"`
+}
+
+// chromium is the Chromium binary: $CHROMIUM, else chromium or
+// chromium-browser on PATH, else "".
+func chromium() string {
+	if path := os.Getenv("CHROMIUM"); path != "" {
+		return path
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	return ""
+}
+
+// startBrowser runs Chromium until the spec ends.
+func startBrowser() *browser {
+	GinkgoHelper()
+	Expect(chromium()).NotTo(BeEmpty(), "no Chromium: the tab specs run headless Chromium; "+
+		"run make test, which sets CHROMIUM from hack/chromium.sh, set CHROMIUM to a Chromium binary, or put chromium on PATH")
+	ctx, kill := context.WithCancel(context.Background())
+	DeferCleanup(kill)
+	cmd := exec.CommandContext(ctx, nodeBin, tabsProgram, chromium())
+	cmd.Stderr = GinkgoWriter
+	cmd.WaitDelay = 10 * time.Second
+	stdin, err := cmd.StdinPipe()
+	Expect(err).NotTo(HaveOccurred())
+	stdout, err := cmd.StdoutPipe()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(cmd.Start()).To(Succeed())
+
+	b := &browser{stdin: stdin, lines: make(chan map[string]json.RawMessage, 100)}
+	quit, exited := make(chan struct{}), make(chan struct{})
+	var waitErr error
+	go func() {
+		defer close(exited)
+		scanner := bufio.NewScanner(stdout)
+		scanner.Buffer(nil, 1<<20)
+		for scanner.Scan() {
+			var l map[string]json.RawMessage
+			if json.Unmarshal(scanner.Bytes(), &l) != nil {
+				l = map[string]json.RawMessage{"event": json.RawMessage(`"unparsable"`)}
+			}
+			if _, isEvent := l["event"]; isEvent {
+				fmt.Fprintln(GinkgoWriter, scanner.Text())
+				continue
+			}
+			select {
+			case b.lines <- l:
+			case <-quit:
+			}
+		}
+		waitErr = cmd.Wait()
+	}()
+	DeferCleanup(func() {
+		close(quit)
+		_ = stdin.Close()
+		Eventually(exited, 20*time.Second).Should(BeClosed(), "tabs.mjs exits when its standard input closes")
+		Expect(waitErr).NotTo(HaveOccurred(), "tabs.mjs exits 0")
+	})
+	return b
+}
+
+// do runs a command and decodes its result into result (may be nil).
+func (b *browser) do(command map[string]any, result any) {
+	GinkgoHelper()
+	b.nextID++
+	command["id"] = b.nextID
+	data, err := json.Marshal(command)
+	Expect(err).NotTo(HaveOccurred())
+	_, err = b.stdin.Write(append(data, '\n'))
+	Expect(err).NotTo(HaveOccurred())
+	var answer map[string]json.RawMessage
+	Eventually(b.lines, 30*time.Second).Should(Receive(&answer), "tabs.mjs did not answer %s", data)
+	Expect(string(answer["id"])).To(Equal(fmt.Sprint(b.nextID)))
+	Expect(string(answer["ok"])).To(Equal("true"), "%s: %s", data, answer["error"])
+	if result != nil {
+		Expect(json.Unmarshal(answer["result"], result)).To(Succeed())
+	}
+}
+
+// open opens url in a new page and returns the page's number.
+func (b *browser) open(url string) int {
+	GinkgoHelper()
+	var page int
+	b.do(map[string]any{"cmd": "open", "url": url}, &page)
+	return page
+}
+
+func (b *browser) read(page int) tab {
+	GinkgoHelper()
+	var t tab
+	b.do(map[string]any{"cmd": "read", "page": page}, &t)
+	return t
+}
+
+func (b *browser) close(page int) {
+	GinkgoHelper()
+	b.do(map[string]any{"cmd": "close", "page": page}, nil)
+}
+
+var _ = Describe("the JavaScript client in tabs of headless Chromium", func() {
+	It("holds one stream for two tabs of a user, both receiving every event, and hands it over without loss when the leader closes", func() {
+		// connections.maxPerUser is 1, with ReplaceOldest: two streams of the
+		// user would evict each other.
+		s := startStreamer(nil, nil)
+		o := s.serveTabs("u1")
+		b := startBrowser()
+
+		By("opening a tab, which takes the lead and opens the stream")
+		first := b.open(o.URL + "/")
+		Eventually(func() tab { return b.read(first) }).Should(And(HaveField("State", "open"), HaveField("Leader", true)))
+		Expect(o.nextStream()).NotTo(ContainSubstring("lastEventId"))
+
+		By("opening a second tab, which follows the first's stream")
+		second := b.open(o.URL + "/")
+		Eventually(func() tab { return b.read(second) }).Should(HaveField("State", "open"))
+		Expect(b.read(second).Leader).To(BeFalse())
+		Consistently(o.streams, time.Second).ShouldNot(Receive(), "the second tab opens no stream")
+		metrics := s.metrics()
+		Expect(metrics).To(ContainSubstring(`herald_connects_total{result="ok"} 1` + "\n"))
+		Expect(metrics).To(ContainSubstring("herald_connections 1\n"))
+
+		By("both tabs receiving every event")
+		var published []string
+		for range 5 {
+			published = append(published, s.notify("u1"))
+		}
+		Eventually(func() []string { return b.read(first).Received }).Should(Equal(published))
+		Eventually(func() []string { return b.read(second).Received }).Should(Equal(published))
+
+		By("closing the leading tab while ticket requests are held, and publishing before the second tab has a stream")
+		o.hold()
+		b.close(first)
+		Eventually(o.tickets).Should(Receive(), "the second tab took the lead and asks for a ticket")
+		Eventually(s.srv.Streams).Should(BeZero(), "the first tab's stream ended with it")
+		for range 5 {
+			published = append(published, s.notify("u1"))
+		}
+		o.release()
+
+		By("the second tab resuming from the last id it saw, and receiving what it missed, once")
+		Expect(o.nextStream()).To(HaveSuffix("&lastEventId=" + published[4]))
+		Eventually(func() []string { return b.read(second).Received }).Should(Equal(published))
+		Expect(b.read(second)).To(And(HaveField("Leader", true), HaveField("State", "open")))
+		Expect(s.metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 2` + "\n"))
+	})
+})
