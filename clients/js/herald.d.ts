@@ -9,7 +9,8 @@ export interface StateChange {
    * Why: `opening`, `connected`, `took_over` (this tab now owns the shared
    * stream), an end event's `reason` (`token_expired`, `replaced`,
    * `slow_consumer`, `lagged`, `drain`), `error` (the connection failed),
-   * `ticket_failed`, `refresh_failed`, `shared` (mirrored from the tab owning
+   * `ticket_failed`, `refresh_failed`, `token_failed` (getToken failed before
+   * the tabs could share a stream), `shared` (mirrored from the tab owning
    * the stream) or `closed` (close() was called).
    */
   reason: string

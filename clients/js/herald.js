@@ -87,8 +87,19 @@ class Client {
       this.becomeLeader()
       return
     }
-    const user = this.opts.userId ?? userOfToken(await this.opts.getToken())
-    if (this.closed) return
+    let user = this.opts.userId
+    while (user === undefined) {
+      try {
+        user = userOfToken(await this.opts.getToken())
+      } catch (err) {
+        // No token yet, no user to share a stream with: try again later.
+        this.failures++
+        const ms = this.backoffDelay()
+        this.report({state: 'reconnecting', reason: 'token_failed', retryInMs: Math.round(ms), error: err})
+        await new Promise((resolve) => (this.timer = setTimeout(resolve, ms)))
+      }
+      if (this.closed) return
+    }
     const name = `herald:${this.base}:${user}`
     this.channel = new BroadcastChannel(name)
     this.channel.onmessage = (e) => this.fromLeader(e.data)

@@ -86,6 +86,31 @@ var _ = Describe("the JavaScript client", func() {
 		Expect(metrics).To(ContainSubstring("herald_connections 1\n"))
 	})
 
+	It("when a refresh is refused, opens a new stream with a new ticket before the token expires", func() {
+		s := startStreamer(nil, func(spec *notifyv1alpha1.NotificationChannelSpec) {
+			spec.Auth.ExpiryWarning.Duration = 3 * time.Second
+		})
+		issuer := s.issueTokens("u1", 5*time.Second)
+		c := startClient(s.direct.URL, issuer, nil)
+		c.expectState("connecting", "opening")
+		c.expectOpened("")
+		seen := s.notify("u1")
+		Expect(c.expectEvent("notification").ID).To(Equal(seen))
+
+		issuer.spoilNext.Store(true)
+		warning := c.expectEvent("token_expiring")
+		expiresAt, err := time.Parse(time.RFC3339, warning.Data["expiresAt"].(string))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(c.next("request").URL).To(HaveSuffix("/token"), "the refresh, with a token of another key")
+		c.expectState("reconnecting", "refresh_failed")
+		hello, request := c.expectOpened(seen)
+		Expect(request.at()).To(BeTemporally("<", expiresAt), "before the old token expired")
+		Expect(hello.Data).To(HaveKeyWithValue("recovered", true))
+		Expect(s.metrics()).To(ContainSubstring(`herald_token_refreshes_total{result="unauthorized"} 1` + "\n"))
+		live := s.notify("u1")
+		Expect(c.expectEvent("notification").ID).To(Equal(live))
+	})
+
 	It("after its token expired without a refresh, fetches a new token and resumes with a new ticket", func() {
 		s := startStreamer(nil, func(spec *notifyv1alpha1.NotificationChannelSpec) { spec.Auth.ExpiryWarning.Duration = 0 })
 		c := startClient(s.direct.URL, s.issueTokens("u1", 3*time.Second), nil)

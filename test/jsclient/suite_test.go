@@ -180,6 +180,8 @@ type tokenIssuer struct {
 	ttl time.Duration
 	// streamer is the one whose key signs the tokens.
 	streamer atomic.Pointer[streamer]
+	// spoilNext makes the next token one signed with another key.
+	spoilNext atomic.Bool
 }
 
 // issueTokens issues tokens of user for s.
@@ -187,7 +189,11 @@ func (s *streamer) issueTokens(user string, ttl time.Duration) *tokenIssuer {
 	i := &tokenIssuer{ttl: ttl}
 	i.streamer.Store(s)
 	i.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		t, err := streamertest.Token(i.streamer.Load().secret, user, false, i.ttl)
+		secret := i.streamer.Load().secret
+		if i.spoilNext.CompareAndSwap(true, false) {
+			secret = []byte("not the channel's key, but long enough")
+		}
+		t, err := streamertest.Token(secret, user, false, i.ttl)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
