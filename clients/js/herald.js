@@ -88,7 +88,7 @@ class Client {
       return
     }
     let user = this.opts.userId
-    while (user === undefined) {
+    while (user == null) {
       try {
         user = userOfToken(await this.opts.getToken())
       } catch (err) {
