@@ -279,7 +279,7 @@ var _ = Describe("the JavaScript client in tabs of headless Chromium", func() {
 		By("both tabs receiving every event")
 		var published []string
 		for range 5 {
-			published = append(published, s.notify("u1"))
+			published = append(published, s.notify())
 		}
 		Eventually(func() []string { return b.read(first).Received }).Should(Equal(published))
 		Eventually(func() []string { return b.read(second).Received }).Should(Equal(published))
@@ -290,7 +290,7 @@ var _ = Describe("the JavaScript client in tabs of headless Chromium", func() {
 		Eventually(o.tickets).Should(Receive(), "the second tab took the lead and asks for a ticket")
 		Eventually(s.srv.Streams).Should(BeZero(), "the first tab's stream ended with it")
 		for range 5 {
-			published = append(published, s.notify("u1"))
+			published = append(published, s.notify())
 		}
 		o.release()
 

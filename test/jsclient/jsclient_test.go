@@ -26,7 +26,7 @@ var _ = Describe("the JavaScript client", func() {
 		Expect(hello.ID).NotTo(BeEmpty(), "the connection event's id is where the stream resumes")
 		Expect(hello.Data).To(HaveKeyWithValue("streamId", Not(BeEmpty())))
 
-		notified := s.notify("u1")
+		notified := s.notify()
 		announced := s.publish("/api/v1/system-events", map[string]any{"eventType": "maintenance", "data": map[string]any{"message": "tonight"}})["eventId"]
 		custom := s.publish("/api/v1/custom-events", map[string]any{"eventType": "user_activity", "data": map[string]any{"action": "login"}})["eventId"]
 
@@ -56,7 +56,7 @@ var _ = Describe("the JavaScript client", func() {
 		defer pace.Stop()
 		var published []string
 		for time.Since(opened) < 3*lifetime+time.Second {
-			published = append(published, s.notify("u1"))
+			published = append(published, s.notify())
 			<-pace.C
 		}
 
@@ -94,7 +94,7 @@ var _ = Describe("the JavaScript client", func() {
 		c := startClient(s.direct.URL, issuer, nil)
 		c.expectState("connecting", "opening")
 		c.expectOpened("")
-		seen := s.notify("u1")
+		seen := s.notify()
 		Expect(c.expectEvent("notification").ID).To(Equal(seen))
 
 		issuer.spoilNext.Store(true)
@@ -107,7 +107,7 @@ var _ = Describe("the JavaScript client", func() {
 		Expect(request.at()).To(BeTemporally("<", expiresAt), "before the old token expired")
 		Expect(hello.Data).To(HaveKeyWithValue("recovered", true))
 		Expect(s.metrics()).To(ContainSubstring(`herald_token_refreshes_total{result="unauthorized"} 1` + "\n"))
-		live := s.notify("u1")
+		live := s.notify()
 		Expect(c.expectEvent("notification").ID).To(Equal(live))
 	})
 
@@ -116,7 +116,7 @@ var _ = Describe("the JavaScript client", func() {
 		c := startClient(s.direct.URL, s.issueTokens("u1", 3*time.Second), nil)
 		c.expectState("connecting", "opening")
 		c.expectOpened("")
-		before := s.notify("u1")
+		before := s.notify()
 		Expect(c.expectEvent("notification").ID).To(Equal(before))
 
 		end := c.expectEvent("end")
@@ -125,7 +125,7 @@ var _ = Describe("the JavaScript client", func() {
 		c.expectState("reconnecting", "token_expired")
 		hello, _ := c.expectOpened(before)
 		Expect(hello.Data).To(HaveKeyWithValue("recovered", true))
-		after := s.notify("u1")
+		after := s.notify()
 		Expect(c.expectEvent("notification").ID).To(Equal(after))
 	})
 
@@ -192,7 +192,7 @@ var _ = Describe("the JavaScript client", func() {
 		c.expectState("connecting", "opening")
 		hello, _ := c.expectOpened("")
 		for range 12 {
-			s.notify("u1")
+			s.notify()
 		}
 		close(log.Gate)
 
@@ -216,7 +216,7 @@ var _ = Describe("the JavaScript client", func() {
 		c := startClient(f.url(), issuer, nil)
 		c.expectState("connecting", "opening")
 		c.expectOpened("")
-		seen := draining.notify("u1")
+		seen := draining.notify()
 		Expect(c.expectEvent("notification").ID).To(Equal(seen))
 
 		By("pointing the front at the next streamer and draining the first, as a rolling update does")
@@ -238,7 +238,7 @@ var _ = Describe("the JavaScript client", func() {
 		Expect(request.at().Sub(end.at())).To(BeNumerically(">=", time.Duration(retryMs)*time.Millisecond-time.Millisecond))
 		Expect(hello.Data).To(HaveKeyWithValue("recovered", false), "the next streamer has a log of its own here, another epoch")
 		Expect(next.metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 1` + "\n"))
-		live := next.notify("u1")
+		live := next.notify()
 		Expect(c.expectEvent("notification").ID).To(Equal(live))
 	})
 })

@@ -135,11 +135,12 @@ func (s *streamer) publish(path string, body map[string]any) map[string]any {
 	return answer
 }
 
-// notify publishes a notification to user and returns its event id.
-func (s *streamer) notify(user string) string {
+// notify publishes a notification to u1, the user of the specs' clients,
+// and returns its event id.
+func (s *streamer) notify() string {
 	GinkgoHelper()
 	answer := s.publish("/api/v1/notifications", map[string]any{
-		"recipientUserIds": []string{user}, "notificationType": "VOCAB_TRAINER", "action": "CREATE", "priority": "LOW",
+		"recipientUserIds": []string{"u1"}, "notificationType": "VOCAB_TRAINER", "action": "CREATE", "priority": "LOW",
 		"data": map[string]any{"message": "New vocab trainer available"},
 	})
 	Expect(answer).To(HaveKeyWithValue("eventIds", HaveLen(1)))
@@ -282,31 +283,31 @@ func (f *front) accept() {
 		if err != nil {
 			return
 		}
-		server, err := net.Dial("tcp", *f.upstream.Load())
+		streamerConn, err := net.Dial("tcp", *f.upstream.Load())
 		if err != nil {
 			_ = client.Close()
 			continue
 		}
 		f.track(client)
-		f.track(server)
+		f.track(streamerConn)
 		f.copies.Add(2)
 		go func() {
 			defer f.copies.Done()
-			_, _ = io.Copy(server, client)
-			_ = server.(*net.TCPConn).CloseWrite()
+			_, _ = io.Copy(streamerConn, client)
+			_ = streamerConn.(*net.TCPConn).CloseWrite()
 		}()
 		go func() {
 			defer f.copies.Done()
-			f.copyDown(client, server)
+			f.copyDown(client, streamerConn)
 			_ = client.Close()
-			_ = server.Close()
+			_ = streamerConn.Close()
 		}()
 	}
 }
 
 // copyDown copies what the streamer sends to the client, waiting before
 // each read while the front is stalled.
-func (f *front) copyDown(client, server net.Conn) {
+func (f *front) copyDown(client, streamerConn net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		f.mu.Lock()
@@ -315,7 +316,7 @@ func (f *front) copyDown(client, server net.Conn) {
 		if stalled != nil {
 			<-stalled
 		}
-		n, err := server.Read(buf)
+		n, err := streamerConn.Read(buf)
 		if n > 0 {
 			if _, werr := client.Write(buf[:n]); werr != nil {
 				return
