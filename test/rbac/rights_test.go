@@ -24,7 +24,9 @@ const updateEnv = "UPDATE_RBAC_TESTDATA"
 // as kubectl prints it ("[get list watch]").
 type right struct{ resource, urls, names, verbs string }
 
-func (r right) String() string { return strings.Join([]string{r.resource, r.urls, r.names, r.verbs}, " ") }
+func (r right) String() string {
+	return strings.Join([]string{r.resource, r.urls, r.names, r.verbs}, " ")
+}
 
 // rowPattern splits a row of kubectl's table, or of a testdata file; the
 // resource column is empty on kubectl's rows for non-resource URLs.
