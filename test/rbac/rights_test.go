@@ -17,7 +17,7 @@ import (
 
 // updateEnv, set to 1, makes the specs write what the API server answered
 // into testdata/ instead of comparing: review the diff before committing it.
-const updateEnv = "UPDATE_RBAC_TESTDATA"
+const updateEnv = "HERALD_UPDATE_RBAC"
 
 // A right is one row of `kubectl auth can-i --list`: resource (or "-" for
 // a non-resource URL), non-resource URLs, resource names and verbs, each list
