@@ -108,6 +108,14 @@ func run(ctx context.Context, root, stateDir, herald string, out io.Writer) erro
 		}
 	}()
 
+	// The page's origin is known before the samples are applied, so that
+	// the sample channel allows it.
+	page, err := listenPage()
+	if err != nil {
+		return err
+	}
+	defer page.Close()
+
 	keyFile := filepath.Join(stateDir, "sample-key")
 	if err := createSampleKey(ctx, server, keyFile); err != nil {
 		return err
@@ -123,6 +131,9 @@ func run(ctx context.Context, root, stateDir, herald string, out io.Writer) erro
 			return err
 		}
 		objs = append(objs, fileObjs...)
+	}
+	if err := allowOrigin(objs, sampleChannel, page.Origin()); err != nil {
+		return err
 	}
 	if err := apiserver.Apply(ctx, server.Client, namespace, fieldOwner, objs...); err != nil {
 		return err
@@ -141,8 +152,12 @@ func run(ctx context.Context, root, stateDir, herald string, out io.Writer) erro
 	if err := server.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: sampleChannel}, channel); err != nil {
 		return err
 	}
+	if err := servePage(page, root, keyFile, addr, channel); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects.\n\n", server.Config.Host, len(objs))
 	printCommands(out, commandsFor(kubeconfig, herald, keyFile, addr, channel))
+	fmt.Fprintf(out, "\nOpen the browser page, which streams as user %s:\n  %s\n", sampleUser, page.URL())
 	fmt.Fprintf(out, `
 The operator runs in this process, and so does a runner that starts the streamer
 pods it asks for as local processes (their logs in %s).

@@ -75,14 +75,15 @@ const commands = {
   async holdTokens() {
     if (heldTokens) return
     heldTokens = []
-    await page.route(isTokenRequest, (route) => heldTokens.push(route))
+    await page.route(isTokenRequest, (route) => (heldTokens ? heldTokens.push(route) : route.continue()))
   },
   async releaseTokens() {
     if (!heldTokens) return
-    await page.unroute(isTokenRequest)
     const held = heldTokens
     heldTokens = null
+    // Continued before the route goes: unroute would settle them itself.
     await Promise.all(held.map((route) => route.continue()))
+    await page.unroute(isTokenRequest)
   },
 }
 
