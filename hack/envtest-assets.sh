@@ -40,6 +40,18 @@ if has_assets "$assets"; then
 fi
 mkdir -p "$assets"
 
+# One build at a time per machine: concurrent test runs (make test in several
+# clones) wait for the first build instead of racing it on the same files.
+exec 9>"$assets.lock"
+if ! flock -n 9; then
+  log "waiting for another build of $assets to finish"
+  flock 9
+fi
+if has_assets "$assets"; then
+  echo "$assets"
+  exit 0
+fi
+
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off

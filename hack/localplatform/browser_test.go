@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-notify/herald/controllers/resources"
-	"github.com/herald-notify/herald/internal/apiserver"
 )
 
 const (
@@ -44,23 +43,31 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 	Expect(filepath.Join(browserSuite, "node_modules", "playwright-core", "package.json")).To(BeAnExistingFile(),
 		"test/browser's npm packages are not installed: run make test, which installs them via hack/npm-deps.sh")
 
-	p := startBrowserPlatform(ctx)
+	p := startTestPlatform(ctx)
+	Expect(p.servePage(ctx)).To(Succeed())
+	addr, _, err := p.servedChannel(ctx, sampleChannel)
+	Expect(err).NotTo(HaveOccurred())
+	kubectl := func(stdin string, args ...string) {
+		GinkgoHelper()
+		res := p.Server.Kubectl(ctx, stdin, args...)
+		Expect(res.Err).NotTo(HaveOccurred(), "kubectl %s: %s", strings.Join(args, " "), res.Stderr)
+	}
+	tokens := tokenMinter{herald: heraldBin, keyFile: p.KeyFile}
 	browser := startBrowser(chromium)
 	DeferCleanup(browser.saveScreenshot, "page")
 
 	By("opening the page printed by make run, which connects with a ticket")
-	browser.do("open", map[string]any{"url": p.pageURL})
+	browser.do("open", map[string]any{"url": p.Page.URL()})
 	Eventually(browser.read, pageTimeout).Should(And(
 		HaveField("State", "connected"), HaveField("User", sampleUser), HaveField("Streams", 1)))
 
 	By("showing a notification published to its user, and not one to another user published before it")
-	publisher, err := p.tokens.sign("backend", true, time.Hour)
-	Expect(err).NotTo(HaveOccurred())
+	publisher := tokens.publisher(ctx)
 	notify := func(user, id, message string) string {
 		GinkgoHelper()
 		body := fmt.Sprintf(`{"recipientUserIds":[%q],"notificationId":%q,"notificationType":"VOCAB_TRAINER","action":"CREATE","priority":"LOW","data":{"message":%q}}`,
 			user, id, message)
-		answer := publish(ctx, "http://"+p.serviceAddr+"/api/v1/notifications", publisher, body)
+		answer := publish(ctx, "http://"+addr+"/api/v1/notifications", publisher, body)
 		Expect(answer["eventIds"]).To(HaveLen(1))
 		return answer["eventIds"].([]any)[0].(string)
 	}
@@ -77,7 +84,7 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 
 	By("showing a SystemEvent applied with kubectl as a banner")
 	announcement := sampleSystemEvent(sampleChannel)
-	kubectl(ctx, p.kubeconfig, announcement, "apply", "-n", namespace, "-f", "-")
+	kubectl(announcement, "apply", "-n", namespace, "-f", "-")
 	Eventually(browser.read, pageTimeout).Should(HaveField("Banners", ConsistOf(And(
 		HaveField("Name", "hello"), HaveField("Revision", "1"), HaveField("Action", "CREATE"),
 		HaveField("Text", ContainSubstring("Hello from kubectl"))))))
@@ -85,11 +92,11 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 
 	By("replacing the banner when the SystemEvent is edited, and taking it down when it is deleted")
 	edited := strings.Replace(announcement, "Hello from kubectl", "Hello again, edited with kubectl", 1)
-	kubectl(ctx, p.kubeconfig, edited, "apply", "-n", namespace, "-f", "-")
+	kubectl(edited, "apply", "-n", namespace, "-f", "-")
 	Eventually(browser.read, pageTimeout).Should(HaveField("Banners", ConsistOf(And(
 		HaveField("Name", "hello"), HaveField("Revision", "2"), HaveField("Action", "UPDATE"),
 		HaveField("Text", ContainSubstring("Hello again, edited with kubectl"))))))
-	kubectl(ctx, p.kubeconfig, "", "delete", "-n", namespace, "systemevent", "hello")
+	kubectl("", "delete", "-n", namespace, "systemevent", "hello")
 	Eventually(browser.read, pageTimeout).Should(HaveField("Banners", BeEmpty()))
 	seen := browser.view().LastEventID
 
@@ -97,9 +104,7 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 	// The page's reconnect waits at its token request until the
 	// notification is published: it certainly missed it.
 	browser.do("holdTokens", nil)
-	userToken, err := p.tokens.sign(sampleUser, false, time.Hour)
-	Expect(err).NotTo(HaveOccurred())
-	otherTab := streamLines(ctx, "http://"+p.serviceAddr+"/api/v1/sse/notifications", userToken)
+	otherTab := streamLines(ctx, "http://"+addr+"/api/v1/sse/notifications", tokens.user(ctx, sampleUser))
 	Eventually(browser.read, pageTimeout).Should(And(
 		HaveField("State", "connecting"), HaveField("Detail", "resuming after "+seen)))
 	missed := notify(sampleUser, "missed", "Published while the page was away")
@@ -111,7 +116,7 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 		HaveField("Notifications", ContainElement(And(HaveField("NotificationID", "missed"), HaveField("EventID", missed))))))
 
 	By("reconnecting after the streamer pod is killed, saying honestly that the new pod's log could not recover")
-	pods := p.runner.Pods(client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(sampleChannel)})
+	pods := p.Runner.Pods(client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(sampleChannel)})
 	Expect(pods).To(HaveLen(1))
 	Expect(syscall.Kill(pods[0].PID(), syscall.SIGKILL)).To(Succeed())
 	// The runner restarts the pod; its embedded log starts a new epoch.
@@ -124,18 +129,6 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 	Expect(after).NotTo(Equal(missed))
 	Expect(browser.view().Notifications).To(HaveLen(3), "u1's three notifications, each once")
 })
-
-// kubectl runs the real kubectl against kubeconfig with stdin, and expects
-// it to succeed.
-func kubectl(ctx context.Context, kubeconfig, stdin string, args ...string) {
-	GinkgoHelper()
-	bin, err := apiserver.KubectlPath()
-	Expect(err).NotTo(HaveOccurred())
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	output, err := cmd.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), "kubectl %s: %s", strings.Join(args, " "), output)
-}
 
 // pageView is what the page shows, as page.mjs reads it from the DOM.
 type pageView struct {

@@ -85,8 +85,10 @@ spec:
 `
 }
 
-// printCommands writes the commands as the README shows them.
-func printCommands(out io.Writer, c commands) {
+// printCommands writes the commands as the README shows them: the sample
+// channel's in full, and the stream of the NATS channel's fleet, which the
+// same tokens open.
+func printCommands(out io.Writer, c, fleet commands) {
 	fmt.Fprintf(out, `Point kubectl at it:
   %s
   kubectl get nch,sev -o wide
@@ -101,7 +103,13 @@ In another shell, publish a notification to %s:
 
 Announce something to every connected user:
 %s
-`, c.Kubeconfig, sampleUser, c.UserToken, c.Stream, sampleUser, c.Publisher, c.Publish, c.SystemEvent)
+
+%s runs three pods over NATS: the same tokens stream and publish there,
+and a stream resumes on any pod with Last-Event-ID:
+  %s
+  %s
+`, c.Kubeconfig, sampleUser, c.UserToken, c.Stream, sampleUser, c.Publisher, c.Publish, c.SystemEvent,
+		fleetChannel, fleet.Stream, fleet.Publish)
 }
 
 // waitServiceAddr waits until the runner serves the Service's port.

@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -46,10 +47,20 @@ const (
 	sampleKeyID = "local"
 	// sampleChannel is the channel the printed commands use.
 	sampleChannel = "app-notifications"
+	// fleetChannel is the NATS channel of fleet-notifications.yaml, three
+	// pods over the local NATS server.
+	fleetChannel = "fleet-notifications"
+	// fleetCredentialsSecret is the NATS credentials Secret it names.
+	fleetCredentialsSecret = "fleet-nats-credentials"
 	// streamerImage is what the local operator stamps into streamer
 	// Deployments; no pod ever pulls it here.
 	streamerImage = "ghcr.io/herald-notify/herald:local"
 )
+
+// fleetManifest is the local NATS channel, applied with the samples.
+//
+//go:embed fleet-notifications.yaml
+var fleetManifest []byte
 
 func main() {
 	herald := flag.String("herald", filepath.Join("bin", "herald"), "the herald binary the streamer pods run (make build)")
@@ -65,106 +76,211 @@ func main() {
 
 // run starts the platform from the repository at root, with its kubeconfig
 // and the pods' folders in stateDir, its streamer pods running the herald
-// binary, and blocks until ctx ends.
+// binary, prints the commands that use it, and blocks until ctx ends.
 func run(ctx context.Context, root, stateDir, herald string, out io.Writer) error {
-	server, err := apiserver.Start(filepath.Join(root, "config", "crd", "bases"), stateDir)
+	p, err := startPlatform(ctx, platformOptions{Root: root, StateDir: stateDir, Herald: herald, Log: out})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		fmt.Fprintln(out, "stopping the API server")
-		_ = server.Stop()
-	}()
+	defer p.Stop(out)
 
-	// The operator stops before the API server, also when run fails.
-	operatorCtx, stopOperator := context.WithCancel(ctx)
-	operatorDone, err := startOperator(operatorCtx, server)
-	if err != nil {
-		stopOperator()
-		return err
-	}
-	defer func() {
-		stopOperator()
-		<-operatorDone
-	}()
-
-	// The runner stops first (deferred last): the streamers drain while the
-	// operator and the API server still run.
-	runner, err := NewRunner(RunnerOptions{
-		Config: server.Config, Scheme: server.Scheme, Kubeconfig: server.Kubeconfig,
-		Herald: herald, Dir: filepath.Join(stateDir, "pods"),
-		Logger: slog.New(slog.NewTextHandler(out, nil)),
-	})
+	sample, err := p.channelCommands(ctx, sampleChannel)
 	if err != nil {
 		return err
 	}
-	runnerCtx, stopRunner := context.WithCancel(ctx)
-	runnerDone := make(chan error, 1)
-	go func() { runnerDone <- runner.Run(runnerCtx) }()
-	defer func() {
-		stopRunner()
-		if err := <-runnerDone; err != nil {
-			fmt.Fprintln(out, "the runner stopped:", err)
-		}
-	}()
-
-	// The page's origin is known before the samples are applied, so that
-	// the sample channel allows it.
-	page, err := listenPage()
+	fleet, err := p.channelCommands(ctx, fleetChannel)
 	if err != nil {
 		return err
 	}
-	defer page.Close()
-
-	keyFile := filepath.Join(stateDir, "sample-key")
-	if err := createSampleKey(ctx, server, keyFile); err != nil {
+	fmt.Fprintf(out, "Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects, NATS %s.\n\n",
+		p.Server.Config.Host, p.Objects, p.NATS.URL())
+	printCommands(out, sample, fleet)
+	if err := p.servePage(ctx); err != nil {
 		return err
 	}
-	samples, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
-	if err != nil {
-		return err
-	}
-	var objs []*unstructured.Unstructured
-	for _, file := range samples {
-		fileObjs, err := apiserver.ReadManifests(file)
-		if err != nil {
-			return err
-		}
-		objs = append(objs, fileObjs...)
-	}
-	if err := allowOrigin(objs, sampleChannel, page.Origin()); err != nil {
-		return err
-	}
-	if err := apiserver.Apply(ctx, server.Client, namespace, fieldOwner, objs...); err != nil {
-		return err
-	}
-
-	kubeconfig, err := filepath.Abs(server.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	service := client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(sampleChannel)}
-	addr, err := waitServiceAddr(ctx, runner, service, resources.PortNameHTTP)
-	if err != nil {
-		return err
-	}
-	channel := &notifyv1alpha1.NotificationChannel{}
-	if err := server.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: sampleChannel}, channel); err != nil {
-		return err
-	}
-	if err := servePage(page, root, keyFile, addr, channel); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects.\n\n", server.Config.Host, len(objs))
-	printCommands(out, commandsFor(kubeconfig, herald, keyFile, addr, channel))
-	fmt.Fprintf(out, "\nOpen the browser page, which streams as user %s:\n  %s\n", sampleUser, page.URL())
+	fmt.Fprintf(out, "\nOpen the browser page, which streams as user %s:\n  %s\n", sampleUser, p.Page.URL())
 	fmt.Fprintf(out, `
-The operator runs in this process, and so does a runner that starts the streamer
-pods it asks for as local processes (their logs in %s).
+The operator runs in this process, and so do NATS and a runner that starts the
+streamer pods the operator asks for as local processes (their logs in %s).
 Press Ctrl-C to stop; its data is discarded.
 `, filepath.Join(stateDir, "pods"))
 	<-ctx.Done()
 	return nil
+}
+
+// platformOptions say where a platform's parts come from and go.
+type platformOptions struct {
+	// Root is the repository (config/crd, config/samples).
+	Root string
+	// StateDir holds the kubeconfig, the sample key, NATS's store and the
+	// pods' folders.
+	StateDir string
+	// Herald is the binary the streamer pods run.
+	Herald string
+	// Log receives the runner's log lines.
+	Log io.Writer
+}
+
+// platform is a running local platform: the API server with the CRDs, NATS,
+// the operator and the runner, with the samples applied.
+type platform struct {
+	Server *apiserver.Server
+	NATS   *localNATS
+	Runner *Runner
+	// Page is the browser page's server, serving once servePage has run.
+	Page *pageServer
+	// Kubeconfig is the absolute path of the admin kubeconfig.
+	Kubeconfig string
+	// KeyFile holds the sample key, as `herald token --key` reads it.
+	KeyFile string
+	// Objects is the number of sample objects applied.
+	Objects int
+	herald  string
+	root    string
+
+	// stops run in reverse order of their adding: the runner first (the
+	// streamers drain while NATS, the operator and the API server run).
+	stops []func()
+}
+
+// startPlatform starts every part and applies the samples. The platform runs
+// until ctx ends or Stop; on an error, what was started is stopped.
+func startPlatform(ctx context.Context, opts platformOptions) (_ *platform, err error) {
+	p := &platform{herald: opts.Herald, root: opts.Root, KeyFile: filepath.Join(opts.StateDir, "sample-key")}
+	defer func() {
+		if err != nil {
+			p.Stop(io.Discard)
+		}
+	}()
+	if p.Server, err = apiserver.Start(filepath.Join(opts.Root, "config", "crd", "bases"), opts.StateDir); err != nil {
+		return nil, err
+	}
+	p.stops = append(p.stops, func() { _ = p.Server.Stop() })
+	if p.Kubeconfig, err = filepath.Abs(p.Server.Kubeconfig); err != nil {
+		return nil, err
+	}
+
+	if p.NATS, err = startNATS(filepath.Join(opts.StateDir, "nats")); err != nil {
+		return nil, err
+	}
+	p.stops = append(p.stops, p.NATS.Stop)
+
+	operatorCtx, stopOperator := context.WithCancel(ctx)
+	operatorDone, err := startOperator(operatorCtx, p.Server)
+	p.stops = append(p.stops, func() {
+		stopOperator()
+		if operatorDone != nil {
+			<-operatorDone
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if p.Runner, err = NewRunner(RunnerOptions{
+		Config: p.Server.Config, Scheme: p.Server.Scheme, Kubeconfig: p.Server.Kubeconfig,
+		Herald: opts.Herald, Dir: filepath.Join(opts.StateDir, "pods"),
+		Logger: slog.New(slog.NewTextHandler(opts.Log, nil)),
+	}); err != nil {
+		return nil, err
+	}
+	runnerCtx, stopRunner := context.WithCancel(ctx)
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- p.Runner.Run(runnerCtx) }()
+	p.stops = append(p.stops, func() {
+		stopRunner()
+		if err := <-runnerDone; err != nil {
+			fmt.Fprintln(opts.Log, "the runner stopped:", err)
+		}
+	})
+
+	if err := createSampleKey(ctx, p.Server, p.KeyFile); err != nil {
+		return nil, err
+	}
+	if err := createNATSCredentials(ctx, p.Server, p.NATS); err != nil {
+		return nil, err
+	}
+	objs, err := sampleObjects(opts.Root, p.NATS.URL())
+	if err != nil {
+		return nil, err
+	}
+	// The page's origin is known before the samples are applied, so that
+	// the sample channel allows it.
+	if p.Page, err = listenPage(); err != nil {
+		return nil, err
+	}
+	p.stops = append(p.stops, func() { _ = p.Page.Close() })
+	if err := allowOrigin(objs, sampleChannel, p.Page.Origin()); err != nil {
+		return nil, err
+	}
+	if err := apiserver.Apply(ctx, p.Server.Client, namespace, fieldOwner, objs...); err != nil {
+		return nil, err
+	}
+	p.Objects = len(objs)
+	return p, nil
+}
+
+// Stop stops the parts in reverse order of their start, saying so on out.
+func (p *platform) Stop(out io.Writer) {
+	for i := len(p.stops) - 1; i >= 0; i-- {
+		if i == 0 {
+			fmt.Fprintln(out, "stopping the API server")
+		}
+		p.stops[i]()
+	}
+	p.stops = nil
+}
+
+// sampleObjects are config/samples' objects and the local NATS channel,
+// pointed at natsURL.
+func sampleObjects(root, natsURL string) ([]*unstructured.Unstructured, error) {
+	files, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for _, file := range files {
+		fileObjs, err := apiserver.ReadManifests(file)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, fileObjs...)
+	}
+	fleet, err := apiserver.ReadManifestsFrom(fleetManifest)
+	if err != nil {
+		return nil, err
+	}
+	for _, obj := range fleet {
+		if err := unstructured.SetNestedField(obj.Object, natsURL, "spec", "broker", "nats", "url"); err != nil {
+			return nil, err
+		}
+	}
+	return append(objs, fleet...), nil
+}
+
+// channelCommands are the printed commands for a channel, once the runner
+// serves its Service.
+func (p *platform) channelCommands(ctx context.Context, name string) (commands, error) {
+	addr, channel, err := p.servedChannel(ctx, name)
+	if err != nil {
+		return commands{}, err
+	}
+	return commandsFor(p.Kubeconfig, p.herald, p.KeyFile, addr, channel), nil
+}
+
+// servedChannel is a channel and its Service's address, once the runner
+// serves it.
+func (p *platform) servedChannel(ctx context.Context, name string) (string, *notifyv1alpha1.NotificationChannel, error) {
+	service := client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(name)}
+	addr, err := waitServiceAddr(ctx, p.Runner, service, resources.PortNameHTTP)
+	if err != nil {
+		return "", nil, err
+	}
+	channel := &notifyv1alpha1.NotificationChannel{}
+	if err := p.Server.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, channel); err != nil {
+		return "", nil, err
+	}
+	return addr, channel, nil
 }
 
 // startOperator runs the operator's controllers against server until ctx
@@ -211,6 +327,19 @@ func createSampleKey(ctx context.Context, server *apiserver.Server, keyFile stri
 	}
 	if err := server.Client.Create(ctx, secret); err != nil {
 		return fmt.Errorf("failed to create the sample key Secret: %w", err)
+	}
+	return nil
+}
+
+// createNATSCredentials creates the credentials Secret of the NATS channel:
+// the local server's token.
+func createNATSCredentials(ctx context.Context, server *apiserver.Server, nats *localNATS) error {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: fleetCredentialsSecret},
+		StringData: map[string]string{notifyv1alpha1.NATSTokenKey: nats.Token},
+	}
+	if err := server.Client.Create(ctx, secret); err != nil {
+		return fmt.Errorf("failed to create the NATS credentials Secret: %w", err)
 	}
 	return nil
 }

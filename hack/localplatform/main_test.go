@@ -80,7 +80,9 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 	By("printing commands that work as printed: a stream through the Service that receives a published notification")
 	sample := &notifyv1alpha1.NotificationChannel{}
 	Expect(c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: sampleChannel}, sample)).To(Succeed())
-	printedURL, err := url.Parse(streamURL(out.String()))
+	streamURLs := printedStreamURLs(out.String())
+	Expect(streamURLs).To(HaveLen(2), "a curl -N line for the sample channel and one for the NATS channel")
+	printedURL, err := url.Parse(streamURLs[0])
 	Expect(err).NotTo(HaveOccurred())
 	printed := commandsFor(kubeconfig, heraldBin, filepath.Join(stateDir, "sample-key"), printedURL.Host, sample)
 	Expect(out.String()).To(ContainSubstring(printed.UserToken))
@@ -92,18 +94,41 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 	Eventually(lines, time.Minute).Should(Receive(ContainSubstring(`"type":"connection"`)))
 	publish(ctx, printed.PublishURL, runPrintedToken(ctx, printed.Publisher), sampleNotification)
 	Eventually(lines, time.Minute).Should(Receive(ContainSubstring("New vocab trainer available")))
+
+	By("running the NATS channel's three pods over the platform's NATS server, opened by the same printed tokens")
+	Eventually(func(g Gomega) {
+		channel := &notifyv1alpha1.NotificationChannel{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: fleetChannel}, channel)).To(Succeed())
+		g.Expect(channel.Status.ReadyReplicas).To(BeEquivalentTo(3))
+		g.Expect(channel.Status.Conditions).To(ContainElement(And(
+			HaveField("Type", notifyv1alpha1.ConditionReady), HaveField("Status", metav1.ConditionTrue),
+			HaveField("ObservedGeneration", channel.Generation))))
+	}, 3*time.Minute).Should(Succeed())
+	fleet := &notifyv1alpha1.NotificationChannel{}
+	Expect(c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: fleetChannel}, fleet)).To(Succeed())
+	fleetURL, err := url.Parse(streamURLs[1])
+	Expect(err).NotTo(HaveOccurred())
+	printedFleet := commandsFor(kubeconfig, heraldBin, filepath.Join(stateDir, "sample-key"), fleetURL.Host, fleet)
+	Expect(printedFleet.UserToken).To(Equal(printed.UserToken), "the printed tokens open the NATS channel too")
+	Expect(printedFleet.Publisher).To(Equal(printed.Publisher))
+	Expect(out.String()).To(ContainSubstring(printedFleet.Stream))
+	Expect(out.String()).To(ContainSubstring(printedFleet.Publish))
+	fleetLines := streamLines(ctx, printedFleet.StreamURL, runPrintedToken(ctx, printed.UserToken))
+	Eventually(fleetLines, time.Minute).Should(Receive(ContainSubstring(`"type":"connection"`)))
+	publish(ctx, printedFleet.PublishURL, runPrintedToken(ctx, printed.Publisher), sampleNotification)
+	Eventually(fleetLines, time.Minute).Should(Receive(ContainSubstring("New vocab trainer available")))
 })
 
-// streamURL is the stream URL of the printed curl -N line.
-func streamURL(printed string) string {
-	GinkgoHelper()
+// printedStreamURLs are the stream URLs of the printed curl -N lines, in
+// order.
+func printedStreamURLs(printed string) []string {
+	var urls []string
 	for _, line := range strings.Split(printed, "\n") {
-		if fields := strings.Fields(line); len(fields) > 0 && fields[0] == "curl" && fields[1] == "-N" {
-			return fields[len(fields)-1]
+		if fields := strings.Fields(line); len(fields) > 1 && fields[0] == "curl" && fields[1] == "-N" {
+			urls = append(urls, fields[len(fields)-1])
 		}
 	}
-	Fail("no curl -N line printed:\n" + printed)
-	return ""
+	return urls
 }
 
 // runPrintedToken runs the herald token command of a printed NAME=$(...)

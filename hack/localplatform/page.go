@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -160,16 +161,20 @@ func (p *pageServer) Close() error {
 	return err
 }
 
-// servePage serves the browser page on page for channel, whose Service is
-// at serviceAddr: it streams as the sample user, with tokens signed with the
-// key in keyFile. The files are those of the repository at root.
-func servePage(page *pageServer, root, keyFile, serviceAddr string, channel *notifyv1alpha1.NotificationChannel) error {
-	tokens, err := newTokenSigner(keyFile, sampleKeyID, channel)
+// servePage serves the browser page for the sample channel, once the
+// runner serves its Service: the page streams as the sample user, with
+// tokens signed with the sample key.
+func (p *platform) servePage(ctx context.Context) error {
+	addr, channel, err := p.servedChannel(ctx, sampleChannel)
 	if err != nil {
 		return err
 	}
-	config := pageConfig{HeraldURL: "http://" + serviceAddr, User: sampleUser}
-	page.serve(pageHandler(filepath.Join(root, pageDir), config, tokens))
+	tokens, err := newTokenSigner(p.KeyFile, sampleKeyID, channel)
+	if err != nil {
+		return err
+	}
+	config := pageConfig{HeraldURL: "http://" + addr, User: sampleUser}
+	p.Page.serve(pageHandler(filepath.Join(p.root, pageDir), config, tokens))
 	return nil
 }
 
