@@ -98,7 +98,8 @@ var _ = Describe("the local platform end to end", func() {
 		}
 		victim := podWithStreams(p.Runner.Pods(deployment))
 		opens := alice.opens() + bob.opens()
-		Expect(syscall.Kill(victim.PID(), syscall.SIGKILL)).To(Succeed())
+		killed := victim.PID()
+		Expect(syscall.Kill(killed, syscall.SIGKILL)).To(Succeed())
 		for i := range 10 {
 			for _, c := range []*sseClient{alice, bob} {
 				id := fmt.Sprintf("%s-after-%d", c.user, i)
@@ -127,6 +128,10 @@ var _ = Describe("the local platform end to end", func() {
 		Expect(resumed).To(HaveEach(HaveKeyWithValue("recovered", true)), "every resume found what it missed in the log")
 
 		By("the runner restarting the killed pod, the channel Ready again")
+		Eventually(func() bool {
+			pid := victim.PID()
+			return pid != 0 && pid != killed && victim.Ready()
+		}, 2*time.Minute).Should(BeTrue(), "the killed pod runs a new, ready process")
 		Eventually(func(g Gomega) {
 			d := &appsv1.Deployment{}
 			g.Expect(p.Server.Client.Get(ctx, deployment, d)).To(Succeed())

@@ -20,7 +20,9 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/controllers/resources"
@@ -35,6 +37,8 @@ var (
 )
 
 var _ = BeforeSuite(func(ctx SpecContext) {
+	// The platforms' operators log through controller-runtime.
+	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter)))
 	heraldBin = buildHerald(ctx, GinkgoT().TempDir())
 	cluster = clustertest.Start(filepath.Join("..", "..", "config", "crd", "bases"))
 }, NodeTimeout(5*time.Minute))
