@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,6 +129,23 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 		HaveField("Notifications", ContainElement(HaveField("NotificationID", "after-restart")))))
 	Expect(after).NotTo(Equal(missed))
 	Expect(browser.view().Notifications).To(HaveLen(3), "u1's three notifications, each once")
+
+	By("having opened each stream with a ticket of its own, never a token, and resumed from the last id")
+	var requests []string
+	Expect(json.Unmarshal(browser.do("streamRequests", nil), &requests)).To(Succeed())
+	Expect(requests).To(HaveLen(3), "one request per stream: the browser's own retry never ran")
+	tickets := map[string]bool{}
+	for i, raw := range requests {
+		u, err := url.Parse(raw)
+		Expect(err).NotTo(HaveOccurred())
+		query := u.Query()
+		Expect(query.Get("ticket")).NotTo(BeEmpty(), raw)
+		Expect(query).NotTo(HaveKey("access_token"), raw)
+		tickets[query.Get("ticket")] = true
+		resumeFrom := map[int]string{0: "", 1: seen, 2: missed}[i]
+		Expect(query.Get("lastEventId")).To(Equal(resumeFrom), raw)
+	}
+	Expect(tickets).To(HaveLen(3), "a new ticket for each stream")
 })
 
 // pageView is what the page shows, as page.mjs reads it from the DOM.

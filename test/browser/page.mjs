@@ -7,8 +7,9 @@
 //   {"id":1,"cmd":"open","url":"http://127.0.0.1:8123/"}   → {"id":1,"ok":true}
 //   {"id":2,"cmd":"read"}                → {"id":2,"ok":true,"result":{"state":"connected",...}}
 //   {"id":3,"cmd":"screenshot","path":"/abs/file.png"}
-//   {"id":4,"cmd":"holdTokens"}          → the page's requests for a token wait...
-//   {"id":5,"cmd":"releaseTokens"}       → ...until this lets them through
+//   {"id":4,"cmd":"streamRequests"}      → the URLs of the page's stream requests so far
+//   {"id":5,"cmd":"holdTokens"}          → the page's requests for a token wait...
+//   {"id":6,"cmd":"releaseTokens"}       → ...until this lets them through
 //
 // A failed command answers {"id":…,"ok":false,"error":"…"}. Lines without an
 // id report what the page did: {"event":"ready"} once Chromium runs, then
@@ -35,6 +36,12 @@ const browser = await chromium.launch({ executablePath, headless: true, args: ['
 const page = await browser.newPage({ viewport: { width: 900, height: 700 } })
 page.on('console', (msg) => emit({ event: 'console', text: `${msg.type()}: ${msg.text()}` }))
 page.on('pageerror', (err) => emit({ event: 'pageerror', text: String(err) }))
+
+// streamRequests are the URLs the page's EventSources requested, in order.
+const streamRequests = []
+page.on('request', (request) => {
+  if (new URL(request.url()).pathname === '/api/v1/sse/notifications') streamRequests.push(request.url())
+})
 
 // heldTokens are the token requests that wait while tokens are held.
 let heldTokens = null
@@ -69,6 +76,7 @@ const commands = {
         })),
       }
     }),
+  streamRequests: () => streamRequests,
   async screenshot({ path }) {
     await page.screenshot({ path, fullPage: true })
   },
