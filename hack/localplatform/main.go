@@ -66,20 +66,38 @@ var fleetManifest []byte
 func main() {
 	herald := flag.String("herald", filepath.Join("bin", "herald"), "the herald binary the streamer pods run (make build)")
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseDevMode(false)))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, ".", filepath.Join("bin", "local"), *herald, os.Stdout); err != nil {
+	if err := mainErr(*herald); err != nil {
 		fmt.Fprintln(os.Stderr, "localplatform:", err)
 		os.Exit(1)
 	}
 }
 
+// mainErr runs the platform in bin/local until SIGINT or SIGTERM, its
+// operator's and runner's logs in a file so that the terminal shows the
+// commands.
+func mainErr(herald string) error {
+	stateDir := filepath.Join("bin", "local")
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return err
+	}
+	logPath := filepath.Join(stateDir, "platform.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	ctrl.SetLogger(zap.New(zap.UseDevMode(false), zap.WriteTo(logFile)))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, ".", stateDir, herald, os.Stdout, logFile)
+}
+
 // run starts the platform from the repository at root, with its kubeconfig
 // and the pods' folders in stateDir, its streamer pods running the herald
-// binary, prints the commands that use it, and blocks until ctx ends.
-func run(ctx context.Context, root, stateDir, herald string, out io.Writer) error {
-	p, err := startPlatform(ctx, platformOptions{Root: root, StateDir: stateDir, Herald: herald, Log: out})
+// binary and the runner logging to logs, prints the commands that use it,
+// and blocks until ctx ends.
+func run(ctx context.Context, root, stateDir, herald string, out, logs io.Writer) error {
+	p, err := startPlatform(ctx, platformOptions{Root: root, StateDir: stateDir, Herald: herald, Log: logs})
 	if err != nil {
 		return err
 	}
@@ -93,18 +111,19 @@ func run(ctx context.Context, root, stateDir, herald string, out io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects, NATS %s.\n\n",
-		p.Server.Config.Host, p.Objects, p.NATS.URL())
-	printCommands(out, sample, fleet)
 	if err := p.servePage(ctx); err != nil {
 		return err
 	}
+	fmt.Fprintf(out, "Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects, NATS %s.\n\n",
+		p.Server.Config.Host, p.Objects, p.NATS.URL())
+	printCommands(out, sample, fleet)
 	fmt.Fprintf(out, "\nOpen the browser page, which streams as user %s:\n  %s\n", sampleUser, p.Page.URL())
 	fmt.Fprintf(out, `
 The operator runs in this process, and so do NATS and a runner that starts the
-streamer pods the operator asks for as local processes (their logs in %s).
+streamer pods the operator asks for as local processes. Logs: %s (the
+operator and the runner), %s/<namespace>/<pod>/log (each streamer pod).
 Press Ctrl-C to stop; its data is discarded.
-`, filepath.Join(stateDir, "pods"))
+`, filepath.Join(stateDir, "platform.log"), filepath.Join(stateDir, "pods"))
 	<-ctx.Done()
 	return nil
 }

@@ -31,7 +31,7 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 	stateDir := GinkgoT().TempDir()
 	out := &testutil.Buffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, filepath.Join("..", ".."), stateDir, heraldBin, out) }()
+	go func() { done <- run(ctx, filepath.Join("..", ".."), stateDir, heraldBin, out, GinkgoWriter) }()
 	DeferCleanup(func() {
 		cancel()
 		Eventually(done, time.Minute).Should(Receive(BeNil()))
@@ -40,6 +40,7 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 	Eventually(out.String, time.Minute).Should(ContainSubstring("Herald local platform is up"))
 	kubeconfig := filepath.Join(stateDir, "kubeconfig")
 	Expect(out.String()).To(ContainSubstring("export KUBECONFIG=" + kubeconfig))
+	Expect(out.String()).NotTo(ContainSubstring("level="), "the runner's log lines go to the log, not between the commands")
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	Expect(err).NotTo(HaveOccurred())

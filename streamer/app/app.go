@@ -95,6 +95,10 @@ func Run(ctx context.Context, opts Options) error {
 		defer pres.Close() // on the paths that do not drain
 		cfg.Presence = pres
 	}
+	if rl := openRelay(channel, log, logger); rl != nil {
+		defer rl.Close()
+		cfg.Replicas = rl
+	}
 	var announcer *announce.Announcer
 	if source.systemEvents != nil {
 		announcer = announce.New(announce.Options{

@@ -20,6 +20,28 @@ const (
 	TypeNotification = "notification"
 	TypeSystem       = "system"
 	TypeCustom       = "custom"
+	// TypeTokenExpiring warns, shortly before, that the stream's token
+	// expires: time to refresh it in place.
+	TypeTokenExpiring = "token_expiring"
+	// TypeEnd is the last event of a stream the server ends: why, and what
+	// the client should do.
+	TypeEnd = "end"
+)
+
+// What a client does after an end event, its "reconnect" field.
+const (
+	// ReconnectResume: reconnect with Last-Event-ID (after retryMs, when
+	// the event has one).
+	ReconnectResume = "resume"
+	// ReconnectNewToken: fetch a new token (and ticket) first, then
+	// reconnect with Last-Event-ID.
+	ReconnectNewToken = "new_token"
+	// ReconnectBackOff: reconnect with Last-Event-ID after a growing,
+	// jittered delay.
+	ReconnectBackOff = "back_off"
+	// ReconnectNone: do not reconnect on your own; a newer stream of the
+	// same user took this one's place.
+	ReconnectNone = "none"
 )
 
 // TimestampLayout is the clients' timestamp format: UTC RFC 3339 with milliseconds.

@@ -19,7 +19,8 @@ type Frame struct {
 // CloseReason says why a stream ended.
 type CloseReason string
 
-// Close reasons, also the values of the disconnect metric's "reason" label.
+// Close reasons, also the values of the disconnect metric's "reason" label
+// and of the end event's "reason" (every one but CloseClient).
 const (
 	// CloseClient: the client went away or a write to it failed.
 	CloseClient CloseReason = "client"

@@ -10,6 +10,9 @@ const (
 	Stream = "/api/v1/sse/notifications"
 	// Tickets trades a bearer token for a single-use ticket: POST.
 	Tickets = "/api/v1/sse/tickets"
+	// StreamToken, a pattern of net/http's ServeMux, replaces the token of
+	// the open stream named by the connection event's streamId: POST.
+	StreamToken = "/api/v1/sse/streams/{streamId}/token"
 )
 
 // The publish contract: what backends call, POST with a JSON body.

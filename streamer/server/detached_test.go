@@ -173,6 +173,8 @@ var _ = Describe("an HTTP/1.1 stream, written off net/http's request path", func
 		c := s.openRaw("u1", 3*time.Second)
 		c.head()
 		c.chunk()
+		Expect(c.dataChunk()).To(ContainSubstring(`"type":"token_expiring"`))
+		Expect(c.dataChunk()).To(ContainSubstring(`"reason":"token_expired"`), "the end event, a chunk of its own")
 		Expect(c.dataChunk()).To(BeEmpty(), "the terminating chunk")
 		c.expectClosed()
 		Eventually(s.srv.Streams).Should(Equal(0))
@@ -199,18 +201,19 @@ var _ = Describe("an HTTP/1.1 stream, written off net/http's request path", func
 			body.WriteString(data)
 		}
 		Expect(body.String()).To(HavePrefix("id: " + accepted + "\n"))
+		Expect(body.String()).To(ContainSubstring(`"reason":"drain"`), "the end event")
 		Expect(body.String()).To(MatchRegexp(`\n\nretry: \d+\n\n$`), "the retry: hint is the last frame")
 		c.expectClosed()
 		Expect(s.srv.Streams()).To(BeZero())
 	})
 
-	It("closes a slow consumer's connection without waiting for it to read", func() {
+	It("closes a slow consumer's connection, waiting for it to read no longer than the write timeout", func() {
 		s := startStreamer(nil)
 		c := s.openRaw("slow", time.Hour)
 		Eventually(s.srv.Streams).Should(Equal(1))
 		s.overwhelm("slow")
 		Eventually(s.srv.Streams).Should(Equal(0))
-		Expect(s.srv.WaitStreams(GinkgoT().Context())).To(Succeed(), "its writer returned without writing the last chunk")
+		Expect(s.srv.WaitStreams(GinkgoT().Context())).To(Succeed(), "its writer gave up on the end event at the write deadline")
 		By("reading what the kernel held, up to the server's close")
 		Expect(c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))).To(Succeed())
 		_, err := io.Copy(io.Discard, c.conn)

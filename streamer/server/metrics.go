@@ -20,6 +20,7 @@ type metrics struct {
 	disconnects     *prometheus.CounterVec
 	replayed        prometheus.Counter
 	logReadFailures prometheus.Counter
+	refreshes       *prometheus.CounterVec
 }
 
 // Values of the connects metric's "result" label.
@@ -69,8 +70,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.logReadFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "herald_log_read_failures_total", Help: "Failed reads of the channel's event log by the hub, each retried.",
 	})
+	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_token_refreshes_total",
+		Help: "In-place token refreshes of open streams, by result (ok, unauthorized, forbidden, unknown_stream, unavailable).",
+	}, []string{"result"})
 	reg.MustRegister(m.connections, m.connects, m.authFailures, m.published, m.delivered,
-		m.deliveryLatency, m.disconnects, m.replayed, m.logReadFailures)
+		m.deliveryLatency, m.disconnects, m.replayed, m.logReadFailures, m.refreshes)
 	return m
 }
 

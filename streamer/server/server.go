@@ -83,6 +83,10 @@ type Config struct {
 	// Presence, when set, holds connections.maxPerUser across every replica
 	// of the channel (package presence); nil holds it per process.
 	Presence hub.Presence
+	// Replicas, when set, forwards a token refresh to the replica holding
+	// the stream (package relay); nil serves the streams of this process
+	// only.
+	Replicas Replicas
 }
 
 // Announcements are the announcements in force (see package announce).
@@ -126,6 +130,14 @@ type Server struct {
 	// dispatched is closed when Run returns: every event of the log has been
 	// handed to the streams.
 	dispatched chan struct{}
+
+	// replicaID starts the ids of this process's streams; replicas, when
+	// set, reaches the others'.
+	replicaID string
+	replicas  Replicas
+	// byIDMu guards byID, the open streams by id, for refreshes.
+	byIDMu sync.Mutex
+	byID   map[string]*stream
 }
 
 // New builds the streamer for cfg. It does not start serving: call Run.
@@ -169,6 +181,13 @@ func New(cfg Config) (*Server, error) {
 		announcements:            cfg.Announcements,
 		serviceAccountPublishers: cfg.ServiceAccountPublishers,
 		dispatched:               make(chan struct{}),
+		replicaID:                newReplicaID(),
+		replicas:                 cfg.Replicas,
+		byID:                     map[string]*stream{},
+	}
+	if cfg.Replicas != nil {
+		s.replicaID = cfg.Replicas.ID()
+		cfg.Replicas.Bind(s.answerReplica)
 	}
 	if reporter, ok := cfg.Log.(HealthReporter); ok {
 		if cfg.LogUnhealthyGrace <= 0 {
@@ -209,6 +228,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(StreamPath, s.cors(http.HandlerFunc(s.serveStream), http.MethodGet))
 	mux.Handle(TicketsPath, s.cors(http.HandlerFunc(s.serveTicket), http.MethodPost))
+	mux.Handle(paths.StreamToken, s.cors(http.HandlerFunc(s.serveStreamToken), http.MethodPost))
 	publish.New(publish.Options{
 		Log: s.log, Authenticator: s.verifier, ServiceAccounts: s.serviceAccountPublishers,
 		Observer: s.metrics, Now: s.now, NewID: newNotificationID,

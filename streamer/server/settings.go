@@ -33,6 +33,7 @@ func (e *RestartError) Error() string {
 //   - auth (issuer, audiences, user-id claim, leeway, token sources, cookie
 //     name, ticket TTL, publish grant, algorithms): the next stream, ticket
 //     and publish request; open streams are not verified again;
+//   - auth.expiryWarning: a stream from its next token (connect or refresh);
 //   - connections.maxPerUser, userLimitPolicy, maxPerPod, sendQueueBytes: the
 //     next stream. Open streams are not closed when a limit is lowered (that
 //     would make their clients reconnect at once, all together); a user over

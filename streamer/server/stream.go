@@ -16,9 +16,11 @@ import (
 
 // connectionEvent is the first event of every stream.
 type connectionEvent struct {
-	Type      string `json:"type"`
-	Message   string `json:"message"`
-	UserID    string `json:"userId"`
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	UserID  string `json:"userId"`
+	// StreamID names the stream for an in-place token refresh.
+	StreamID  string `json:"streamId"`
 	Timestamp string `json:"timestamp"`
 	// Recovered is set when the client resumed with Last-Event-ID: true when
 	// every event it missed follows, false when some are gone.
@@ -73,6 +75,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connects.WithLabelValues(connectOK).Inc()
 	s.metrics.connections.Inc()
 	st.opened = s.now()
+	s.remember(st)
 
 	// HTTP/1.1 streams leave net/http once their headers are written; HTTP/2
 	// and HTTP/1.0 (no chunked framing) stay on the handler's path.
@@ -114,8 +117,12 @@ type stream struct {
 	out      streamWriter
 	conn     *hub.Conn
 	identity auth.Identity
-	opened   time.Time
-	frames   []hub.Frame
+	// id names the stream for a token refresh (streamID).
+	id string
+	// token is when the stream's token expires, which a refresh moves.
+	token  *streamToken
+	opened time.Time
+	frames []hub.Frame
 	// skipUpTo is the position up to which the stream's opening already
 	// holds the events: queued frames up to it are not written again.
 	skipUpTo eventlog.Position
@@ -138,13 +145,17 @@ type opening struct {
 //
 //go:noinline
 func newStream(s *Server, conn *hub.Conn, identity auth.Identity) *stream {
-	return &stream{server: s, conn: conn, identity: identity}
+	return &stream{
+		server: s, conn: conn, identity: identity,
+		id: s.streamID(conn.ID()), token: newStreamToken(identity.ExpiresAt),
+	}
 }
 
 // end unregisters a stream that ended for reason.
 func (st *stream) end(reason hub.CloseReason) {
 	s := st.server
 	s.hub.Unregister(st.conn, reason)
+	s.forget(st)
 	if !st.opened.IsZero() {
 		s.metrics.connections.Dec()
 		s.logger.Debug("stream closed", "user", st.identity.UserID, "reason", string(reason), "duration", s.now().Sub(st.opened).String())
@@ -190,21 +201,40 @@ func (st *stream) runDetached() {
 // hub closes the stream's queue, which wakes its writer.
 func (st *stream) clientGone() { st.server.hub.Unregister(st.conn, hub.CloseClient) }
 
-// loop waits for the stream's events, keep-alives, token expiry or the
-// client going away (gone), and returns why the stream ended.
+// loop waits for the stream's events, keep-alives, the token's expiry (and
+// the warning before it), a refresh moving it, or the client going away
+// (gone), and returns why the stream ended.
 func (st *stream) loop(gone <-chan struct{}) hub.CloseReason {
 	s := st.server
 	interval := duration(s.settings().Connections.KeepAliveInterval)
 	keepAlive := time.NewTicker(interval)
 	defer keepAlive.Stop()
-	expiry := time.NewTimer(st.identity.ExpiresAt.Sub(s.now()))
+	expiresAt := st.token.expiry()
+	expiry := time.NewTimer(expiresAt.Sub(s.now()))
 	defer expiry.Stop()
+	warning := time.NewTimer(time.Hour)
+	defer warning.Stop()
+	st.armWarning(warning, expiresAt)
 	for {
 		select {
 		case <-gone:
 			return hub.CloseClient
 		case <-expiry.C:
-			return hub.CloseTokenExpired
+			var expired bool
+			if expiresAt, expired = st.token.expire(s.now()); expired {
+				// Written with the deadline, failed or not: the stream ends.
+				_ = st.out.write(st.appendEnd(st.out.buffer(), hub.CloseTokenExpired, 0))
+				return hub.CloseTokenExpired
+			}
+			expiry.Reset(expiresAt.Sub(s.now()))
+		case <-st.token.moved:
+			expiresAt = st.token.expiry()
+			expiry.Reset(expiresAt.Sub(s.now()))
+			st.armWarning(warning, expiresAt)
+		case <-warning.C:
+			if err := st.out.write(st.appendExpiring(st.out.buffer(), expiresAt)); err != nil {
+				return hub.CloseClient
+			}
 		case <-keepAlive.C:
 			if err := st.out.write(sse.AppendComment(st.out.buffer(), "keep-alive")); err != nil {
 				return hub.CloseClient
@@ -240,8 +270,13 @@ func (st *stream) deliver() (hub.CloseReason, bool) {
 			buf = append(buf, f.Bytes...)
 		}
 	}
-	if done && reason == hub.CloseDrain {
-		buf = sse.AppendRetry(buf, retry)
+	if done {
+		// The end event bypasses the queue's byte bound, so that a slow
+		// consumer learns why too; its write is bounded by the deadline.
+		buf = st.appendEnd(buf, reason, retry)
+		if reason == hub.CloseDrain {
+			buf = sse.AppendRetry(buf, retry)
+		}
 	}
 	if len(buf) == empty {
 		st.out.release(buf)
@@ -371,7 +406,7 @@ func maxPosition(a, b eventlog.Position) eventlog.Position {
 func (st *stream) connectionEvent(recovered *bool) []byte {
 	data, _ := json.Marshal(connectionEvent{
 		Type: event.TypeConnection, Message: "SSE connection established", UserID: st.identity.UserID,
-		Timestamp: event.Timestamp(st.server.now()), Recovered: recovered,
+		StreamID: st.id, Timestamp: event.Timestamp(st.server.now()), Recovered: recovered,
 	})
 	return data
 }

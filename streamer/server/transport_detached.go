@@ -144,10 +144,12 @@ func (dw *detachedWriter) watchAlone(st *stream) {
 
 // finish ends the response and closes the connection.
 func (dw *detachedWriter) finish(reason hub.CloseReason) {
-	if reason != hub.CloseClient && reason != hub.CloseSlowConsumer {
+	if reason != hub.CloseClient {
 		// The terminating chunk: the response is complete, and a client
 		// reading it as HTTP/1.1 sees the stream end between events. A slow
-		// consumer, which reads nothing, is not waited for.
+		// consumer gets it too: the end event before it was written, so the
+		// socket takes writes again (one that did not ended the stream as
+		// the client's).
 		dw.deadline.arm(dw.nc.SetWriteDeadline)
 		_, _ = dw.nc.Write(lastChunk)
 	}

@@ -86,6 +86,17 @@ func (b *inbox) connected(ev sse.Event, resumedFrom string) error {
 	return nil
 }
 
+// streamerNotice reports whether ev is the streamer's own notice to the
+// client (the end event of a stream it ends, the warning that a token
+// expires), which is not in the log and carries no id of its own.
+func streamerNotice(ev sse.Event) bool {
+	var msg received
+	if err := json.Unmarshal([]byte(ev.Data), &msg); err != nil {
+		return false
+	}
+	return msg.Type == "end" || msg.Type == "token_expiring"
+}
+
 // add checks and records an event that followed the connection event. It
 // returns whether it was a copy of a notification that had arrived before
 // under another id (stored twice), and what is wrong with it.

@@ -119,6 +119,9 @@ func (u *user) stream(ctx context.Context, replica, opened int) bool {
 		if err != nil {
 			return true // the streamer died, closed the stream, or u.drop did
 		}
+		if streamerNotice(ev) {
+			continue
+		}
 		u.stats.notifyEvents.Add(1)
 		duplicate, err := u.inbox.add(ev)
 		if err != nil {

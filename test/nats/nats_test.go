@@ -68,6 +68,9 @@ var _ = Describe("three streamers of one channel over NATS", Ordered, func() {
 		Consistently(oldest.ended, 200*time.Millisecond).ShouldNot(Receive(), "within the limit across the channel")
 		b.connect("u-limit", "").connected()
 		Eventually(oldest.ended).WithTimeout(5*time.Second).Should(Receive(), "the oldest stream, on another replica, was not replaced")
+		_, end := oldest.next()
+		Expect(end.Type).To(Equal("end"), "the replaced stream was told why it ended")
+		Expect(end.Reason).To(Equal("replaced"))
 	})
 
 	It("rides out an outage of every NATS node: 503 with Retry-After, unready, streams kept; then recovers without a restart", func() {

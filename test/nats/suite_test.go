@@ -138,6 +138,8 @@ type sseMessage struct {
 	Type           string `json:"type"`
 	NotificationID string `json:"notificationId"`
 	Recovered      *bool  `json:"recovered"`
+	// Reason is an end event's.
+	Reason string `json:"reason"`
 }
 
 // next is the client's next event, decoded.

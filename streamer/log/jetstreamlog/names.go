@@ -22,6 +22,14 @@ func Subject(namespace, channel string) string {
 	return "herald." + escapeName(namespace) + "." + escapeName(channel) + ".events"
 }
 
+// ReplicaSubject is the core NATS subject on which one replica of a channel
+// answers the others' requests: "herald.<ns>.<channel>.replicas.<replica>",
+// each part escaped by escapeName. The channel's stream captures only
+// Subject, so these are never stored.
+func ReplicaSubject(namespace, channel, replica string) string {
+	return "herald." + escapeName(namespace) + "." + escapeName(channel) + ".replicas." + escapeName(replica)
+}
+
 // BucketName is the JetStream key-value bucket of a channel for purpose
 // (upper case, such as "TICKETS"): "HERALD_<purpose>_<ns>_<channel>", each
 // part escaped by escapeName but with 'X' instead of '~', which bucket names
