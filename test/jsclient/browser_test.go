@@ -21,8 +21,11 @@ import (
 )
 
 const (
-	// tabsProgram drives Chromium; see its header for its commands.
-	tabsProgram = "tabs.mjs"
+	// tabsProgram drives Chromium with test/browser's playwright-core; see
+	// its header for its commands.
+	tabsProgram = "../browser/tabs.mjs"
+	// installedPlaywright exists once hack/npm-deps.sh has run.
+	installedPlaywright = "../browser/node_modules/playwright-core/package.json"
 	// clientModule is the client the pages import.
 	clientModule = "../../clients/js/herald.js"
 	// tabsPage is the page of every tab: the client, connected to the
@@ -154,28 +157,16 @@ type tab struct {
 	Received []string `json:"received"`
 }
 
-// chromium is the Chromium binary: $CHROMIUM, else chromium or
-// chromium-browser on PATH, else "".
-func chromium() string {
-	if path := os.Getenv("CHROMIUM"); path != "" {
-		return path
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	return ""
-}
-
 // startBrowser runs Chromium until the spec ends.
 func startBrowser() *browser {
 	GinkgoHelper()
-	Expect(chromium()).NotTo(BeEmpty(), "no Chromium: the tab specs run headless Chromium; "+
-		"run make test, which sets CHROMIUM from hack/chromium.sh, set CHROMIUM to a Chromium binary, or put chromium on PATH")
+	chromium := os.Getenv("CHROMIUM")
+	Expect(chromium).NotTo(BeEmpty(), `CHROMIUM is not set: the tab specs run headless Chromium; set CHROMIUM to a Chromium binary, `+
+		`as make test does: CHROMIUM="$(hack/chromium.sh)" (it installs Debian's chromium package when none is there)`)
+	Expect(installedPlaywright).To(BeAnExistingFile(), "test/browser's npm packages are not installed: "+installHint)
 	ctx, kill := context.WithCancel(context.Background())
 	DeferCleanup(kill)
-	cmd := exec.CommandContext(ctx, nodeBin, tabsProgram, chromium())
+	cmd := exec.CommandContext(ctx, nodeBin, tabsProgram, chromium)
 	cmd.Stderr = GinkgoWriter
 	cmd.WaitDelay = 10 * time.Second
 	stdin, err := cmd.StdinPipe()

@@ -1,6 +1,6 @@
-// Headless Chromium for browser_test.go: pages of one browser context (tabs
-// of one user) run the JavaScript client; the Go test drives them through
-// this program, one JSON object a line each way.
+// Headless Chromium for test/jsclient's browser_test.go: pages of one
+// browser context (tabs of one user) run the JavaScript client; the Go test
+// drives them through this program, one JSON object a line each way.
 //
 // Commands on stdin, each answered on stdout with its id:
 //
