@@ -129,6 +129,31 @@ var _ = Describe("the JavaScript client", func() {
 		Expect(c.expectEvent("notification").ID).To(Equal(after))
 	})
 
+	It("after its connection dropped, backs off with jitter and resumes with a new ticket, missing nothing", func() {
+		s := startStreamer(nil, nil)
+		f := startFront(s)
+		c := startClient(f.url(), s.issueTokens("u1", time.Hour), nil)
+		c.expectState("connecting", "opening")
+		c.expectOpened("")
+		published := []string{s.notify()}
+		Expect(c.expectEvent("notification").ID).To(Equal(published[0]))
+
+		f.cut()
+		for range 3 {
+			published = append(published, s.notify())
+		}
+		dropped := c.expectState("reconnecting", "error")
+		Expect(*dropped.RetryInMs).To(BeNumerically(">=", 500), "the backoff's first step, 1s, jittered within its upper half")
+		Expect(*dropped.RetryInMs).To(BeNumerically("<=", 1000))
+		hello, _ := c.expectOpened(published[0])
+		Expect(hello.Data).To(HaveKeyWithValue("recovered", true))
+		for _, id := range published[1:] {
+			Expect(c.expectEvent("notification").ID).To(Equal(id))
+		}
+		live := s.notify()
+		Expect(c.expectEvent("notification").ID).To(Equal(live))
+	})
+
 	It("stays closed when a newer stream of its user replaced its own", func() {
 		s := startStreamer(nil, nil)
 		c := startClient(s.direct.URL, s.issueTokens("u1", time.Hour), nil)

@@ -269,6 +269,16 @@ func (f *front) unstall() {
 	}
 }
 
+// cut closes every connection through the front, as a network drop would.
+func (f *front) cut() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		_ = c.Close()
+	}
+	f.conns = nil
+}
+
 // track records c for the cleanup.
 func (f *front) track(c net.Conn) {
 	f.mu.Lock()
