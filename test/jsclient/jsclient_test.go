@@ -135,7 +135,8 @@ var _ = Describe("the JavaScript client", func() {
 		c := startClient(f.url(), s.issueTokens("u1", time.Hour), nil)
 		c.expectState("connecting", "opening")
 		c.expectOpened("")
-		published := []string{s.notify()}
+		published := make([]string, 0, 4)
+		published = append(published, s.notify())
 		Expect(c.expectEvent("notification").ID).To(Equal(published[0]))
 
 		f.cut()
