@@ -24,7 +24,11 @@ export interface StateChange {
   leader: boolean
 }
 
-/** What comes with every event: its id, '' for events without one. */
+/**
+ * What comes with every event: the stream's last event id as of it (the
+ * EventSource's lastEventId: an event without an id: field, such as `end` or
+ * an announcement replayed on connect, repeats the one before it).
+ */
 export interface EventInfo {
   id: string
 }
