@@ -98,6 +98,7 @@ var _ = Describe("a NATS channel's broker, as its streamers report it", func() {
 		channel := readyNATSChannel(ctx, ns)
 
 		const rounds = 10
+		reported := channel.DeepCopy() // the loop below moves channel on
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			defer GinkgoRecover()
@@ -106,7 +107,7 @@ var _ = Describe("a NATS channel's broker, as its streamers report it", func() {
 				if i%2 == 1 {
 					status, reason = metav1.ConditionTrue, notifyv1alpha1.ReasonBrokerConnected
 				}
-				Expect(applyBrokerCondition(ctx, channel, status, reason, fmt.Sprintf("pod app-streamer-a at 2026-12-07T07:44:%02d.000Z: round %d", i, i))).To(Succeed())
+				Expect(applyBrokerCondition(ctx, reported, status, reason, fmt.Sprintf("pod app-streamer-a at 2026-12-07T07:44:%02d.000Z: round %d", i, i))).To(Succeed())
 			}
 		})
 		for i := range rounds {
@@ -116,8 +117,7 @@ var _ = Describe("a NATS channel's broker, as its streamers report it", func() {
 
 		setDeploymentStatus(ctx, ns, 1)
 		Eventually(channelStatus(ctx, channel)).Should(readyFor(channel.Generation), "the operator's conditions are there, for the last generation")
-		reported := condition(get(ctx, channel), notifyv1alpha1.ConditionBrokerReachable)
-		Expect(reported).To(And(HaveField("Status", metav1.ConditionTrue), HaveField("Message", HaveSuffix(fmt.Sprintf("round %d", rounds-1)))),
+		Expect(condition(get(ctx, channel), notifyv1alpha1.ConditionBrokerReachable)).To(And(HaveField("Status", metav1.ConditionTrue), HaveField("Message", HaveSuffix(fmt.Sprintf("round %d", rounds-1)))),
 			"the streamers' last write is there")
 	})
 
