@@ -2,8 +2,11 @@ package app_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,7 +23,10 @@ import (
 	"github.com/herald-notify/herald/controllers"
 	"github.com/herald-notify/herald/internal/apiserver"
 	"github.com/herald-notify/herald/internal/statusapply"
+	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/internal/testutil/natstest"
+	"github.com/herald-notify/herald/streamer/app"
+	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
 )
 
 var operatorLogger sync.Once
@@ -70,20 +76,27 @@ func conditionOf(status metav1.ConditionStatus, reason string) OmegaMatcher {
 	return And(Not(BeNil()), HaveField("Status", status), HaveField("Reason", reason))
 }
 
+// natsChannel starts a one-node NATS and turns channel ns/app, created
+// with its key, into a channel on it, served by the Role of its streamers.
+func natsChannel(ctx context.Context, ns string) (*natstest.Cluster, *notifyv1alpha1.NotificationChannel) {
+	GinkgoHelper()
+	nats, err := natstest.Start(natstest.Options{Nodes: 1, Dir: GinkgoT().TempDir()})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(nats.Shutdown)
+	cluster.CreateChannelWithKey(ctx, ns)
+	channel := &notifyv1alpha1.NotificationChannel{}
+	Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, channel)).To(Succeed())
+	channel.Spec.Broker = notifyv1alpha1.BrokerSpec{Type: notifyv1alpha1.BrokerNATS,
+		NATS: &notifyv1alpha1.NATSBrokerSpec{URL: nats.URL(), StreamReplicas: 1}}
+	Expect(cluster.Client.Update(ctx, channel)).To(Succeed())
+	asStreamer(ctx, ns)
+	return nats, channel
+}
+
 var _ = Describe("herald streamer --channel, on a NATS channel", func() {
 	It("says on the channel when NATS cannot be reached, which the operator folds into Degraded, and when it can again", func(ctx SpecContext) {
-		nats, err := natstest.Start(natstest.Options{Nodes: 1, Dir: GinkgoT().TempDir()})
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(nats.Shutdown)
-
 		ns := cluster.Namespace(ctx)
-		cluster.CreateChannelWithKey(ctx, ns)
-		channel := &notifyv1alpha1.NotificationChannel{}
-		Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, channel)).To(Succeed())
-		channel.Spec.Broker = notifyv1alpha1.BrokerSpec{Type: notifyv1alpha1.BrokerNATS,
-			NATS: &notifyv1alpha1.NATSBrokerSpec{URL: nats.URL(), StreamReplicas: 1}}
-		Expect(cluster.Client.Update(ctx, channel)).To(Succeed())
-		asStreamer(ctx, ns)
+		nats, channel := natsChannel(ctx, ns)
 		startOperator(ns)
 		startChannelStreamerAs(ns, "app-streamer-0")
 
@@ -128,5 +141,29 @@ var _ = Describe("herald streamer --channel, on a NATS channel", func() {
 			conditionOf(metav1.ConditionTrue, notifyv1alpha1.ReasonBrokerConnected))
 		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionDegraded)).Should(
 			conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected))
+	})
+
+	It("says IncompatibleStream, naming the stream and the field, before it exits on a stream it cannot use", func(ctx SpecContext) {
+		ns := cluster.Namespace(ctx)
+		nats, _ := natsChannel(ctx, ns)
+		nc, err := natsgo.Connect(nats.URL())
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		Expect(err).NotTo(HaveOccurred())
+		stream := jetstreamlog.StreamName(ns, "app")
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"orders.>"}, Storage: jetstream.FileStorage})
+		Expect(err).NotTo(HaveOccurred())
+
+		logs := &testutil.Buffer{}
+		done := make(chan error, 1)
+		go func() {
+			done <- app.Run(context.Background(), withLogger(app.Options{Channel: ns + "/app", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
+				PodName: "app-streamer-0"}, slog.New(slog.NewJSONHandler(logs, nil))))
+		}()
+		Eventually(done).Should(Receive(MatchError(ContainSubstring("subjects"))))
+		Expect(channelCondition(ctx, ns, notifyv1alpha1.ConditionBrokerReachable)()).To(And(
+			conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonIncompatibleStream),
+			HaveField("Message", And(HavePrefix("pod app-streamer-0 at "), ContainSubstring(stream), ContainSubstring("subjects")))))
 	})
 })
