@@ -127,6 +127,7 @@ var _ = Describe("herald streamer --channel, on a NATS channel", func() {
 			conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonBrokerUnreachable),
 			HaveField("Message", And(HavePrefix("pod app-streamer-0 at "), ContainSubstring("cannot reach NATS at "+nats.URL()))),
 		))
+		AddReportEntry("BrokerReachable while NATS is stopped", channelCondition(ctx, ns, notifyv1alpha1.ConditionBrokerReachable)().Message)
 		Eventually(func() []string {
 			reported := channelCondition(ctx, ns, notifyv1alpha1.ConditionBrokerReachable)()
 			degraded := channelCondition(ctx, ns, notifyv1alpha1.ConditionDegraded)()

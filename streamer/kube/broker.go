@@ -153,9 +153,11 @@ func (r *BrokerReporter) sample(ctx context.Context, always bool) {
 	if !known {
 		return // within the grace: nothing changed yet
 	}
+	if !r.retryAt.IsZero() && now.Before(r.retryAt) {
+		return // the last write failed: wait before the next
+	}
 	changed := r.reported == nil || r.reported.reachable != view.reachable
-	retry := !r.retryAt.IsZero() && !now.Before(r.retryAt)
-	if !changed && !always && !retry {
+	if !changed && !always && r.retryAt.IsZero() {
 		return
 	}
 	if err := r.Report(ctx, view); err != nil {
