@@ -160,7 +160,7 @@ func (r *BrokerReporter) sample(ctx context.Context, always bool) {
 	if !changed && !always && r.retryAt.IsZero() {
 		return
 	}
-	if err := r.Report(ctx, view); err != nil {
+	if err := r.report(ctx, view); err != nil {
 		r.retryAt = now.Add(brokerRetryInterval)
 		if !r.failing {
 			r.failing = true
@@ -201,12 +201,12 @@ func (r *BrokerReporter) view(now time.Time) (view brokerView, known bool) {
 // ReportIncompatible writes that the channel's stream exists with settings
 // Herald cannot use, before the streamer exits on it.
 func (r *BrokerReporter) ReportIncompatible(ctx context.Context, incompatible error) error {
-	return r.Report(ctx, brokerView{incompatible: incompatible, since: r.opts.Now()})
+	return r.report(ctx, brokerView{incompatible: incompatible, since: r.opts.Now()})
 }
 
-// Report writes view into the condition when the rules of BrokerReporter
+// report writes view into the condition when the rules of BrokerReporter
 // say so, retrying when another writer changed the channel meanwhile.
-func (r *BrokerReporter) Report(ctx context.Context, view brokerView) error {
+func (r *BrokerReporter) report(ctx context.Context, view brokerView) error {
 	ctx, cancel := context.WithTimeout(ctx, brokerWriteTimeout)
 	defer cancel()
 	for {
@@ -299,7 +299,7 @@ func (r *BrokerReporter) condition(view brokerView, now time.Time) metav1.Condit
 		body = view.incompatible.Error()
 	default:
 		body = fmt.Sprintf("cannot reach NATS at %s since %s: %s; check spec.broker.nats.url, that NATS runs there with JetStream enabled, and that it accepts the credentials of spec.broker.nats.credentialsSecretRef",
-			r.url, view.since.UTC().Format(brokerTimeLayout), oneLine(view.err))
+			r.url, view.since.UTC().Format(brokerTimeLayout), r.redact(oneLine(view.err)))
 	}
 	c.Message = brokerReport(r.opts.Pod, now, body)
 	return c
@@ -336,6 +336,17 @@ func parseBrokerReport(message string) (pod string, at time.Time, ok bool) {
 		return "", time.Time{}, false
 	}
 	return pod, at, true
+}
+
+// redact is text with each URL of the channel's that carries credentials
+// written without them, as errors quote the URLs they dialled.
+func (r *BrokerReporter) redact(text string) string {
+	for part := range strings.SplitSeq(r.opts.URL, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			text = strings.ReplaceAll(text, part, redactURLs(part))
+		}
+	}
+	return text
 }
 
 // redactURLs is a comma-separated list of NATS URLs without the user and

@@ -3,6 +3,7 @@ package kube_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,8 @@ const (
 	reportRefresh = 300 * time.Millisecond
 )
 
+const natsURL = "nats://herald:s3cret@127.0.0.1:4222,nats://127.0.0.1:4223"
+
 var errNoServers = errors.New("nats: no servers available for connection")
 
 // natsChannel creates a NATS channel whose URL carries a password.
@@ -50,7 +53,7 @@ func natsChannel(ctx context.Context) types.NamespacedName {
 		Spec: notifyv1alpha1.NotificationChannelSpec{
 			Auth: notifyv1alpha1.AuthSpec{KeySecretRef: notifyv1alpha1.LocalSecretReference{Name: "app-keys"}},
 			Broker: notifyv1alpha1.BrokerSpec{Type: notifyv1alpha1.BrokerNATS, NATS: &notifyv1alpha1.NATSBrokerSpec{
-				URL: "nats://herald:s3cret@127.0.0.1:4222,nats://127.0.0.1:4223",
+				URL: natsURL,
 			}},
 		},
 	}
@@ -63,7 +66,7 @@ func natsChannel(ctx context.Context) types.NamespacedName {
 func startReporter(key types.NamespacedName, pod string, generation int64, health *brokerHealth) (stop func()) {
 	r := kube.NewBrokerReporter(kube.BrokerReporterOptions{
 		Client: api.Client, Channel: key, Pod: pod, Generation: generation,
-		URL: "nats://herald:s3cret@127.0.0.1:4222,nats://127.0.0.1:4223", Health: health,
+		URL: natsURL, Health: health,
 		Grace: reportGrace, Refresh: reportRefresh,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -106,7 +109,7 @@ var _ = Describe("BrokerReporter", func() {
 			HaveField("ObservedGeneration", BeEquivalentTo(1))))
 
 		By("pod a losing NATS")
-		healthA.set(errNoServers)
+		healthA.set(fmt.Errorf("failed to connect to NATS at %s: %w", natsURL, errNoServers))
 		Eventually(brokerCondition(ctx, key)).Should(reportedBy(metav1.ConditionFalse, notifyv1alpha1.ReasonBrokerUnreachable, "app-streamer-a"))
 		unreachable := brokerCondition(ctx, key)()
 		Expect(unreachable.Message).To(SatisfyAll(
