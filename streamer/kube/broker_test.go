@@ -83,6 +83,17 @@ func startReporter(key types.NamespacedName, pod string, generation int64, healt
 	return stop
 }
 
+// unreachablePod starts the reporter of a pod that cannot reach NATS, and
+// waits until the condition names it.
+func unreachablePod(ctx context.Context, key types.NamespacedName, pod string, generation int64) (*brokerHealth, func()) {
+	GinkgoHelper()
+	health := &brokerHealth{}
+	health.set(errNoServers)
+	stop := startReporter(key, pod, generation, health)
+	Eventually(brokerCondition(ctx, key)).Should(reportedBy(metav1.ConditionFalse, notifyv1alpha1.ReasonBrokerUnreachable, pod))
+	return health, stop
+}
+
 // brokerCondition reads the channel's BrokerReachable condition.
 func brokerCondition(ctx context.Context, key types.NamespacedName) func() *metav1.Condition {
 	return func() *metav1.Condition {
@@ -131,11 +142,8 @@ var _ = Describe("BrokerReporter", func() {
 
 	It("takes a False for stale once its pod has not refreshed it for three refreshes: the pod is gone", func(ctx SpecContext) {
 		key := natsChannel(ctx)
-		healthA, healthB := &brokerHealth{}, &brokerHealth{}
-		healthA.set(errNoServers)
-		stopA := startReporter(key, "app-streamer-a", 1, healthA)
-		Eventually(brokerCondition(ctx, key)).Should(reportedBy(metav1.ConditionFalse, notifyv1alpha1.ReasonBrokerUnreachable, "app-streamer-a"))
-		startReporter(key, "app-streamer-b", 1, healthB)
+		_, stopA := unreachablePod(ctx, key, "app-streamer-a", 1)
+		startReporter(key, "app-streamer-b", 1, &brokerHealth{})
 
 		By("deleting pod a, which still could not reach NATS")
 		stopA()
@@ -146,10 +154,8 @@ var _ = Describe("BrokerReporter", func() {
 
 	It("names the next pod that cannot reach NATS when the one named recovers", func(ctx SpecContext) {
 		key := natsChannel(ctx)
-		healthA, healthB := &brokerHealth{}, &brokerHealth{}
-		healthA.set(errNoServers)
-		startReporter(key, "app-streamer-a", 1, healthA)
-		Eventually(brokerCondition(ctx, key)).Should(reportedBy(metav1.ConditionFalse, notifyv1alpha1.ReasonBrokerUnreachable, "app-streamer-a"))
+		healthA, _ := unreachablePod(ctx, key, "app-streamer-a", 1)
+		healthB := &brokerHealth{}
 		healthB.set(errNoServers)
 		startReporter(key, "app-streamer-b", 1, healthB)
 
@@ -159,13 +165,10 @@ var _ = Describe("BrokerReporter", func() {
 
 	It("leaves the condition of a newer generation's pods to them", func(ctx SpecContext) {
 		key := natsChannel(ctx)
-		older, newer := &brokerHealth{}, &brokerHealth{}
-		older.set(errNoServers)
-		startReporter(key, "app-streamer-old", 1, older)
-		Eventually(brokerCondition(ctx, key)).Should(reportedBy(metav1.ConditionFalse, notifyv1alpha1.ReasonBrokerUnreachable, "app-streamer-old"))
+		unreachablePod(ctx, key, "app-streamer-old", 1)
 
 		By("a pod of generation 2 reaching NATS: an older generation's False does not stand in its way")
-		startReporter(key, "app-streamer-new", 2, newer)
+		startReporter(key, "app-streamer-new", 2, &brokerHealth{})
 		Eventually(brokerCondition(ctx, key)).Should(And(
 			reportedBy(metav1.ConditionTrue, notifyv1alpha1.ReasonBrokerConnected, "app-streamer-new"),
 			HaveField("ObservedGeneration", BeEquivalentTo(2))))
