@@ -111,9 +111,17 @@ var _ = Describe("a NATS channel's broker, as its streamers report it", func() {
 			}
 		})
 		for i := range rounds {
-			channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) { c.Spec.Connections.MaxPerUser = int32(2 + i) })
+			// A merge patch of the spec: an update would conflict with the
+			// status writes more often than editChannel retries.
+			Eventually(func() error {
+				current := get(ctx, channel)
+				patch := client.MergeFrom(current.DeepCopy())
+				current.Spec.Connections.MaxPerUser = int32(2 + i)
+				return api.Client.Patch(ctx, current, patch)
+			}).Should(Succeed())
 		}
 		wg.Wait()
+		channel = get(ctx, channel)
 
 		setDeploymentStatus(ctx, ns, 1)
 		Eventually(channelStatus(ctx, channel)).Should(readyFor(channel.Generation), "the operator's conditions are there, for the last generation")
