@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -18,6 +19,7 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"k8s.io/klog/v2"
@@ -73,6 +75,11 @@ var (
 		kind:    "PodDisruptionBudget",
 		empty:   func() *policyv1.PodDisruptionBudget { return &policyv1.PodDisruptionBudget{} },
 		extract: policyv1ac.ExtractPodDisruptionBudget,
+	}
+	networkPolicyKind = ownedKind[*networkingv1.NetworkPolicy, *networkingv1ac.NetworkPolicyApplyConfiguration]{
+		kind:    "NetworkPolicy",
+		empty:   func() *networkingv1.NetworkPolicy { return &networkingv1.NetworkPolicy{} },
+		extract: networkingv1ac.ExtractNetworkPolicy,
 	}
 	clusterRoleBindingKind = ownedKind[*rbacv1.ClusterRoleBinding, *rbacv1ac.ClusterRoleBindingApplyConfiguration]{
 		kind:  "ClusterRoleBinding",

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -46,8 +47,8 @@ const replicasHandoverOwner = "herald-operator-replicas-handover"
 
 // NotificationChannelReconciler turns a NotificationChannel into its
 // streamers: ServiceAccount, Role, RoleBinding, Deployment, Service, and when
-// wanted a PodDisruptionBudget and a HorizontalPodAutoscaler, then reports
-// how they are doing on the channel's status.
+// wanted a NetworkPolicy, a PodDisruptionBudget and a HorizontalPodAutoscaler,
+// then reports how they are doing on the channel's status.
 type NotificationChannelReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
@@ -101,6 +102,7 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.
 		r.ensureAuthDelegatorBinding,
 		r.ensureDeployment,
 		r.ensureService,
+		r.ensureNetworkPolicy,
 		r.ensurePodDisruptionBudget,
 		r.ensureHorizontalPodAutoscaler,
 	)
@@ -257,6 +259,15 @@ func (r *NotificationChannelReconciler) ensureService(ctx context.Context, rec *
 	return ensureApplied(ctx, r.Client, rec, resources.Service(rec.inputs), serviceKind)
 }
 
+// ensureNetworkPolicy applies the NetworkPolicy when spec.networkPolicy is
+// enabled, and deletes it otherwise.
+func (r *NotificationChannelReconciler) ensureNetworkPolicy(ctx context.Context, rec *reconciliation) error {
+	if policy, wanted := resources.NetworkPolicy(rec.inputs); wanted {
+		return ensureApplied(ctx, r.Client, rec, policy, networkPolicyKind)
+	}
+	return ensureDeleted(ctx, r.Client, rec, networkPolicyKind)
+}
+
 // ensurePodDisruptionBudget applies the PodDisruptionBudget when the channel
 // can run more than one pod, and deletes it otherwise.
 func (r *NotificationChannelReconciler) ensurePodDisruptionBudget(ctx context.Context, rec *reconciliation) error {
@@ -364,6 +375,7 @@ func (r *NotificationChannelReconciler) setupWithManager(mgr ctrl.Manager, recon
 		Watches(&rbacv1.ClusterRoleBinding{}, handler.EnqueueRequestsFromMapFunc(channelOfClusterObject)).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.channelsNamingSecret)).

@@ -1,6 +1,10 @@
 package v1alpha1
 
-import "time"
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // Defaults of the NotificationChannel spec. The API server applies them from the
 // CRD schema (the +kubebuilder:default markers); the streamer's config file
@@ -33,6 +37,8 @@ const (
 	DefaultServiceType       = ServiceTypeClusterIP
 	DefaultServicePort int32 = 80
 
+	DefaultNetworkPolicyEnabled = true
+
 	DefaultAutoscalingMinReplicas          int32 = 2
 	DefaultAutoscalingTargetCPUUtilization int32 = 70
 	DefaultSystemEventPriority                   = PriorityMedium
@@ -44,3 +50,7 @@ var DefaultAlgorithms = []JWTAlgorithm{HS256}
 // DefaultTokenSources are the token sources enabled when the spec names none.
 // The access_token query parameter is opt-in: it ends up in proxy logs.
 var DefaultTokenSources = []TokenSource{TokenSourceHeader, TokenSourceCookie, TokenSourceTicket}
+
+// DefaultNetworkPolicyMetricsFrom are the sources allowed to reach the
+// metrics port when the spec names none: every pod of every namespace.
+var DefaultNetworkPolicyMetricsFrom = []NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}}

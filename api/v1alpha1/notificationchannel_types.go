@@ -73,6 +73,13 @@ type NotificationChannelSpec struct {
 	// count between its bounds; replicas is then ignored.
 	// +optional
 	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// NetworkPolicy fences the streamer pods: on by default, they accept
+	// traffic on their serving and metrics ports only, each from the sources
+	// named here.
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
 }
 
 // JWTAlgorithm is a JWS algorithm the channel accepts. "none" is never accepted.
@@ -512,6 +519,82 @@ type HTTPTLSSpec struct {
 	// connections keep theirs.
 	// +required
 	SecretRef LocalSecretReference `json:"secretRef"`
+}
+
+// NetworkPolicySpec is the NetworkPolicy the operator applies to the channel's
+// pods. It covers traffic into the pods only: their traffic out, to the API
+// server and to NATS, is left to the cluster's own policies.
+type NetworkPolicySpec struct {
+	// Enabled applies the NetworkPolicy; false deletes it, and the pods then
+	// accept whatever the namespace's other policies allow. Unset means true.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// HTTPFrom are the sources allowed to reach the serving port (streams,
+	// tickets and the publish API). Unset means every source, in the cluster
+	// and outside it: browsers arrive through an ingress or a load balancer.
+	// An empty list is refused: leave the field out to allow every source.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	HTTPFrom []NetworkPolicyPeer `json:"httpFrom,omitempty"`
+
+	// MetricsFrom are the sources allowed to reach the metrics port
+	// (/metrics, /healthz, /readyz). Unset means every pod of every
+	// namespace ({namespaceSelector: {}}), so that turning the policy on
+	// never cuts off an in-cluster scraper. An empty list is refused. The
+	// kubelet's probes come from the node, which a NetworkPolicy always
+	// allows.
+	// +kubebuilder:default={{namespaceSelector: {}}}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	MetricsFrom []NetworkPolicyPeer `json:"metricsFrom,omitempty"`
+}
+
+// NetworkPolicyPeer is one source of traffic, as in a NetworkPolicy's "from":
+// pods (podSelector: pods of the channel's namespace, or of the namespaces
+// namespaceSelector selects), every pod of some namespaces
+// (namespaceSelector alone), or an IP range (ipBlock alone). An empty
+// selector ({}) selects everything.
+// +kubebuilder:validation:XValidation:rule="has(self.podSelector) || has(self.namespaceSelector) || has(self.ipBlock)",message="must set podSelector, namespaceSelector or ipBlock"
+// +kubebuilder:validation:XValidation:rule="!has(self.ipBlock) || !(has(self.podSelector) || has(self.namespaceSelector))",fieldPath=".ipBlock",message="must not be combined with podSelector or namespaceSelector"
+type NetworkPolicyPeer struct {
+	// PodSelector selects pods by label.
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
+
+	// NamespaceSelector selects namespaces by label
+	// (kubernetes.io/metadata.name holds each namespace's name).
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// IPBlock is a range of IP addresses, typically from outside the
+	// cluster: pod IPs are better selected by label, as they change.
+	// +optional
+	IPBlock *IPBlock `json:"ipBlock,omitempty"`
+}
+
+// IPBlock is a CIDR with optional exceptions.
+// +kubebuilder:validation:XValidation:rule="!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || (cidr(self.cidr).containsCIDR(cidr(e)) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()))",fieldPath=".except",message="each entry must be a range inside cidr, and smaller than it"
+type IPBlock struct {
+	// CIDR is the range, such as 10.0.0.0/8 or 2001:db8::/32.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && string(cidr(self).masked()) == self",message="must be a CIDR in canonical form, such as 10.0.0.0/8 or 2001:db8::/32 (no address bits set after the prefix)"
+	// +required
+	CIDR string `json:"cidr"`
+
+	// Except are ranges inside cidr that are not allowed.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self) && string(cidr(self).masked()) == self",message="must be a CIDR in canonical form, such as 10.1.0.0/16"
+	// +listType=atomic
+	// +optional
+	Except []string `json:"except,omitempty"`
 }
 
 // AutoscalingSpec configures a HorizontalPodAutoscaler for the streamers.

@@ -7,8 +7,9 @@ import "k8s.io/apimachinery/pkg/api/equality"
 // operator hashes them (StartOnly) into the pod template, so that a change
 // rolls the pods, and a running streamer keeps their values and reports a
 // change (KeepStartOnly, StartOnlyChanges). Every other field the streamer
-// applies live, or does not read at all (replicas, image, pod, service and
-// autoscaling go into the objects the operator builds around it).
+// applies live, or does not read at all (replicas, image, pod, service,
+// autoscaling and networkPolicy go into the objects the operator builds
+// around it).
 var startOnlySettings = []struct {
 	path string
 	// copy sets the setting of dst to a deep copy of src's.

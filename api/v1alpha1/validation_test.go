@@ -135,6 +135,9 @@ var _ = Describe("the CRD schema", func() {
 		Expect(s.Drain.ReconnectJitter.Duration).To(Equal(notifyv1alpha1.DefaultDrainReconnectJitter))
 		Expect(s.Service.Type).To(Equal(notifyv1alpha1.DefaultServiceType))
 		Expect(s.Service.Port).To(Equal(notifyv1alpha1.DefaultServicePort))
+		Expect(s.NetworkPolicy.Enabled).To(HaveValue(Equal(notifyv1alpha1.DefaultNetworkPolicyEnabled)))
+		Expect(s.NetworkPolicy.HTTPFrom).To(BeNil())
+		Expect(s.NetworkPolicy.MetricsFrom).To(Equal(notifyv1alpha1.DefaultNetworkPolicyMetricsFrom))
 		Expect(s.Autoscaling).To(BeNil())
 	})
 
@@ -187,6 +190,19 @@ var _ = Describe("the CRD schema", func() {
 		Entry("TLS with h2c said false", validChannel,
 			set("spec.http", map[string]any{"tls": map[string]any{"secretRef": map[string]any{"name": "app-tls"}}, "h2c": false})),
 		Entry("unencrypted HTTP/2", validChannel, set("spec.http", map[string]any{"h2c": true})),
+		Entry("a NetworkPolicy narrowed to an ingress controller, a monitoring namespace and office ranges", validChannel,
+			set("spec.networkPolicy", map[string]any{
+				"httpFrom": list(
+					map[string]any{
+						"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "ingress-nginx"}},
+						"podSelector":       map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": "ingress-nginx"}},
+					},
+					map[string]any{"ipBlock": map[string]any{"cidr": "203.0.113.0/24", "except": list("203.0.113.128/25")}},
+					map[string]any{"ipBlock": map[string]any{"cidr": "2001:db8::/32"}},
+				),
+				"metricsFrom": list(map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "monitoring"}}}),
+			})),
+		Entry("a NetworkPolicy turned off", validChannel, set("spec.networkPolicy.enabled", false)),
 	)
 
 	DescribeTable("rejects an invalid object with a message naming the field",
@@ -279,6 +295,34 @@ var _ = Describe("the CRD schema", func() {
 			"spec.http.h2c", "h2c must be false when tls is set"),
 		Entry("TLS without a Secret", validChannel, set("spec.http", map[string]any{"tls": map[string]any{}}),
 			"spec.http.tls.secretRef", "Required value"),
+		// NotificationChannel: the NetworkPolicy's sources.
+		Entry("an empty list of HTTP sources", validChannel, set("spec.networkPolicy.httpFrom", []any{}),
+			"spec.networkPolicy.httpFrom", "should have at least 1 items"),
+		Entry("an empty list of metrics sources", validChannel, set("spec.networkPolicy.metricsFrom", []any{}),
+			"spec.networkPolicy.metricsFrom", "should have at least 1 items"),
+		Entry("a source that names nothing", validChannel, set("spec.networkPolicy.httpFrom", list(map[string]any{})),
+			"spec.networkPolicy.httpFrom[0]", "must set podSelector, namespaceSelector or ipBlock"),
+		Entry("an IP range with a selector", validChannel, set("spec.networkPolicy.metricsFrom", list(map[string]any{
+			"ipBlock": map[string]any{"cidr": "10.0.0.0/8"}, "namespaceSelector": map[string]any{},
+		})), "spec.networkPolicy.metricsFrom[0].ipBlock", "must not be combined with podSelector or namespaceSelector"),
+		Entry("an IP range that is not a CIDR", validChannel, set("spec.networkPolicy.httpFrom", list(map[string]any{
+			"ipBlock": map[string]any{"cidr": "10.0.0.300/8"},
+		})), "spec.networkPolicy.httpFrom[0].ipBlock.cidr", "must be a CIDR in canonical form"),
+		Entry("an IP range with address bits after the prefix", validChannel, set("spec.networkPolicy.httpFrom", list(map[string]any{
+			"ipBlock": map[string]any{"cidr": "10.1.2.3/8"},
+		})), "spec.networkPolicy.httpFrom[0].ipBlock.cidr", "no address bits set after the prefix"),
+		Entry("an exception outside its range", validChannel, set("spec.networkPolicy.httpFrom", list(map[string]any{
+			"ipBlock": map[string]any{"cidr": "10.0.0.0/8", "except": list("192.168.0.0/16")},
+		})), "spec.networkPolicy.httpFrom[0].ipBlock.except", "each entry must be a range inside cidr, and smaller than it"),
+		Entry("an exception as large as its range", validChannel, set("spec.networkPolicy.httpFrom", list(map[string]any{
+			"ipBlock": map[string]any{"cidr": "10.0.0.0/8", "except": list("10.0.0.0/8")},
+		})), "spec.networkPolicy.httpFrom[0].ipBlock.except", "each entry must be a range inside cidr, and smaller than it"),
+		Entry("an exception that is not a CIDR", validChannel, set("spec.networkPolicy.httpFrom", list(map[string]any{
+			"ipBlock": map[string]any{"cidr": "10.0.0.0/8", "except": list("10.1.0.0")},
+		})), "spec.networkPolicy.httpFrom[0].ipBlock.except[0]", "must be a CIDR in canonical form"),
+		Entry("enabled not a boolean", validChannel, set("spec.networkPolicy.enabled", "yes"),
+			"spec.networkPolicy.enabled", "must be of type boolean"),
+
 		// SystemEvent.
 		Entry("event without a type", validEvent, remove("spec.eventType"),
 			"spec.eventType", "Required value"),

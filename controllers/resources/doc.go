@@ -1,7 +1,7 @@
 // Package resources builds every object the operator owns for a
 // NotificationChannel: the streamers' ServiceAccount, Role and RoleBinding,
-// their Deployment and Service, and, when wanted, a PodDisruptionBudget and a
-// HorizontalPodAutoscaler.
+// their Deployment and Service, and, when wanted, a NetworkPolicy, a
+// PodDisruptionBudget and a HorizontalPodAutoscaler.
 //
 // Every builder is a pure function of Inputs: no API calls, no clock, no
 // randomness, so the same channel always yields the same objects and each

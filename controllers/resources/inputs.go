@@ -36,7 +36,7 @@ func (in Inputs) Validate() error {
 	case in.StreamerImage() == "":
 		return errors.New("resources: no streamer image: the channel sets no spec.image and the operator has no default image")
 	}
-	return nil
+	return validateNetworkPolicy(&in.Channel.Spec.NetworkPolicy)
 }
 
 // StreamerImage is the image the streamer pods run: spec.image, or else the

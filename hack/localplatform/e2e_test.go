@@ -100,6 +100,9 @@ var _ = Describe("the local platform end to end", func() {
 		opens := alice.opens() + bob.opens()
 		killed := victim.PID()
 		Expect(syscall.Kill(killed, syscall.SIGKILL)).To(Succeed())
+		// Until the process is gone its listening socket still completes
+		// handshakes, and a publish sent there would be cut off unanswered.
+		Eventually(func() bool { return processGone(killed) }).Should(BeTrue())
 		for i := range 10 {
 			for _, c := range []*sseClient{alice, bob} {
 				id := fmt.Sprintf("%s-after-%d", c.user, i)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,8 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 		Eventually(done, time.Minute).Should(Receive(BeNil()))
 	})
 
-	Eventually(out.String, time.Minute).Should(ContainSubstring("Herald local platform is up"))
+	Eventually(out.String, time.Minute).Should(ContainSubstring("Press Ctrl-C to stop"), "everything printed")
+	Expect(out.String()).To(HavePrefix("Herald local platform is up"))
 	kubeconfig := filepath.Join(stateDir, "kubeconfig")
 	Expect(out.String()).To(ContainSubstring("export KUBECONFIG=" + kubeconfig))
 	Expect(out.String()).NotTo(ContainSubstring("level="), "the runner's log lines go to the log, not between the commands")
@@ -95,6 +97,11 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 	publish(ctx, printed.PublishURL, runPrintedToken(ctx, printed.Publisher), sampleNotification)
 	Eventually(lines, time.Minute).Should(Receive(ContainSubstring("New vocab trainer available")))
 
+	By("running the printed kubectl apply of a SystemEvent, as a shell would: the stream receives the announcement")
+	Expect(out.String()).To(ContainSubstring(printed.SystemEvent))
+	runPrintedShell(ctx, kubeconfig, printed.SystemEvent)
+	Eventually(lines, time.Minute).Should(Receive(And(ContainSubstring(`"type":"system"`), ContainSubstring("Hello from kubectl"))))
+
 	By("running the NATS channel's three pods over the platform's NATS server, opened by the same printed tokens")
 	Eventually(func(g Gomega) {
 		channel := &notifyv1alpha1.NotificationChannel{}
@@ -129,6 +136,18 @@ func printedStreamURLs(printed string) []string {
 		}
 	}
 	return urls
+}
+
+// runPrintedShell runs a printed command with bash, the kubectl that tests
+// drive first on PATH and KUBECONFIG as the printed export sets it.
+func runPrintedShell(ctx context.Context, kubeconfig, command string) {
+	GinkgoHelper()
+	kubectl, err := apiserver.KubectlPath()
+	Expect(err).NotTo(HaveOccurred())
+	cmd := exec.CommandContext(ctx, "bash", "-c", command)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "PATH="+filepath.Dir(kubectl)+":"+os.Getenv("PATH"))
+	output, err := cmd.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), string(output))
 }
 
 // runPrintedToken runs the herald token command of a printed NAME=$(...)

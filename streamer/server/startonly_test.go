@@ -90,6 +90,9 @@ func change(field reflect.Value, path string) {
 		*p = !*p
 	case **int32:
 		*p = new(ptrOr(*p) + 1)
+	case **bool:
+		// Unset is true for every boolean of the spec (networkPolicy.enabled).
+		*p = new(*p != nil && !**p)
 	case **metav1.Duration:
 		*p = &metav1.Duration{Duration: ptrOr(*p).Duration + time.Second}
 	case *[]string:
@@ -110,6 +113,8 @@ func change(field reflect.Value, path string) {
 		p.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("123m")}
 	case *[]corev1.Toleration:
 		*p = append(*p, corev1.Toleration{Key: "changed.example.com/key", Operator: corev1.TolerationOpExists})
+	case *[]notifyv1alpha1.NetworkPolicyPeer:
+		*p = append(*p, notifyv1alpha1.NetworkPolicyPeer{IPBlock: &notifyv1alpha1.IPBlock{CIDR: "192.0.2.0/24"}})
 	case **corev1.Affinity:
 		*p = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{}}
 	default:
@@ -192,6 +197,7 @@ var _ = Describe("the start-only settings", func() {
 			"spec.pod.annotations", "spec.pod.priorityClassName",
 			"spec.service.type", "spec.service.port", "spec.service.annotations",
 			"spec.autoscaling.minReplicas", "spec.autoscaling.maxReplicas", "spec.autoscaling.targetCPUUtilizationPercentage",
+			"spec.networkPolicy.enabled", "spec.networkPolicy.httpFrom", "spec.networkPolicy.metricsFrom",
 		))
 	})
 
