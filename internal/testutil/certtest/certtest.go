@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -29,7 +29,7 @@ type CA struct {
 
 // NewCA is a new CA, valid for an hour.
 func NewCA() *CA {
-	GinkgoHelper()
+	ginkgo.GinkgoHelper()
 	key := newKey()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "herald test CA"},
@@ -37,9 +37,9 @@ func NewCA() *CA {
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	Expect(err).NotTo(HaveOccurred())
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	cert, err := x509.ParseCertificate(der)
-	Expect(err).NotTo(HaveOccurred())
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	ca := &CA{cert: cert, key: key}
 	ca.serial.Store(1)
 	return ca
@@ -56,7 +56,7 @@ func (ca *CA) Pool() *x509.CertPool {
 // a certificate of 127.0.0.1 and localhost, named commonName, which clients
 // see as the leaf's Subject.CommonName.
 func (ca *CA) Issue(commonName string) map[string][]byte {
-	GinkgoHelper()
+	ginkgo.GinkgoHelper()
 	key := newKey()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.serial.Add(1)), Subject: pkix.Name{CommonName: commonName},
@@ -65,9 +65,9 @@ func (ca *CA) Issue(commonName string) map[string][]byte {
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	Expect(err).NotTo(HaveOccurred())
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	Expect(err).NotTo(HaveOccurred())
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	return map[string][]byte{
 		corev1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
@@ -75,8 +75,8 @@ func (ca *CA) Issue(commonName string) map[string][]byte {
 }
 
 func newKey() *ecdsa.PrivateKey {
-	GinkgoHelper()
+	ginkgo.GinkgoHelper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	Expect(err).NotTo(HaveOccurred())
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	return key
 }
