@@ -70,9 +70,9 @@ envtest-assets: ## Build (once, cached) the kube-apiserver and etcd that tests r
 .PHONY: test
 test: verify-generated vet ## Run every test, on a real kube-apiserver and etcd.
 	@hack/npm-deps.sh && assets="$$(hack/envtest-assets.sh)" && helm="$$(hack/helm.sh)" && \
-	kubectl="$$(command -v kubectl || echo "$$assets/kubectl")" && \
-	echo "KUBEBUILDER_ASSETS=$$assets KUBECTL=$$kubectl HELM=$$helm" && \
-	KUBEBUILDER_ASSETS="$$assets" KUBECTL="$$kubectl" HELM="$$helm" $(GO) test $(TEST_FLAGS) $(TEST_PKGS)
+	chromium="$$(hack/chromium.sh)" && kubectl="$$(command -v kubectl || echo "$$assets/kubectl")" && \
+	echo "KUBEBUILDER_ASSETS=$$assets KUBECTL=$$kubectl HELM=$$helm CHROMIUM=$$chromium" && \
+	KUBEBUILDER_ASSETS="$$assets" KUBECTL="$$kubectl" HELM="$$helm" CHROMIUM="$$chromium" $(GO) test $(TEST_FLAGS) $(TEST_PKGS)
 
 ##@ Build
 

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/herald-notify/herald/controllers/resources"
 	"github.com/herald-notify/herald/streamer/app"
 	"github.com/herald-notify/herald/streamer/kube"
 )
@@ -32,6 +33,9 @@ func runStreamer(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
+	// The Deployment gives a pod its name; outside one, the host name
+	// stands in.
+	opts.PodName = os.Getenv(resources.EnvPodName)
 	if (opts.Config == "") == (opts.Channel == "") {
 		return fmt.Errorf("%w: give exactly one of --config FILE or --channel NAMESPACE/NAME", errUsage)
 	}

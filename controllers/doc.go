@@ -3,9 +3,12 @@
 // ClusterRole are generated from one source. Beyond what the reconcilers
 // need, the operator creates TokenReviews and SubjectAccessReviews to check
 // who may read its /metrics; holding them (and bind on the role) also lets it
-// grant system:auth-delegator to each channel's streamers.
+// grant system:auth-delegator to each channel's streamers. Patch on the
+// channels themselves adds and removes the operator's finalizer, and hands
+// the status fields an earlier version wrote by merge patch over to its
+// server-side apply, once per channel (handOverStatus).
 //
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels/finalizers,verbs=update
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=systemevents,verbs=get;list;watch

@@ -107,7 +107,7 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.
 		r.ensureHorizontalPodAutoscaler,
 	)
 	misconfigured, secretErr := checkSecrets(ctx, r.APIReader, channel)
-	obs := observation{misconfigured: misconfigured, deployment: rec.deployment, endpoint: resources.Endpoint(rec.inputs)}
+	obs := observation{misconfigured: misconfigured, broker: brokerProblem(channel), deployment: rec.deployment, endpoint: resources.Endpoint(rec.inputs)}
 	if err := errors.Join(applyErr, secretErr); err != nil {
 		obs.failed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(err.Error())}
 	}
@@ -306,9 +306,9 @@ func ensureDeleted[T client.Object, AC runtime.ApplyConfiguration](ctx context.C
 	return err
 }
 
-// ensureStatus writes the channel's status when it differs from what the
-// reconcile observed, and records an Event when the channel turns Degraded
-// or Ready.
+// ensureStatus writes the operator's part of the channel's status when it
+// differs from what the reconcile observed, and records an Event when the
+// channel turns Degraded or Ready.
 func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *reconciliation, obs observation) error {
 	channel := rec.channel
 	status := desiredStatus(channel, obs)
@@ -318,12 +318,7 @@ func (r *NotificationChannelReconciler) ensureStatus(ctx context.Context, rec *r
 	r.recordTransitions(ctx, channel, channel.Status.Conditions, status.Conditions)
 
 	log.FromContext(ctx).V(1).Info("Updating status", "observedGeneration", status.ObservedGeneration)
-	patch := client.MergeFrom(channel.DeepCopy())
-	channel.Status = status
-	if err := r.Client.Status().Patch(ctx, channel, patch); err != nil {
-		return fmt.Errorf("failed to update the status of NotificationChannel %s/%s: %w", channel.Namespace, channel.Name, err)
-	}
-	return nil
+	return applyStatus(ctx, r.Client, channel, status)
 }
 
 // recordTransitions records an Event when the channel turns Degraded (or
@@ -366,9 +361,11 @@ func (r *NotificationChannelReconciler) setupWithManager(mgr ctrl.Manager, recon
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
-		// Status-only changes are the operator's own writes: no reconcile.
+		// Status-only changes are the operator's own writes, except the
+		// streamers' report on the broker: no reconcile for those.
 		For(&notifyv1alpha1.NotificationChannel{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{},
+			brokerReported))).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).

@@ -29,6 +29,9 @@ type observation struct {
 	// misconfigured is set when a Secret the channel names is missing or unusable,
 	// or its broker cannot be used: what stops its streamers from starting.
 	misconfigured *problem
+	// broker is set when the streamers report that they cannot use the
+	// channel's NATS broker (BrokerReachable False).
+	broker *problem
 	// deployment is the streamers' Deployment, nil when it does not exist.
 	deployment *appsv1.Deployment
 	// endpoint is the in-cluster URL of the stream endpoint.
@@ -139,14 +142,15 @@ func desiredStatus(channel *notifyv1alpha1.NotificationChannel, obs observation)
 
 // readyCondition: True when this generation is applied and serving: every
 // object applied, the Deployment's rollout of the current pod template
-// complete, and as many of its pods ready as the channel asks for. Pods of an
+// complete, as many of its pods ready as the channel asks for, and none
+// reporting that it cannot use the broker. Pods of an
 // older template that are ready do not count, so a Ready that `kubectl wait`
 // sees is never the previous generation's. When not, the reason is the first
 // thing to fix, else what is awaited.
 func readyCondition(obs observation, r rollout) metav1.Condition {
 	c := metav1.Condition{Type: notifyv1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	switch p := firstProblem(obs, r); {
-	case obs.invalid == nil && obs.failed == nil && r.serving():
+	case obs.invalid == nil && obs.failed == nil && obs.broker == nil && r.serving():
 		c.Status, c.Reason = metav1.ConditionTrue, notifyv1alpha1.ReasonAvailable
 		c.Message = fmt.Sprintf("%d of %d streamer pods ready", r.ready, r.desired)
 	case p != nil:
@@ -205,13 +209,15 @@ func stalledCondition(obs observation) (c metav1.Condition, ok bool) {
 
 // firstProblem is what a person must fix first, or nil. A spec that cannot
 // be applied comes first, then a missing or unusable Secret: it is the cause
-// of most other symptoms.
+// of most other symptoms; then a broker the streamers cannot use.
 func firstProblem(obs observation, r rollout) *problem {
 	switch {
 	case obs.invalid != nil:
 		return obs.invalid
 	case obs.misconfigured != nil:
 		return obs.misconfigured
+	case obs.broker != nil:
+		return obs.broker
 	case obs.failed != nil:
 		return obs.failed
 	case r.phase == rolloutStuck:

@@ -31,6 +31,20 @@ const (
 	// a new generation, or an operator restart, tries again. It is absent
 	// otherwise, which tools such as kstatus read as False.
 	ConditionStalled = "Stalled"
+
+	// ConditionBrokerReachable is True ("normal-true") when the channel's
+	// streamer pods reach its NATS broker and read its stream; False with
+	// reason BrokerUnreachable (or IncompatibleStream) when one cannot. Only
+	// channels with broker.type NATS have it: the operator holds no NATS
+	// credentials, so the streamers own it (field manager herald-streamer).
+	// Its message names the pod it speaks for, and its observedGeneration
+	// the channel generation that pod runs. All pods share it: a pod that
+	// cannot reach NATS writes False naming itself and refreshes it every
+	// 30 s while the outage lasts; a pod that reaches NATS writes True only
+	// over a False that names itself, is of an older generation, or has not
+	// been refreshed for 90 s (its pod recovered elsewhere or is gone). The
+	// operator folds a False into Degraded.
+	ConditionBrokerReachable = "BrokerReachable"
 )
 
 // Condition reasons. They are API: a person or a tool acts on them, so they
@@ -71,6 +85,18 @@ const (
 	// in this version's streamers. No longer reported: every broker type of
 	// the API is; kept because reasons are never renamed or reused.
 	ReasonBrokerNotSupported = "BrokerNotSupported"
+	// ReasonBrokerConnected: a streamer pod reaches the channel's NATS
+	// broker and reads its stream (BrokerReachable True).
+	ReasonBrokerConnected = "BrokerConnected"
+	// ReasonBrokerUnreachable: a streamer pod has not reached the channel's
+	// NATS broker for longer than the readiness grace; the message names the
+	// pod, since when, the URL it tried (without credentials), the error, and
+	// what to check. BrokerReachable False, and Degraded True.
+	ReasonBrokerUnreachable = "BrokerUnreachable"
+	// ReasonIncompatibleStream: the channel's JetStream stream exists with a
+	// setting Herald does not own and cannot work with; the message names
+	// the stream and the field. Herald never changes such a stream.
+	ReasonIncompatibleStream = "IncompatibleStream"
 	// ReasonReconcileFailed: applying an owned object, or reading a Secret
 	// the channel names, failed; the message has the API server's answer.
 	// Retried with backoff.

@@ -31,6 +31,10 @@ const (
 	// ReadyzPath answers 503 from the moment a drain starts (SIGTERM).
 	ReadyzPath = paths.Readyz
 
+	// EnvPodName holds the pod's name (downward API), which the streamer
+	// names itself by in what it reports on the channel's status.
+	EnvPodName = "POD_NAME"
+
 	// RunAsUser is the "nonroot" user of the distroless image (the
 	// Dockerfile's USER); a numeric id lets the kubelet check runAsNonRoot.
 	RunAsUser int64 = 65532
@@ -189,6 +193,9 @@ func streamerContainer(in Inputs) corev1.Container {
 			{Name: PortNameHTTP, ContainerPort: PortHTTP, Protocol: corev1.ProtocolTCP},
 			{Name: PortNameMetrics, ContainerPort: PortMetrics, Protocol: corev1.ProtocolTCP},
 		},
+		Env: []corev1.EnvVar{{Name: EnvPodName, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"},
+		}}},
 		Resources:      *in.Channel.Spec.Pod.Resources.DeepCopy(),
 		StartupProbe:   metricsPortProbe(HealthzPath, startupPeriodSeconds, startupFailureThreshold),
 		LivenessProbe:  metricsPortProbe(HealthzPath, livenessPeriodSeconds, livenessFailureThreshold),

@@ -45,7 +45,9 @@ var _ = Describe("Deployment", func() {
 			{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
 			{Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP},
 		}))
-		Expect(c.Env).To(BeEmpty(), "Go sets GOMAXPROCS from the CPU limit by itself")
+		Expect(c.Env).To(Equal([]corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"},
+		}}}), "the pod's name, for its reports; no GOMAXPROCS: Go sets it from the CPU limit by itself")
 		Expect(c.Resources).To(Equal(corev1.ResourceRequirements{}))
 		Expect(c.Lifecycle.PreStop.Sleep).To(Equal(&corev1.SleepAction{Seconds: 5}))
 		Expect(c.TerminationMessagePolicy).To(Equal(corev1.TerminationMessageFallbackToLogsOnError))

@@ -40,7 +40,10 @@ func ServiceAccount(in Inputs) *corev1.ServiceAccount {
 //   - get, list, watch every SystemEvent of the namespace (RBAC cannot select
 //     by spec.channelRef; the streamer filters), and update or patch their
 //     status, to record delivery;
-//   - create and patch Events (core and events.k8s.io), to report problems.
+//   - create and patch Events (core and events.k8s.io), to report problems;
+//   - with broker.type NATS, patch its own NotificationChannel's status, by
+//     name, to report whether the broker can be reached (server-side apply
+//     of the BrokerReachable condition needs nothing more).
 //
 // A rule with resourceNames authorizes list and watch only for a request
 // whose field selector is metadata.name=<name>: the streamer must watch its
@@ -49,7 +52,7 @@ func ServiceAccount(in Inputs) *corev1.ServiceAccount {
 // before the Deployment so that new pods can read the new Secret.
 func Role(in Inputs) *rbacv1.Role {
 	group := notifyv1alpha1.GroupVersion.Group
-	return &rbacv1.Role{
+	role := &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"},
 		ObjectMeta: in.objectMeta(),
 		Rules: []rbacv1.PolicyRule{
@@ -61,6 +64,11 @@ func Role(in Inputs) *rbacv1.Role {
 			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: eventVerbs()},
 		},
 	}
+	if in.Channel.Spec.Broker.Type == notifyv1alpha1.BrokerNATS {
+		role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{"notificationchannels/status"},
+			ResourceNames: []string{in.Channel.Name}, Verbs: []string{"patch"}})
+	}
+	return role
 }
 
 // secretNames are the Secrets the streamer reads, each once: the key Secret,

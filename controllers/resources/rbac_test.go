@@ -44,6 +44,16 @@ var _ = Describe("Role", func() {
 		}))
 	})
 
+	It("lets the streamers of a NATS channel patch that channel's status alone, to report its broker", func() {
+		Expect(rule(resources.Role(inputs(natsBrokerYML)), "notify.herald.dev", "notificationchannels/status")).To(Equal(rbacv1.PolicyRule{
+			APIGroups: []string{"notify.herald.dev"}, Resources: []string{"notificationchannels/status"},
+			ResourceNames: []string{channelName}, Verbs: []string{"patch"},
+		}))
+		for _, r := range resources.Role(inputs()).Rules {
+			Expect(r.Resources).NotTo(ContainElement("notificationchannels/status"), "an embedded channel's streamers report nothing on it")
+		}
+	})
+
 	It("never grants a wildcard, nor more than one group or resource per rule", func() {
 		role := resources.Role(inputs(natsBrokerYML))
 		for _, r := range role.Rules {

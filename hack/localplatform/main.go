@@ -111,9 +111,13 @@ func run(ctx context.Context, root, stateDir, herald string, out, logs io.Writer
 	if err != nil {
 		return err
 	}
+	if err := p.servePage(ctx); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "Herald local platform is up: kube-apiserver %s with the CRDs and %d sample objects, NATS %s.\n\n",
 		p.Server.Config.Host, p.Objects, p.NATS.URL())
 	printCommands(out, sample, fleet)
+	fmt.Fprintf(out, "\nOpen the browser page, which streams as user %s:\n  %s\n", sampleUser, p.Page.URL())
 	fmt.Fprintf(out, `
 The operator runs in this process, and so do NATS and a runner that starts the
 streamer pods the operator asks for as local processes. Logs: %s (the
@@ -143,6 +147,8 @@ type platform struct {
 	Server *apiserver.Server
 	NATS   *localNATS
 	Runner *Runner
+	// Page is the browser page's server, serving once servePage has run.
+	Page *pageServer
 	// Kubeconfig is the absolute path of the admin kubeconfig.
 	Kubeconfig string
 	// KeyFile holds the sample key, as `herald token --key` reads it.
@@ -150,6 +156,7 @@ type platform struct {
 	// Objects is the number of sample objects applied.
 	Objects int
 	herald  string
+	root    string
 
 	// stops run in reverse order of their adding: the runner first (the
 	// streamers drain while NATS, the operator and the API server run).
@@ -159,7 +166,7 @@ type platform struct {
 // startPlatform starts every part and applies the samples. The platform runs
 // until ctx ends or Stop; on an error, what was started is stopped.
 func startPlatform(ctx context.Context, opts platformOptions) (_ *platform, err error) {
-	p := &platform{herald: opts.Herald, KeyFile: filepath.Join(opts.StateDir, "sample-key")}
+	p := &platform{herald: opts.Herald, root: opts.Root, KeyFile: filepath.Join(opts.StateDir, "sample-key")}
 	defer func() {
 		if err != nil {
 			p.Stop(io.Discard)
@@ -217,6 +224,15 @@ func startPlatform(ctx context.Context, opts platformOptions) (_ *platform, err 
 	if err != nil {
 		return nil, err
 	}
+	// The page's origin is known before the samples are applied, so that
+	// the sample channel allows it.
+	if p.Page, err = listenPage(); err != nil {
+		return nil, err
+	}
+	p.stops = append(p.stops, func() { _ = p.Page.Close() })
+	if err := allowOrigin(objs, sampleChannel, p.Page.Origin()); err != nil {
+		return nil, err
+	}
 	if err := apiserver.Apply(ctx, p.Server.Client, namespace, fieldOwner, objs...); err != nil {
 		return nil, err
 	}
@@ -265,16 +281,26 @@ func sampleObjects(root, natsURL string) ([]*unstructured.Unstructured, error) {
 // channelCommands are the printed commands for a channel, once the runner
 // serves its Service.
 func (p *platform) channelCommands(ctx context.Context, name string) (commands, error) {
-	service := client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(name)}
-	addr, err := waitServiceAddr(ctx, p.Runner, service, resources.PortNameHTTP)
+	addr, channel, err := p.servedChannel(ctx, name)
 	if err != nil {
 		return commands{}, err
 	}
+	return commandsFor(p.Kubeconfig, p.herald, p.KeyFile, addr, channel), nil
+}
+
+// servedChannel is a channel and its Service's address, once the runner
+// serves it.
+func (p *platform) servedChannel(ctx context.Context, name string) (string, *notifyv1alpha1.NotificationChannel, error) {
+	service := client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(name)}
+	addr, err := waitServiceAddr(ctx, p.Runner, service, resources.PortNameHTTP)
+	if err != nil {
+		return "", nil, err
+	}
 	channel := &notifyv1alpha1.NotificationChannel{}
 	if err := p.Server.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, channel); err != nil {
-		return commands{}, err
+		return "", nil, err
 	}
-	return commandsFor(p.Kubeconfig, p.herald, p.KeyFile, addr, channel), nil
+	return addr, channel, nil
 }
 
 // startOperator runs the operator's controllers against server until ctx

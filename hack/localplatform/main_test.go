@@ -92,6 +92,7 @@ var _ = It("serves the CRDs and the samples until interrupted", func() {
 	Expect(out.String()).To(ContainSubstring(printed.Publisher))
 	Expect(out.String()).To(ContainSubstring(printed.Stream))
 	Expect(out.String()).To(ContainSubstring(printed.Publish))
+	Expect(out.String()).To(MatchRegexp(`Open the browser page, which streams as user u1:\n  http://127\.0\.0\.1:\d+/\n`))
 	lines := streamLines(ctx, printed.StreamURL, runPrintedToken(ctx, printed.UserToken))
 	Eventually(lines, time.Minute).Should(Receive(ContainSubstring(`"type":"connection"`)))
 	publish(ctx, printed.PublishURL, runPrintedToken(ctx, printed.Publisher), sampleNotification)

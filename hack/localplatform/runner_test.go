@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -379,8 +380,9 @@ func publishNotification(ctx context.Context, addr string, key []byte, user, mes
 	publish(ctx, "http://"+addr+"/api/v1/notifications", token, body)
 }
 
-// publish POSTs body to url with token and expects it accepted.
-func publish(ctx context.Context, url, token, body string) {
+// publish POSTs body to url with token, expects it accepted and returns
+// the decoded answer.
+func publish(ctx context.Context, url, token, body string) map[string]any {
 	GinkgoHelper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	Expect(err).NotTo(HaveOccurred())
@@ -389,5 +391,8 @@ func publish(ctx context.Context, url, token, body string) {
 	resp, err := http.DefaultClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
 	defer resp.Body.Close()
-	Expect(resp.StatusCode).To(Equal(http.StatusAccepted))
+	var answer map[string]any
+	Expect(json.NewDecoder(resp.Body).Decode(&answer)).To(Succeed())
+	Expect(resp.StatusCode).To(Equal(http.StatusAccepted), "%v", answer)
+	return answer
 }

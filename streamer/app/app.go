@@ -32,6 +32,10 @@ type Options struct {
 	MetricsListen string
 	// Pprof also serves the Go runtime profiles on the metrics address.
 	Pprof bool
+	// PodName names this pod in what it reports on the channel's status
+	// (with Channel and broker.type NATS); empty means the host name, which
+	// is a pod's name.
+	PodName string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -77,12 +81,23 @@ func Run(ctx context.Context, opts Options) error {
 	channel := source.channel
 
 	// The log first: the server and the announcer are handed the same one.
-	log, err := OpenLog(ctx, channel, LogSettings{BrokerSecret: source.brokerSecret}, logger)
+	// Whether NATS answers is reported on the channel from the first attempt.
+	broker := startBrokerReport(source.statusClient, channel, opts.PodName, logger)
+	defer broker.Stop()
+	settings := LogSettings{BrokerSecret: source.brokerSecret}
+	if broker != nil {
+		settings.Attempted = broker.probe.attempted
+	}
+	log, err := OpenLog(ctx, channel, settings, logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting for the broker
 		}
+		broker.failed(err)
 		return err
+	}
+	if broker != nil {
+		broker.probe.opened(log)
 	}
 	tickets, err := OpenTickets(ctx, channel, log)
 	if err != nil {

@@ -31,11 +31,19 @@ type runningStreamer struct {
 // that exist.
 func startChannelStreamer(ns string) *runningStreamer {
 	GinkgoHelper()
+	return startChannelStreamerAs(ns, "")
+}
+
+// startChannelStreamerAs is startChannelStreamer for the pod named pod
+// (empty: the host name).
+func startChannelStreamerAs(ns, pod string) *runningStreamer {
+	GinkgoHelper()
 	logs := &testutil.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, withLogger(app.Options{Channel: ns + "/app", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}, slog.New(slog.NewJSONHandler(logs, nil))))
+		done <- app.Run(ctx, withLogger(app.Options{Channel: ns + "/app", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", PodName: pod},
+			slog.New(slog.NewJSONHandler(logs, nil))))
 	}()
 	stopped := false
 	s := &runningStreamer{logs: logs, stop: func() {

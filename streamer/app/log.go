@@ -24,6 +24,9 @@ type LogSettings struct {
 	// RetryInterval is the wait between attempts to reach NATS at start;
 	// 0 means DefaultOpenRetryInterval.
 	RetryInterval time.Duration
+	// Attempted, when set, is told why each attempt to open the JetStream
+	// log failed, and nil once it opened.
+	Attempted func(err error)
 }
 
 // DefaultOpenRetryInterval is how long a streamer waits between attempts to
@@ -49,7 +52,7 @@ func OpenLog(ctx context.Context, channel *notifyv1alpha1.NotificationChannel, s
 		if err != nil {
 			return nil, err
 		}
-		return openJetStream(ctx, opts, settings.RetryInterval, logger)
+		return openJetStream(ctx, opts, settings, logger)
 	default:
 		return nil, fmt.Errorf("spec.broker.type %q is not available in this build of the streamer; use %s or %s",
 			spec.Broker.Type, notifyv1alpha1.BrokerEmbedded, notifyv1alpha1.BrokerNATS)
@@ -94,14 +97,18 @@ func JetStreamOptions(channel *notifyv1alpha1.NotificationChannel, brokerSecret 
 	}, nil
 }
 
-// openJetStream opens the log, retrying every interval while the broker
-// cannot be reached, until ctx ends.
-func openJetStream(ctx context.Context, opts jetstreamlog.Options, interval time.Duration, logger *slog.Logger) (eventlog.Log, error) {
+// openJetStream opens the log, retrying every settings.RetryInterval while
+// the broker cannot be reached, until ctx ends.
+func openJetStream(ctx context.Context, opts jetstreamlog.Options, settings LogSettings, logger *slog.Logger) (eventlog.Log, error) {
+	interval := settings.RetryInterval
 	if interval <= 0 {
 		interval = DefaultOpenRetryInterval
 	}
 	for attempt := 1; ; attempt++ {
 		log, err := jetstreamlog.Open(ctx, opts)
+		if settings.Attempted != nil {
+			settings.Attempted(err)
+		}
 		if err == nil {
 			logger.Info("the channel's JetStream log is open", "stream", log.StreamName())
 			return log, nil

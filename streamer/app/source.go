@@ -44,6 +44,9 @@ type channelSource struct {
 	watch func(ctx context.Context, srv *server.Server, announcer *announce.Announcer) error
 	// publishers, when set, authorizes publishers by ServiceAccount token.
 	publishers *kube.PublisherReviewer
+	// statusClient, when set, reads the channel from the API server and
+	// writes the streamers' conditions on its status.
+	statusClient client.Client
 }
 
 // loadFromFile reads the channel manifest and its key Secret's folder in
@@ -193,7 +196,7 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 	}, logger)
 	source := &channelSource{
 		channel: channel, keys: keys, brokerSecret: brokerSecret, certificate: certificate, systemEvents: kube.SystemEventStatus{Client: c},
-		publishers: kube.NewPublisherReviewer(clientset, channel),
+		publishers: kube.NewPublisherReviewer(clientset, channel), statusClient: c,
 	}
 	source.watch = func(ctx context.Context, s *server.Server, announcer *announce.Announcer) error {
 		srv.Store(s)

@@ -111,6 +111,8 @@ var _ = Describe("CORS", func() {
 			req, _ := http.NewRequest(http.MethodOptions, s.http.URL+"/api/v1/sse/tickets", nil)
 			req.Header.Set("Origin", origin)
 			req.Header.Set("Access-Control-Request-Method", "POST")
+			// A page's ticket request carries the user's token (examples/browser).
+			req.Header.Set("Access-Control-Request-Headers", "authorization")
 			resp, err := http.DefaultClient.Do(req)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(resp.Body.Close()).To(Succeed())
@@ -121,6 +123,8 @@ var _ = Describe("CORS", func() {
 		Expect(allowed.Header.Get("Access-Control-Allow-Origin")).To(Equal("https://app.example.com"))
 		Expect(allowed.Header.Get("Access-Control-Allow-Credentials")).To(Equal("true"))
 		Expect(allowed.Header.Get("Access-Control-Allow-Headers")).To(ContainSubstring("Last-Event-ID"))
+		Expect(allowed.Header.Get("Access-Control-Allow-Headers")).To(ContainSubstring("Authorization"))
+		Expect(allowed.Header.Get("Access-Control-Allow-Methods")).To(Equal(http.MethodPost))
 
 		other := preflight("https://evil.example.com")
 		Expect(other.Header.Get("Access-Control-Allow-Origin")).To(BeEmpty())
