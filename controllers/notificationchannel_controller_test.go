@@ -23,6 +23,7 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/controllers/resources"
+	"github.com/herald-notify/herald/internal/testutil/certtest"
 )
 
 const objectName = "app-streamer"
@@ -337,6 +338,49 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		settled(ctx, channel)
 		setDeploymentStatus(ctx, ns, 3)
 		Eventually(channelStatus(ctx, channel)).Should(readyFor(channel.Generation))
+	})
+
+	It("serves TLS from a Secret: its Role reads it, it is checked, the Service says https, and the endpoint is https", func(ctx SpecContext) {
+		ns := newNamespace(ctx, nil)
+		createKeySecret(ctx, ns, map[string][]byte{"k1": hmacKey()})
+		channel := createChannel(ctx, ns, func(spec *notifyv1alpha1.NotificationChannelSpec) {
+			spec.HTTP.TLS = &notifyv1alpha1.HTTPTLSSpec{SecretRef: notifyv1alpha1.LocalSecretReference{Name: "app-tls"}}
+		})
+
+		By("creating the channel before its TLS Secret")
+		Eventually(channelStatus(ctx, channel)).Should(
+			haveCondition(notifyv1alpha1.ConditionDegraded, metav1.ConditionTrue, notifyv1alpha1.ReasonSecretNotFound))
+		Expect(condition(get(ctx, channel), notifyv1alpha1.ConditionDegraded).Message).To(And(
+			ContainSubstring(`Secret "app-tls" named by spec.http.tls.secretRef does not exist`),
+			ContainSubstring(`"tls.crt" and "tls.key"`)), "the message says what to create")
+		role := &rbacv1.Role{}
+		Expect(api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: objectName}, role)).To(Succeed())
+		Expect(role.Rules).To(ContainElement(And(
+			HaveField("Resources", ConsistOf("secrets")),
+			HaveField("ResourceNames", ConsistOf("app-keys", "app-tls")),
+		)), "the streamers may read the TLS Secret by name")
+		service := &corev1.Service{}
+		Expect(api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: objectName}, service)).To(Succeed())
+		Expect(service.Spec.Ports[0].AppProtocol).To(PointTo(Equal("https")))
+
+		By("creating it with a certificate without its key")
+		issued := certtest.NewCA().Issue("app")
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-tls"}, Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{corev1.TLSCertKey: issued[corev1.TLSCertKey]}}
+		Expect(api.Client.Create(ctx, secret)).To(Succeed())
+		Eventually(channelStatus(ctx, channel)).Should(
+			haveCondition(notifyv1alpha1.ConditionDegraded, metav1.ConditionTrue, notifyv1alpha1.ReasonInvalidCertificate))
+		Expect(condition(get(ctx, channel), notifyv1alpha1.ConditionDegraded).Message).To(ContainSubstring(`the entry "tls.key" is missing`))
+
+		By("fixing it, and the channel getting Ready with an https endpoint")
+		secret.Data = issued
+		Expect(api.Client.Update(ctx, secret)).To(Succeed())
+		Eventually(channelStatus(ctx, channel)).Should(
+			haveCondition(notifyv1alpha1.ConditionDegraded, metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected))
+		settled(ctx, channel)
+		setDeploymentStatus(ctx, ns, 1)
+		Eventually(channelStatus(ctx, channel)).Should(And(readyFor(channel.Generation),
+			HaveField("Endpoint", "https://app-streamer."+ns+".svc:80/api/v1/sse/notifications")))
 	})
 
 	It("reports a missing or malformed key Secret as Degraded, with Events, and recovers when it is fixed", func(ctx SpecContext) {

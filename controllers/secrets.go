@@ -13,18 +13,22 @@ import (
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
+	"github.com/herald-notify/herald/streamer/tlscert"
 )
 
 // Field index names on NotificationChannels, for finding the channels that
 // name a Secret when it changes.
 const secretRefIndex = "notify.herald.dev/secret-refs"
 
-// secretRefs are the names of the Secrets a channel reads: the key Secret and
-// the NATS credentials Secret when there is one.
+// secretRefs are the names of the Secrets a channel reads: the key Secret,
+// the NATS credentials Secret and the TLS Secret when there are.
 func secretRefs(channel *notifyv1alpha1.NotificationChannel) []string {
 	names := []string{channel.Spec.Auth.KeySecretRef.Name}
 	if nats := channel.Spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil {
 		names = append(names, nats.CredentialsSecretRef.Name)
+	}
+	if tls := channel.Spec.HTTP.TLS; tls != nil {
+		names = append(names, tls.SecretRef.Name)
 	}
 	return names
 }
@@ -51,7 +55,32 @@ func checkSecrets(ctx context.Context, reader client.Reader, channel *notifyv1al
 	}
 
 	if nats := channel.Spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil {
-		return checkBrokerSecret(ctx, reader, channel.Namespace, nats.CredentialsSecretRef.Name)
+		if p, err := checkBrokerSecret(ctx, reader, channel.Namespace, nats.CredentialsSecretRef.Name); p != nil || err != nil {
+			return p, err
+		}
+	}
+	if tls := channel.Spec.HTTP.TLS; tls != nil {
+		return checkTLSSecret(ctx, reader, channel.Namespace, tls.SecretRef.Name)
+	}
+	return nil, nil
+}
+
+// checkTLSSecret finds what stops the TLS Secret from serving: missing, or
+// no certificate and key the streamers can serve (parsed with the streamer's
+// own code).
+func checkTLSSecret(ctx context.Context, reader client.Reader, namespace, name string) (*problem, error) {
+	secret, found, err := readSecret(ctx, reader, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return &problem{reason: notifyv1alpha1.ReasonSecretNotFound, message: fmt.Sprintf(
+			"Secret %q named by spec.http.tls.secretRef does not exist in namespace %q: create it as a kubernetes.io/tls Secret with %q and %q (kubectl create secret tls); the streamers wait for it",
+			name, namespace, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)}, nil
+	}
+	if _, err := tlscert.Parse(secret.Data); err != nil {
+		return &problem{reason: notifyv1alpha1.ReasonInvalidCertificate, message: fmt.Sprintf(
+			"Secret %q named by spec.http.tls.secretRef is unusable: %s", name, oneLine(err.Error()))}, nil
 	}
 	return nil, nil
 }

@@ -66,8 +66,8 @@ const (
 	ReasonRolloutComplete = "RolloutComplete"
 	// ReasonRolloutStuck: the rollout made no progress within its deadline.
 	ReasonRolloutStuck = "RolloutStuck"
-	// ReasonSecretNotFound: the Secret named by auth.keySecretRef or
-	// broker.nats.credentialsSecretRef does not exist.
+	// ReasonSecretNotFound: the Secret named by auth.keySecretRef,
+	// broker.nats.credentialsSecretRef or http.tls.secretRef does not exist.
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonInvalidKey: the key Secret exists but holds no usable key for the
 	// configured algorithms (wrong type, malformed PEM, HMAC key too short).
@@ -77,6 +77,10 @@ const (
 	// (two ways to authenticate, a user without a password, a malformed
 	// credentials file or CA); the message says which.
 	ReasonInvalidBrokerCredentials = "InvalidBrokerCredentials"
+	// ReasonInvalidCertificate: the Secret named by http.tls.secretRef exists
+	// but holds no certificate and key the streamers can serve ("tls.crt",
+	// "tls.key"); the message says what is wrong.
+	ReasonInvalidCertificate = "InvalidCertificate"
 	// ReasonBrokerNotSupported: the channel's broker type is not available
 	// in this version's streamers. No longer reported: every broker type of
 	// the API is; kept because reasons are never renamed or reused.

@@ -64,6 +64,11 @@ type NotificationChannelSpec struct {
 	// +optional
 	Service ServiceSpec `json:"service,omitempty"`
 
+	// HTTP says which protocols the streamers serve streams and the publish
+	// API with. Empty means plain HTTP/1.1.
+	// +optional
+	HTTP HTTPSpec `json:"http,omitempty"`
+
 	// Autoscaling, when set, lets a HorizontalPodAutoscaler own the replica
 	// count between its bounds; replicas is then ignored.
 	// +optional
@@ -486,6 +491,34 @@ type ServiceSpec struct {
 	// Annotations added to the Service (load balancer settings, for example).
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// HTTPSpec is how the streamer pods serve streams and the publish API: plain
+// HTTP/1.1 (the zero value), TLS with HTTP/2 by ALPN, or unencrypted HTTP/2
+// (h2c) beside HTTP/1.1 for proxies that speak it. HTTP/2 lets a browser's
+// tabs share one connection, past the six HTTP/1.1 connections it holds per
+// host. The metrics and probe port stays plain HTTP either way.
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || !has(self.h2c) || !self.h2c",fieldPath=".h2c",message="h2c must be false when tls is set: TLS serves HTTP/2 by ALPN"
+type HTTPSpec struct {
+	// TLS, when set, serves TLS with the certificate of a Secret, HTTP/2 and
+	// HTTP/1.1 by ALPN.
+	// +optional
+	TLS *HTTPTLSSpec `json:"tls,omitempty"`
+
+	// H2C also serves unencrypted HTTP/2 with prior knowledge, for a proxy
+	// that speaks HTTP/2 to the pods; HTTP/1.1 is still served. Not with tls.
+	// +optional
+	H2C bool `json:"h2c,omitempty"`
+}
+
+// HTTPTLSSpec is the streamers' TLS certificate.
+type HTTPTLSSpec struct {
+	// SecretRef names a kubernetes.io/tls Secret in the channel's namespace:
+	// "tls.crt" (the PEM certificate chain) and "tls.key" (its private key).
+	// A changed Secret applies to new TLS handshakes without a restart; open
+	// connections keep theirs.
+	// +required
+	SecretRef LocalSecretReference `json:"secretRef"`
 }
 
 // NetworkPolicySpec is the NetworkPolicy the operator applies to the channel's

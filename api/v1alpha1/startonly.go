@@ -21,6 +21,10 @@ var startOnlySettings = []struct {
 	// The key Secret's watch, and the Role that lets the pod read the Secret,
 	// are set up for one Secret name.
 	{"spec.auth.keySecretRef", func(dst, src *NotificationChannelSpec) { dst.Auth.KeySecretRef = src.Auth.KeySecretRef }},
+	// The API listener is built at start for its protocols, and the
+	// certificate's watch and Role for one Secret name (the certificate in
+	// the Secret is reloaded live).
+	{"spec.http", func(dst, src *NotificationChannelSpec) { src.HTTP.DeepCopyInto(&dst.HTTP) }},
 }
 
 // StartOnlySettings are the paths of the settings the streamer reads only

@@ -18,8 +18,8 @@ var _ = Describe("the start-only settings", func() {
 		}
 	}
 
-	It("are broker, history and the key Secret reference, in that order", func() {
-		Expect(notifyv1alpha1.StartOnlySettings()).To(Equal([]string{"spec.broker", "spec.history", "spec.auth.keySecretRef"}))
+	It("are broker, history, the key Secret reference and http, in that order", func() {
+		Expect(notifyv1alpha1.StartOnlySettings()).To(Equal([]string{"spec.broker", "spec.history", "spec.auth.keySecretRef", "spec.http"}))
 	})
 
 	It("StartOnly keeps only them, as a copy", func() {
@@ -57,5 +57,8 @@ var _ = Describe("the start-only settings", func() {
 		Entry("all three, in order", func(s *notifyv1alpha1.NotificationChannelSpec) {
 			s.Auth.KeySecretRef.Name, s.History.MaxEvents, s.Broker = "other", 6, notifyv1alpha1.BrokerSpec{}
 		}, []string{"spec.broker", "spec.history", "spec.auth.keySecretRef"}),
+		Entry("http, by turning TLS on", func(s *notifyv1alpha1.NotificationChannelSpec) {
+			s.HTTP.TLS = &notifyv1alpha1.HTTPTLSSpec{SecretRef: notifyv1alpha1.LocalSecretReference{Name: "app-tls"}}
+		}, []string{"spec.http"}),
 	)
 })

@@ -186,6 +186,10 @@ var _ = Describe("the CRD schema", func() {
 				"credentialsSecretRef": map[string]any{"name": "app-nats"},
 				"streamReplicas":       int64(3),
 			}}), set("spec.replicas", int64(5))),
+		Entry("TLS from a Secret", validChannel, set("spec.http", map[string]any{"tls": map[string]any{"secretRef": map[string]any{"name": "app-tls"}}})),
+		Entry("TLS with h2c said false", validChannel,
+			set("spec.http", map[string]any{"tls": map[string]any{"secretRef": map[string]any{"name": "app-tls"}}, "h2c": false})),
+		Entry("unencrypted HTTP/2", validChannel, set("spec.http", map[string]any{"h2c": true})),
 		Entry("a NetworkPolicy narrowed to an ingress controller, a monitoring namespace and office ranges", validChannel,
 			set("spec.networkPolicy", map[string]any{
 				"httpFrom": list(
@@ -286,7 +290,11 @@ var _ = Describe("the CRD schema", func() {
 			"spec.autoscaling.minReplicas", "must not exceed maxReplicas"),
 		Entry("reconnect jitter longer than the drain", validChannel, set("spec.drain", map[string]any{"gracePeriod": "10s", "reconnectJitter": "1m"}),
 			"spec.drain.reconnectJitter", "must not exceed gracePeriod"),
-		// SystemEvent.
+		Entry("TLS and h2c together", validChannel,
+			set("spec.http", map[string]any{"tls": map[string]any{"secretRef": map[string]any{"name": "app-tls"}}, "h2c": true}),
+			"spec.http.h2c", "h2c must be false when tls is set"),
+		Entry("TLS without a Secret", validChannel, set("spec.http", map[string]any{"tls": map[string]any{}}),
+			"spec.http.tls.secretRef", "Required value"),
 		// NotificationChannel: the NetworkPolicy's sources.
 		Entry("an empty list of HTTP sources", validChannel, set("spec.networkPolicy.httpFrom", []any{}),
 			"spec.networkPolicy.httpFrom", "should have at least 1 items"),
@@ -315,6 +323,7 @@ var _ = Describe("the CRD schema", func() {
 		Entry("enabled not a boolean", validChannel, set("spec.networkPolicy.enabled", "yes"),
 			"spec.networkPolicy.enabled", "must be of type boolean"),
 
+		// SystemEvent.
 		Entry("event without a type", validEvent, remove("spec.eventType"),
 			"spec.eventType", "Required value"),
 		Entry("event without a channel", validEvent, remove("spec.channelRef"),

@@ -1,6 +1,8 @@
 package resources
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,7 +35,8 @@ func ServiceAccount(in Inputs) *corev1.ServiceAccount {
 // Role is the least the streamer needs, in the channel's namespace only:
 //
 //   - get, list, watch its own NotificationChannel, by name;
-//   - get, list, watch the key Secret and the NATS credentials Secret, by name;
+//   - get, list, watch the key Secret, the NATS credentials Secret and the
+//     TLS Secret, by name;
 //   - get, list, watch every SystemEvent of the namespace (RBAC cannot select
 //     by spec.channelRef; the streamer filters), and update or patch their
 //     status, to record delivery;
@@ -68,13 +71,20 @@ func Role(in Inputs) *rbacv1.Role {
 	return role
 }
 
-// secretNames are the Secrets the streamer reads: the key Secret, then the
-// NATS credentials Secret when set and different.
+// secretNames are the Secrets the streamer reads, each once: the key Secret,
+// then the NATS credentials Secret and the TLS Secret when set.
 func secretNames(spec *notifyv1alpha1.NotificationChannelSpec) []string {
 	names := []string{spec.Auth.KeySecretRef.Name}
-	if nats := spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil &&
-		nats.CredentialsSecretRef.Name != spec.Auth.KeySecretRef.Name {
-		names = append(names, nats.CredentialsSecretRef.Name)
+	add := func(name string) {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if nats := spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil {
+		add(nats.CredentialsSecretRef.Name)
+	}
+	if tls := spec.HTTP.TLS; tls != nil {
+		add(tls.SecretRef.Name)
 	}
 	return names
 }

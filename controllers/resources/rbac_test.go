@@ -82,6 +82,8 @@ var _ = Describe("Role", func() {
 		Entry("once when both are the same Secret",
 			"broker: {type: NATS, nats: {url: 'nats://n:4222', credentialsSecretRef: {name: chat-keys}}}",
 			[]string{"chat-keys"}),
+		Entry("and the TLS Secret", "http: {tls: {secretRef: {name: chat-tls}}}", []string{"chat-keys", "chat-tls"}),
+		Entry("once when the TLS Secret is the key Secret", "http: {tls: {secretRef: {name: chat-keys}}}", []string{"chat-keys"}),
 	)
 
 	It("does not share its slices between objects", func() {

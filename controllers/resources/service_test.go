@@ -42,6 +42,18 @@ var _ = Describe("Service", func() {
 		Entry("LoadBalancer", "LoadBalancer", false),
 	)
 
+	DescribeTable("says what the pods serve on the http port (appProtocol)",
+		func(http string, want *string) {
+			svc := resources.Service(inputs(http))
+			Expect(svc.Spec.Ports[0].Name).To(Equal("http"))
+			Expect(svc.Spec.Ports[0].AppProtocol).To(Equal(want))
+			Expect(svc.Spec.Ports[1].AppProtocol).To(BeNil(), "metrics stays plain HTTP")
+		},
+		Entry("nothing for plain HTTP/1.1", "http: {}", nil),
+		Entry("https with TLS", "http: {tls: {secretRef: {name: chat-tls}}}", new("https")),
+		Entry("kubernetes.io/h2c with unencrypted HTTP/2", "http: {h2c: true}", new("kubernetes.io/h2c")),
+	)
+
 	It("carries the spec's annotations without aliasing them", func() {
 		in := inputs("service: {annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}}")
 		svc := resources.Service(in)
@@ -52,14 +64,20 @@ var _ = Describe("Service", func() {
 })
 
 var _ = DescribeTable("Endpoint",
-	func(port, want string) {
-		spec := minimalSpec
+	func(port, http, want string) {
+		spec := []string{minimalSpec}
 		if port != "" {
-			spec = "service: {port: " + port + "}"
+			spec = append(spec, "service: {port: "+port+"}")
 		}
-		Expect(resources.Endpoint(inputs(spec))).To(Equal(want))
+		if http != "" {
+			spec = append(spec, "http: "+http)
+		}
+		Expect(resources.Endpoint(inputs(spec...))).To(Equal(want))
 	},
-	Entry("the default port is left out", "", "http://chat-streamer.apps.svc/api/v1/sse/notifications"),
-	Entry("port 80 is left out", "80", "http://chat-streamer.apps.svc/api/v1/sse/notifications"),
-	Entry("another port is written", "8080", "http://chat-streamer.apps.svc:8080/api/v1/sse/notifications"),
+	Entry("the default port is left out", "", "", "http://chat-streamer.apps.svc/api/v1/sse/notifications"),
+	Entry("port 80 is left out", "80", "", "http://chat-streamer.apps.svc/api/v1/sse/notifications"),
+	Entry("another port is written", "8080", "", "http://chat-streamer.apps.svc:8080/api/v1/sse/notifications"),
+	Entry("h2c stays http", "", "{h2c: true}", "http://chat-streamer.apps.svc/api/v1/sse/notifications"),
+	Entry("TLS is https, with port 80 written", "", "{tls: {secretRef: {name: chat-tls}}}", "https://chat-streamer.apps.svc:80/api/v1/sse/notifications"),
+	Entry("TLS on port 443 leaves it out", "443", "{tls: {secretRef: {name: chat-tls}}}", "https://chat-streamer.apps.svc/api/v1/sse/notifications"),
 )

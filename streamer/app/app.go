@@ -129,7 +129,7 @@ func Run(ctx context.Context, opts Options) error {
 		_ = log.Close()
 		return err
 	}
-	api, err := listen(opts.Listen, srv.Handler())
+	api, err := listenWith(opts.Listen, srv.Handler(), apiServing(channel.Spec.HTTP, source.certificate))
 	if err != nil {
 		_ = log.Close()
 		return err
@@ -140,7 +140,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	opsHandler.set(serverOps)
 	logger.Info("streamer started", "channel", channel.Namespace+"/"+channel.Name, "listen", api.addr,
-		"metricsListen", ops.addr, "keys", source.keys.KeyIDs())
+		"protocols", apiServing(channel.Spec.HTTP, source.certificate).String(), "metricsListen", ops.addr, "keys", source.keys.KeyIDs())
 
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()

@@ -120,5 +120,29 @@ var _ = Describe("herald streamer", func() {
 			Expect(os.WriteFile(filepath.Join(dir, "dev-keys", "local"), []byte("short"), 0o600)).To(Succeed())
 			return app.Options{Config: config, SecretsDir: dir, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}
 		}, `the key Secret "dev-keys" holds no usable keys`),
+		Entry("TLS and h2c together", func(dir string) app.Options {
+			return withKeys(dir, "  http: {tls: {secretRef: {name: app-tls}}, h2c: true}\n")
+		}, "spec.http.h2c: Invalid value"),
+		Entry("a missing TLS Secret", func(dir string) app.Options {
+			return withKeys(dir, "  http: {tls: {secretRef: {name: app-tls}}}\n")
+		}, `failed to read the TLS Secret "app-tls" named by spec.http.tls.secretRef`),
+		Entry("a TLS Secret without its key", func(dir string) app.Options {
+			Expect(os.MkdirAll(filepath.Join(dir, "app-tls"), 0o700)).To(Succeed())
+			Expect(os.WriteFile(filepath.Join(dir, "app-tls", "tls.crt"), []byte("not a certificate"), 0o600)).To(Succeed())
+			return withKeys(dir, "  http: {tls: {secretRef: {name: app-tls}}}\n")
+		}, `the TLS Secret "app-tls" named by spec.http.tls.secretRef is unusable: the entry "tls.key" is missing or empty`),
 	)
 })
+
+// withKeys writes the manifest with the spec lines extra, and a usable key
+// Secret, into dir, its secrets folder.
+func withKeys(dir, extra string) app.Options {
+	GinkgoHelper()
+	config := filepath.Join(dir, "channel.yaml")
+	Expect(os.WriteFile(config, []byte(streamerConfig+extra), 0o600)).To(Succeed())
+	Expect(os.MkdirAll(filepath.Join(dir, "dev-keys"), 0o700)).To(Succeed())
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	Expect(os.WriteFile(filepath.Join(dir, "dev-keys", "local"), key, 0o600)).To(Succeed())
+	return app.Options{Config: config, SecretsDir: dir, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}
+}

@@ -9,7 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/streamer/server"
+	"github.com/herald-notify/herald/streamer/tlscert"
 )
 
 // HTTP hardening of the streamer's listeners.
@@ -52,9 +54,28 @@ type listener struct {
 	failed chan error
 }
 
-// listen starts an HTTP server with the streamer's hardening. Streams set
-// their own per-write deadlines, so there is no server-wide write timeout.
+// listen starts a plain HTTP/1.1 server with the streamer's hardening.
 func listen(addr string, handler http.Handler) (*listener, error) {
+	return listenWith(addr, handler, serving{})
+}
+
+// serving is how a listener serves, beyond plain HTTP/1.1 (spec.http).
+type serving struct {
+	// certificate, when set, serves TLS with it, HTTP/2 and HTTP/1.1 by ALPN.
+	certificate *tlscert.Served
+	// h2c also serves unencrypted HTTP/2 (prior knowledge).
+	h2c bool
+}
+
+// apiServing is how the API listener serves spec.http.
+func apiServing(spec notifyv1alpha1.HTTPSpec, certificate *tlscert.Served) serving {
+	return serving{certificate: certificate, h2c: spec.H2C}
+}
+
+// listenWith starts an HTTP server with the streamer's hardening, serving as
+// how says. Streams set their own per-write deadlines, so there is no
+// server-wide write timeout.
+func listenWith(addr string, handler http.Handler, how serving) (*listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
@@ -69,8 +90,19 @@ func listen(addr string, handler http.Handler) (*listener, error) {
 		addr:   ln.Addr().String(),
 		failed: make(chan error, 1),
 	}
+	serve := l.server.Serve
+	switch {
+	case how.certificate != nil:
+		l.server.TLSConfig = how.certificate.ServerConfig()
+		// The certificate comes from TLSConfig, swapped on rotation.
+		serve = func(ln net.Listener) error { return l.server.ServeTLS(ln, "", "") }
+	case how.h2c:
+		l.server.Protocols = new(http.Protocols)
+		l.server.Protocols.SetHTTP1(true)
+		l.server.Protocols.SetUnencryptedHTTP2(true)
+	}
 	go func() {
-		if err := l.server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			l.failed <- err
 		}
 	}()
@@ -90,4 +122,15 @@ func withPprof(ops http.Handler) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// String names the protocols served, for the logs.
+func (how serving) String() string {
+	switch {
+	case how.certificate != nil:
+		return "TLS: HTTP/2, HTTP/1.1"
+	case how.h2c:
+		return "HTTP/1.1, unencrypted HTTP/2"
+	}
+	return "HTTP/1.1"
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/herald-notify/herald/streamer/kube"
 	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
 	"github.com/herald-notify/herald/streamer/server"
+	"github.com/herald-notify/herald/streamer/tlscert"
 )
 
 // channelSource is where a streamer's channel and keys come from: a file and
@@ -32,6 +33,9 @@ type channelSource struct {
 	// brokerSecret is the data of the NATS credentials Secret
 	// (spec.broker.nats.credentialsSecretRef), nil when the channel names none.
 	brokerSecret map[string][]byte
+	// certificate is the API listener's TLS certificate
+	// (spec.http.tls.secretRef), nil when the channel serves no TLS.
+	certificate *tlscert.Served
 	// systemEvents, when set, records the status of the channel's
 	// SystemEvents, which the streamer then announces.
 	systemEvents announce.StatusWriter
@@ -70,7 +74,35 @@ func loadFromFile(ctx context.Context, manifest, secretsDir string) (*channelSou
 			return nil, fmt.Errorf("failed to read the NATS credentials Secret %q named by %s: %w", name, brokerSecretField, err)
 		}
 	}
+	if name := tlsSecretName(channel); name != "" {
+		data, err := readSecretDir(filepath.Join(secretsDir, name))
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the TLS Secret %q named by %s: %w", name, tlsSecretField, err)
+		}
+		cert, err := tlscert.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("the TLS Secret %q named by %s is unusable: %w", name, tlsSecretField, err)
+		}
+		source.certificate = tlscert.NewServed(cert)
+	}
 	return source, nil
+}
+
+// tlsSecretField is the spec field that names the TLS certificate's Secret.
+const tlsSecretField = "spec.http.tls.secretRef"
+
+// tlsSecretName is the TLS Secret the channel names, or "".
+func tlsSecretName(channel *notifyv1alpha1.NotificationChannel) string {
+	if tls := channel.Spec.HTTP.TLS; tls != nil {
+		return tls.SecretRef.Name
+	}
+	return ""
+}
+
+// checkTLSSecret accepts a Secret's data that holds a certificate and its key.
+func checkTLSSecret(data map[string][]byte) error {
+	_, err := tlscert.Parse(data)
+	return err
 }
 
 // brokerSecretField is the spec field that names the NATS credentials Secret.
@@ -145,11 +177,25 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 			return nil, err
 		}
 	}
+	var certificate *tlscert.Served
+	if name := tlsSecretName(channel); name != "" {
+		// Until the Secret holds a certificate the API is not served: the
+		// pod waits, alive and not ready. Later versions are watched below.
+		data, err := kube.WaitForSecret(ctx, clientset, channel.Namespace, name, tlsSecretField, checkTLSSecret, logger)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := tlscert.Parse(data)
+		if err != nil {
+			return nil, err
+		}
+		certificate = tlscert.NewServed(cert)
+	}
 	channelWatcher := kube.NewChannelWatcher(c, channel, keyWatcher, func(spec notifyv1alpha1.NotificationChannelSpec, k *auth.KeySet) error {
 		return srv.Load().SetSpec(spec, k)
 	}, logger)
 	source := &channelSource{
-		channel: channel, keys: keys, brokerSecret: brokerSecret, systemEvents: kube.SystemEventStatus{Client: c},
+		channel: channel, keys: keys, brokerSecret: brokerSecret, certificate: certificate, systemEvents: kube.SystemEventStatus{Client: c},
 		publishers: kube.NewPublisherReviewer(clientset, channel), statusClient: c,
 	}
 	source.watch = func(ctx context.Context, s *server.Server, announcer *announce.Announcer) error {
@@ -162,9 +208,22 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 		}()
 		channelWatch := make(chan error, 1)
 		go func() { channelWatch <- channelWatcher.Run(ctx) }()
-		return errors.Join(keyWatcher.Run(ctx), <-channelWatch)
+		certificateWatch := make(chan error, 1)
+		go func() { certificateWatch <- watchCertificate(ctx, clientset, channel, certificate, logger) }()
+		return errors.Join(keyWatcher.Run(ctx), <-channelWatch, <-certificateWatch)
 	}
 	return source, nil
+}
+
+// watchCertificate keeps certificate equal to the channel's TLS Secret until
+// ctx ends, so that a rotated certificate applies to new handshakes without a
+// restart. Without TLS there is nothing to watch.
+func watchCertificate(ctx context.Context, clientset kubernetes.Interface, channel *notifyv1alpha1.NotificationChannel,
+	certificate *tlscert.Served, logger *slog.Logger) error {
+	if certificate == nil {
+		return nil
+	}
+	return kube.WatchSecret(ctx, clientset, channel.Namespace, tlsSecretName(channel), tlsSecretField, certificate.Load, logger)
 }
 
 // readSecretDir reads a Secret as Kubernetes mounts it: one file per entry.

@@ -65,3 +65,33 @@ func WaitForSecret(ctx context.Context, clientset kubernetes.Interface, namespac
 	}
 	return data, nil
 }
+
+// WatchSecret hands every version of the Secret namespace/name to apply until
+// ctx ends, with the first one listed when it starts. A version apply refuses
+// is logged with why, naming field (the spec field that names the Secret),
+// and what apply holds stays in use; so does it when the Secret is deleted.
+func WatchSecret(ctx context.Context, clientset kubernetes.Interface, namespace, name, field string,
+	apply func(map[string][]byte) error, logger *slog.Logger) error {
+	logger = logger.With("secret", namespace+"/"+name, "field", field)
+	update := func(obj any) {
+		secret, ok := obj.(*corev1.Secret)
+		if !ok {
+			return
+		}
+		if err := apply(secret.Data); err != nil {
+			logger.Error("ignoring an unusable version of the Secret; keeping the one in use", "reason", "SecretUnusable", "error", err.Error())
+			return
+		}
+		logger.Info("Secret loaded", "resourceVersion", secret.ResourceVersion)
+	}
+	informer := cache.NewSharedIndexInformer(singleSecret(clientset, namespace, name), &corev1.Secret{}, 0, cache.Indexers{})
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    update,
+		UpdateFunc: func(_, obj any) { update(obj) },
+		DeleteFunc: func(any) { logger.Error("the Secret was deleted; keeping the one in use") },
+	}); err != nil {
+		return err
+	}
+	informer.RunWithContext(ctx)
+	return nil
+}

@@ -3,6 +3,8 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -22,8 +24,8 @@ import (
 	"github.com/herald-notify/herald/streamer/sse"
 )
 
-// rawStream is a stream over a plain HTTP/1.1 connection, read byte for
-// byte as the server wrote it.
+// rawStream is a stream over an HTTP/1.1 connection, plain or TLS, read
+// byte for byte as the server wrote it.
 type rawStream struct {
 	conn net.Conn
 	r    *bufio.Reader
@@ -33,7 +35,15 @@ type rawStream struct {
 // extra header lines given, and returns it before reading anything.
 func (s *streamer) openRaw(user string, ttl time.Duration, extra ...string) *rawStream {
 	GinkgoHelper()
-	conn, err := net.Dial("tcp", s.http.Listener.Addr().String())
+	var conn net.Conn
+	var err error
+	if s.http.TLS != nil {
+		roots := x509.NewCertPool()
+		roots.AddCert(s.http.Certificate())
+		conn, err = tls.Dial("tcp", s.http.Listener.Addr().String(), &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	} else {
+		conn, err = net.Dial("tcp", s.http.Listener.Addr().String())
+	}
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { _ = conn.Close() })
 	_, err = fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: herald\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n%s\r\n",
@@ -146,27 +156,9 @@ var _ = Describe("an HTTP/1.1 stream, written off net/http's request path", func
 		Expect(ev.ID).To(Equal(id))
 	})
 
-	It("notices a client closing its connection while the stream idles", func() {
-		// Keep-alive every 30s: only the close watcher can notice in time.
-		s := startStreamer(func(spec *notifyv1alpha1.NotificationChannelSpec) {
-			spec.Connections.UserLimitPolicy = notifyv1alpha1.UserLimitReject
-		})
-		c := s.openRaw("u1", time.Hour)
-		c.head()
-		c.chunk()
-		Eventually(s.srv.Streams).Should(Equal(1))
-		Expect(s.metrics()).To(ContainSubstring("herald_connections 1"))
-
-		Expect(c.conn.Close()).To(Succeed())
-		Eventually(s.srv.Streams, 5*time.Second).Should(Equal(0))
-		Eventually(s.metrics).Should(ContainSubstring("herald_connections 0"))
-		Expect(s.metrics()).NotTo(ContainSubstring(`herald_disconnects_total{reason=`), "the client left; the server closed nothing")
-
-		By("admitting the same user again at once: the per-user limit (1, reject) counts open streams")
-		again := s.openRaw("u1", time.Hour)
-		status, _ := again.head()
-		Expect(status).To(Equal("HTTP/1.1 200 OK"))
-	})
+	for _, t := range []transport{overHTTP1, overTLSHTTP1} {
+		closeWatchSpecs(t)
+	}
 
 	It("ends the response with the last chunk and closes the connection when the token expires", func() {
 		s := startStreamer(nil)
@@ -219,25 +211,6 @@ var _ = Describe("an HTTP/1.1 stream, written off net/http's request path", func
 		_, err := io.Copy(io.Discard, c.conn)
 		Expect(err).NotTo(HaveOccurred(), "the connection ends with EOF")
 	})
-
-	It("keeps one goroutine per idle stream", func() {
-		if runtime.GOOS != "linux" {
-			Skip("the shared close watcher is Linux's; elsewhere a stream has a watching goroutine of its own")
-		}
-		s := startStreamer(nil)
-		warm := s.openRaw("warm", time.Hour)
-		warm.head()
-		warm.chunk()
-		before := runtime.NumGoroutine()
-		const n = 40
-		for i := range n {
-			c := s.openRaw(fmt.Sprintf("user-%d", i), time.Hour)
-			c.head()
-			c.chunk()
-		}
-		// net/http's goroutines for each request end once the stream is detached.
-		Eventually(func() int { return runtime.NumGoroutine() - before }).Should(BeNumerically("<=", n+2))
-	})
 })
 
 var _ = Describe("an HTTP/2 stream", func() {
@@ -283,3 +256,48 @@ var _ = Describe("an HTTP/2 stream", func() {
 		Expect(srv.WaitStreams(GinkgoT().Context())).To(Succeed())
 	})
 })
+
+// closeWatchSpecs are the specs of the close watcher, over t: plain or TLS
+// HTTP/1.1, whose detached streams it watches through the socket.
+func closeWatchSpecs(t transport) {
+	It("notices a client closing its connection while the stream idles, over "+string(t), func() {
+		// Keep-alive every 30s: only the close watcher can notice in time.
+		s := startStreamerOn(t, nil, func(spec *notifyv1alpha1.NotificationChannelSpec) {
+			spec.Connections.UserLimitPolicy = notifyv1alpha1.UserLimitReject
+		})
+		c := s.openRaw("u1", time.Hour)
+		c.head()
+		c.chunk()
+		Eventually(s.srv.Streams).Should(Equal(1))
+		Expect(s.metrics()).To(ContainSubstring("herald_connections 1"))
+
+		Expect(c.conn.Close()).To(Succeed())
+		Eventually(s.srv.Streams, 5*time.Second).Should(Equal(0))
+		Eventually(s.metrics).Should(ContainSubstring("herald_connections 0"))
+		Expect(s.metrics()).NotTo(ContainSubstring(`herald_disconnects_total{reason=`), "the client left; the server closed nothing")
+
+		By("admitting the same user again at once: the per-user limit (1, reject) counts open streams")
+		again := s.openRaw("u1", time.Hour)
+		status, _ := again.head()
+		Expect(status).To(Equal("HTTP/1.1 200 OK"))
+	})
+
+	It("keeps one goroutine per idle stream, over "+string(t), func() {
+		if runtime.GOOS != "linux" {
+			Skip("the shared close watcher is Linux's; elsewhere a stream has a watching goroutine of its own")
+		}
+		s := startStreamerOn(t, nil, nil)
+		warm := s.openRaw("warm", time.Hour)
+		warm.head()
+		warm.chunk()
+		before := runtime.NumGoroutine()
+		const n = 40
+		for i := range n {
+			c := s.openRaw(fmt.Sprintf("user-%d", i), time.Hour)
+			c.head()
+			c.chunk()
+		}
+		// net/http's goroutines for each request end once the stream is detached.
+		Eventually(func() int { return runtime.NumGoroutine() - before }).Should(BeNumerically("<=", n+2))
+	})
+}

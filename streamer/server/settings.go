@@ -43,7 +43,7 @@ func (e *RestartError) Error() string {
 //   - drain: the next drain.
 //
 // A spec that changes a start-only setting (notifyv1alpha1.StartOnlySettings:
-// spec.broker, spec.history, spec.auth.keySecretRef) gets a *RestartError
+// spec.broker, spec.history, spec.auth.keySecretRef, spec.http) gets a *RestartError
 // naming them, after the other settings were applied. Any other error means nothing was applied. SetSpec is
 // safe for concurrent use with every other method.
 func (s *Server) SetSpec(spec notifyv1alpha1.NotificationChannelSpec, keys *auth.KeySet) error {

@@ -86,6 +86,8 @@ func change(field reflect.Value, path string) {
 		*p += "changed"
 	case *int32:
 		*p++
+	case *bool:
+		*p = !*p
 	case **int32:
 		*p = new(ptrOr(*p) + 1)
 	case **bool:

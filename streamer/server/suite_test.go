@@ -61,6 +61,8 @@ const (
 	overHTTP1 transport = "HTTP/1.1"
 	// overHTTP2 is HTTP/2 over TLS, whose streams stay on net/http's path.
 	overHTTP2 transport = "HTTP/2"
+	// overTLSHTTP1 is HTTP/1.1 over TLS, whose streams are detached too.
+	overTLSHTTP1 transport = "HTTP/1.1 over TLS"
 )
 
 // startStreamer serves a channel, its spec adjusted by edit, until the spec ends.
@@ -85,11 +87,15 @@ func startStreamerOn(t transport, log eventlog.Log, edit func(spec *notifyv1alph
 	api := httptest.NewUnstartedServer(srv.Handler())
 	api.Config.MaxHeaderBytes = server.ReadHeaderBytes
 	client := http.DefaultClient
-	if t == overHTTP2 {
+	switch t {
+	case overHTTP2:
 		api.EnableHTTP2 = true
 		api.StartTLS()
 		client = api.Client()
-	} else {
+	case overTLSHTTP1:
+		api.StartTLS()
+		client = api.Client()
+	default:
 		api.Start()
 	}
 	s := &streamer{srv: srv, http: api, client: client, ops: httptest.NewServer(srv.OpsHandler()), secret: secret, cancel: cancel}

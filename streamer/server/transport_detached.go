@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"strconv"
@@ -121,12 +122,23 @@ func chunk(buf []byte) []byte {
 // by the server's close watcher for all streams at once, or where it cannot,
 // by a goroutine of the stream's own.
 func (dw *detachedWriter) watch(closes *closeWatcher, st *stream) {
-	if id, err := closes.add(dw.nc, st); err == nil {
+	if id, err := closes.add(socketOf(dw.nc), st); err == nil {
 		dw.closes, dw.watchID = closes, id
 		return
 	}
 	dw.watched = make(chan struct{})
 	go dw.watchAlone(st)
+}
+
+// socketOf is the TCP connection under nc: a TLS connection's own. The close
+// watcher waits for the client's shutdown of the socket, which TLS records
+// the client may send before it (a close_notify alert) do not signal, and
+// never reads, so it may watch a TLS stream's socket as a plain one's.
+func socketOf(nc net.Conn) net.Conn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return nc
 }
 
 // watchAlone waits for the client to close the connection. Reading one byte

@@ -146,7 +146,7 @@ var _ = Describe("what each identity may do, beyond what every authenticated ide
 		Entry("operator-own-namespace.txt", "operator-own-namespace.txt", operatorSA, operatorNamespace,
 			"The operator's ServiceAccount in its own namespace: leader election and its own Pod\n(config/rbac/leader_election_role.yaml) on top of the ClusterRole."),
 		Entry("streamer.txt", "streamer.txt", streamerSA, teamA,
-			"The streamers of channel team-a/app (key Secret app-keys, NATS credentials app-nats),\nin the channel's namespace: their Role (controllers/resources.Role) and system:auth-delegator."),
+			"The streamers of channel team-a/app (key Secret app-keys, NATS credentials app-nats,\nTLS certificate app-tls), in the channel's namespace: their Role (controllers/resources.Role) and system:auth-delegator."),
 		Entry("streamer-other-namespace.txt", "streamer-other-namespace.txt", streamerSA, teamB,
 			"The streamers of channel team-a/app in another namespace: system:auth-delegator only."),
 		Entry("viewer.txt", "viewer.txt", viewer, teamA,
@@ -179,6 +179,8 @@ var _ = Describe("what an identity may not do", func() {
 		// The streamer: its own channel and Secrets, by name, and nothing else.
 		Entry("the streamer reads its key Secret", streamerSA, teamA, true, "get", "secrets/app-keys"),
 		Entry("the streamer reads its NATS credentials", streamerSA, teamA, true, "get", "secrets/app-nats"),
+		Entry("the streamer reads its TLS certificate", streamerSA, teamA, true, "watch", "secrets/app-tls"),
+		Entry("the streamer cannot read another channel's TLS certificate", streamerSA, teamA, false, "get", "secrets/other-tls"),
 		Entry("the streamer cannot read another channel's Secret", streamerSA, teamA, false, "get", "secrets/other-keys"),
 		Entry("the streamer cannot list Secrets", streamerSA, teamA, false, "list", "secrets"),
 		Entry("the streamer cannot read a Secret of its name in another namespace", streamerSA, teamB, false, "get", "secrets/app-keys"),

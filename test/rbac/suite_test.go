@@ -74,8 +74,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 
 	By("creating the streamers' objects of two channels as the operator builds them")
 	for _, channel := range []*notifyv1alpha1.NotificationChannel{
-		channelReading("app", "app-keys", "app-nats"),
-		channelReading("other", "other-keys", "other-nats"),
+		channelReading("app", "app-keys", "app-nats", "app-tls"),
+		channelReading("other", "other-keys", "other-nats", "other-tls"),
 	} {
 		in := resources.Inputs{Channel: channel, DefaultImage: "ghcr.io/herald-notify/herald:v0.0.0-test"}
 		Expect(in.Validate()).To(Succeed())
@@ -103,9 +103,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 })
 
-// channelReading is a channel of team-a whose key and NATS credentials are the
-// Secrets named.
-func channelReading(name, keySecret, natsSecret string) *notifyv1alpha1.NotificationChannel {
+// channelReading is a channel of team-a whose key, NATS credentials and TLS
+// certificate are the Secrets named.
+func channelReading(name, keySecret, natsSecret, tlsSecret string) *notifyv1alpha1.NotificationChannel {
 	return &notifyv1alpha1.NotificationChannel{
 		ObjectMeta: metav1.ObjectMeta{Namespace: teamA, Name: name},
 		Spec: notifyv1alpha1.NotificationChannelSpec{
@@ -113,6 +113,7 @@ func channelReading(name, keySecret, natsSecret string) *notifyv1alpha1.Notifica
 			Broker: notifyv1alpha1.BrokerSpec{Type: notifyv1alpha1.BrokerNATS, NATS: &notifyv1alpha1.NATSBrokerSpec{
 				URL: "nats://nats.nats:4222", CredentialsSecretRef: &notifyv1alpha1.LocalSecretReference{Name: natsSecret},
 			}},
+			HTTP: notifyv1alpha1.HTTPSpec{TLS: &notifyv1alpha1.HTTPTLSSpec{SecretRef: notifyv1alpha1.LocalSecretReference{Name: tlsSecret}}},
 		},
 	}
 }
