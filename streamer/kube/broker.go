@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/internal/statusapply"
+	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
 	"github.com/herald-notify/herald/streamer/server"
 )
 
@@ -122,7 +122,7 @@ func NewBrokerReporter(opts BrokerReporterOptions) *BrokerReporter {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &BrokerReporter{opts: opts, staleAfter: brokerStaleRefreshes * opts.Refresh, url: redactURLs(opts.URL)}
+	return &BrokerReporter{opts: opts, staleAfter: brokerStaleRefreshes * opts.Refresh, url: jetstreamlog.RedactURLs(opts.URL)}
 }
 
 // Run samples the log's health a few times per grace and writes the
@@ -343,27 +343,10 @@ func parseBrokerReport(message string) (pod string, at time.Time, ok bool) {
 func (r *BrokerReporter) redact(text string) string {
 	for part := range strings.SplitSeq(r.opts.URL, ",") {
 		if part = strings.TrimSpace(part); part != "" {
-			text = strings.ReplaceAll(text, part, redactURLs(part))
+			text = strings.ReplaceAll(text, part, jetstreamlog.RedactURLs(part))
 		}
 	}
 	return text
-}
-
-// redactURLs is a comma-separated list of NATS URLs without the user and
-// password some of them carry.
-func redactURLs(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, part := range parts {
-		part = strings.TrimSpace(part)
-		if u, err := url.Parse(part); err == nil && u.User != nil {
-			u.User = nil
-			part = u.String()
-		} else if err != nil && strings.Contains(part, "@") {
-			part = "(a URL that cannot be parsed)"
-		}
-		parts[i] = part
-	}
-	return strings.Join(parts, ",")
 }
 
 // oneLine is err's message on one line.

@@ -75,6 +75,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,7 +194,7 @@ func (o Options) dial() (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(o.URL, append(natsOpts, o.NATSOptions...)...)
 	if err != nil {
-		return nil, fmt.Errorf("failed to connect to NATS at %s: %w", o.URL, err)
+		return nil, fmt.Errorf("failed to connect to NATS at %s: %w", RedactURLs(o.URL), err)
 	}
 	return nc, nil
 }
@@ -385,4 +387,21 @@ func (l *Log) closeConn() {
 // epochOf is the epoch of a stream created at created.
 func epochOf(created time.Time) uint64 {
 	return uint64(max(created.UnixMicro(), 1))
+}
+
+// RedactURLs is a comma-separated list of NATS URLs without the user and
+// password some of them carry: what logs, errors and conditions may quote.
+func RedactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, part := range parts {
+		part = strings.TrimSpace(part)
+		if u, err := url.Parse(part); err == nil && u.User != nil {
+			u.User = nil
+			part = u.String()
+		} else if err != nil && strings.Contains(part, "@") {
+			part = "(a URL that cannot be parsed)"
+		}
+		parts[i] = part
+	}
+	return strings.Join(parts, ",")
 }
