@@ -20,10 +20,9 @@ import (
 // The browser page of `make run` is Herald's reference browser page,
 // examples/browser, on Herald's JavaScript client (clients/js), served on a
 // loopback port of its own: another origin than the channel's Service, as an
-// application's pages are. The page
-// server also stands in for the rest of that application: it tells the page
-// where Herald is (config.json), and its development-only token endpoint
-// plays the application's login.
+// application's pages are. The page server also stands in for the rest of
+// that application: it tells the page where Herald is (config.json), and its
+// development-only token endpoint plays the application's login.
 
 const (
 	// pageDir holds the page's files, relative to the repository's root.
