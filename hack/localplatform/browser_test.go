@@ -38,7 +38,7 @@ const (
 	pageTimeout = time.Minute
 )
 
-var _ = It("shows a user's notifications and kubectl's announcements in a real browser, and resumes after its stream breaks", func(ctx SpecContext) {
+var _ = It("shows a user's notifications and kubectl's announcements in a real browser, resumes after its stream breaks, and yields to a newer stream", func(ctx SpecContext) {
 	chromium := os.Getenv("CHROMIUM")
 	Expect(chromium).NotTo(BeEmpty(), "CHROMIUM is not set: "+chromiumHint)
 	Expect(filepath.Join(browserSuite, "node_modules", "playwright-core", "package.json")).To(BeAnExistingFile(),
@@ -148,6 +148,12 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 		Expect(query.Get("lastEventId")).To(Equal(resumeFrom), raw)
 	}
 	Expect(tickets).To(HaveLen(3), "a new ticket for each stream")
+
+	By("staying closed, saying why, once another stream of the user took the page's place")
+	otherTab := streamLines(ctx, "http://"+addr+"/api/v1/sse/notifications", tokens.user(ctx, sampleUser))
+	Eventually(otherTab, pageTimeout).Should(Receive(ContainSubstring(`"type":"connection"`)))
+	Eventually(browser.read, pageTimeout).Should(And(
+		HaveField("State", "closed"), HaveField("Detail", ContainSubstring("replaced: a newer stream of the same user"))))
 })
 
 // pageView is what the page shows, as page.mjs reads it from the DOM.
