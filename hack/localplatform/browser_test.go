@@ -38,7 +38,7 @@ const (
 	pageTimeout = time.Minute
 )
 
-var _ = It("shows a user's notifications and kubectl's announcements in a real browser, and resumes after its stream breaks", func(ctx SpecContext) {
+var _ = It("shows a user's notifications and kubectl's announcements in a real browser, resumes after its stream breaks, and yields to a newer stream", func(ctx SpecContext) {
 	chromium := os.Getenv("CHROMIUM")
 	Expect(chromium).NotTo(BeEmpty(), "CHROMIUM is not set: "+chromiumHint)
 	Expect(filepath.Join(browserSuite, "node_modules", "playwright-core", "package.json")).To(BeAnExistingFile(),
@@ -101,15 +101,17 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 	Eventually(browser.read, pageTimeout).Should(HaveField("Banners", BeEmpty()))
 	seen := browser.view().LastEventID
 
-	By("resuming with a new ticket after another stream of the user replaced the page's, receiving what it missed")
+	By("resuming with a new ticket after its connection dropped, receiving what it missed")
 	// The page's reconnect waits at its token request until the
-	// notification is published: it certainly missed it.
+	// notification is published: it certainly missed it. (Another stream of
+	// the user would not do: the client stays closed when one replaces its
+	// stream, as the end event says.)
 	browser.do("holdTokens", nil)
-	otherTab := streamLines(ctx, "http://"+addr+"/api/v1/sse/notifications", tokens.user(ctx, sampleUser))
+	service := client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(sampleChannel)}
+	Expect(p.Runner.DropConnections(service)).To(BeTrue())
 	Eventually(browser.read, pageTimeout).Should(And(
-		HaveField("State", "connecting"), HaveField("Detail", "resuming after "+seen)))
+		HaveField("State", "reconnecting"), HaveField("Detail", ContainSubstring("resuming after "+seen))))
 	missed := notify(sampleUser, "missed", "Published while the page was away")
-	Eventually(otherTab, pageTimeout).Should(Receive(ContainSubstring("Published while the page was away")))
 	browser.do("releaseTokens", nil)
 	Eventually(browser.read, pageTimeout).Should(And(
 		HaveField("State", "connected"), HaveField("Streams", 2), HaveField("Recovered", "true"),
@@ -117,7 +119,7 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 		HaveField("Notifications", ContainElement(And(HaveField("NotificationID", "missed"), HaveField("EventID", missed))))))
 
 	By("reconnecting after the streamer pod is killed, saying honestly that the new pod's log could not recover")
-	pods := p.Runner.Pods(client.ObjectKey{Namespace: namespace, Name: resources.ObjectName(sampleChannel)})
+	pods := p.Runner.Pods(service)
 	Expect(pods).To(HaveLen(1))
 	Expect(syscall.Kill(pods[0].PID(), syscall.SIGKILL)).To(Succeed())
 	// The runner restarts the pod; its embedded log starts a new epoch.
@@ -146,6 +148,12 @@ var _ = It("shows a user's notifications and kubectl's announcements in a real b
 		Expect(query.Get("lastEventId")).To(Equal(resumeFrom), raw)
 	}
 	Expect(tickets).To(HaveLen(3), "a new ticket for each stream")
+
+	By("staying closed, saying why, once another stream of the user took the page's place")
+	otherTab := streamLines(ctx, "http://"+addr+"/api/v1/sse/notifications", tokens.user(ctx, sampleUser))
+	Eventually(otherTab, pageTimeout).Should(Receive(ContainSubstring(`"type":"connection"`)))
+	Eventually(browser.read, pageTimeout).Should(And(
+		HaveField("State", "closed"), HaveField("Detail", ContainSubstring("replaced: a newer stream of the same user"))))
 })
 
 // pageView is what the page shows, as page.mjs reads it from the DOM.

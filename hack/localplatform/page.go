@@ -17,16 +17,20 @@ import (
 	"github.com/herald-notify/herald/streamer/auth"
 )
 
-// The browser page of `make run` is Herald's reference browser client,
-// examples/browser, served on a loopback port of its own: another origin
-// than the channel's Service, as an application's pages are. The page
-// server also stands in for the rest of that application: it tells the page
-// where Herald is (config.json), and its development-only token endpoint
-// plays the application's login.
+// The browser page of `make run` is Herald's reference browser page,
+// examples/browser, on Herald's JavaScript client (clients/js), served on a
+// loopback port of its own: another origin than the channel's Service, as an
+// application's pages are. The page server also stands in for the rest of
+// that application: it tells the page where Herald is (config.json), and its
+// development-only token endpoint plays the application's login.
 
 const (
 	// pageDir holds the page's files, relative to the repository's root.
 	pageDir = "examples/browser"
+	// clientDir holds Herald's JavaScript client, relative to the
+	// repository's root; the page imports it from clientPath.
+	clientDir  = "clients/js"
+	clientPath = "/clients/js/"
 	// pageTokenTTL is the lifetime of the tokens the page's token endpoint
 	// signs: the page asks for a fresh one before each ticket.
 	pageTokenTTL = 15 * time.Minute
@@ -88,12 +92,14 @@ type tokenResponse struct {
 	Token string `json:"token"`
 }
 
-// pageHandler serves the page's files from dir, config as config.json, and
-// at POST /dev/token a fresh token for config.User (the only user the
-// endpoint signs for).
-func pageHandler(dir string, config pageConfig, tokens *tokenSigner) http.Handler {
+// pageHandler serves the page's files from root's pageDir, Herald's
+// JavaScript client from root's clientDir under clientPath, config as
+// config.json, and at POST /dev/token a fresh token for config.User (the
+// only user the endpoint signs for).
+func pageHandler(root string, config pageConfig, tokens *tokenSigner) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /", http.FileServer(http.Dir(dir)))
+	mux.Handle("GET /", http.FileServer(http.Dir(filepath.Join(root, pageDir))))
+	mux.Handle("GET "+clientPath, http.StripPrefix(clientPath, http.FileServer(http.Dir(filepath.Join(root, clientDir)))))
 	mux.HandleFunc("GET /config.json", func(w http.ResponseWriter, _ *http.Request) {
 		writePageJSON(w, config)
 	})
@@ -174,7 +180,7 @@ func (p *platform) servePage(ctx context.Context) error {
 		return err
 	}
 	config := pageConfig{HeraldURL: "http://" + addr, User: sampleUser}
-	p.Page.serve(pageHandler(filepath.Join(p.root, pageDir), config, tokens))
+	p.Page.serve(pageHandler(p.root, config, tokens))
 	return nil
 }
 

@@ -32,7 +32,7 @@ var _ = Describe("the browser page's server", func() {
 		Expect(err).NotTo(HaveOccurred())
 		page, err = listenPage()
 		Expect(err).NotTo(HaveOccurred())
-		page.serve(pageHandler(filepath.Join("..", "..", pageDir), pageConfig{HeraldURL: "http://127.0.0.1:1", User: sampleUser}, tokens))
+		page.serve(pageHandler(filepath.Join("..", ".."), pageConfig{HeraldURL: "http://127.0.0.1:1", User: sampleUser}, tokens))
 		DeferCleanup(func() { Expect(page.Close()).To(Succeed()) })
 	})
 
@@ -54,8 +54,19 @@ var _ = Describe("the browser page's server", func() {
 		resp, body = get("app.js")
 		Expect(resp.StatusCode).To(Equal(http.StatusOK))
 		Expect(resp.Header.Get("Content-Type")).To(HavePrefix("text/javascript"), "browsers run a module only with a JavaScript type")
-		Expect(body).To(ContainSubstring("new EventSource("))
+		Expect(body).To(ContainSubstring(`from '/clients/js/herald.js'`))
 		resp, _ = get("missing.js")
+		Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
+	})
+
+	It("serves Herald's JavaScript client from clients/js, as JavaScript", func() {
+		resp, body := get("clients/js/herald.js")
+		Expect(resp.StatusCode).To(Equal(http.StatusOK))
+		Expect(resp.Header.Get("Content-Type")).To(HavePrefix("text/javascript"))
+		client, err := os.ReadFile(filepath.Join("..", "..", clientDir, "herald.js"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(body).To(Equal(string(client)), "the file itself, not a copy")
+		resp, _ = get("clients/js/missing.js")
 		Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
 	})
 

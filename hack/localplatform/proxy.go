@@ -134,3 +134,13 @@ func (p *serviceProxy) Close() {
 	}
 	p.wg.Wait()
 }
+
+// DropConnections closes every connection and keeps listening: what a
+// client sees when the network between it and a pod fails.
+func (p *serviceProxy) DropConnections() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for conn := range p.conns {
+		_ = conn.Close()
+	}
+}

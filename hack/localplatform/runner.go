@@ -280,6 +280,21 @@ func (r *Runner) endpointsFunc(key client.ObjectKey, portName string) func() []s
 	}
 }
 
+// DropConnections closes the connections through the proxies of the Service
+// named key, as a network failure would, leaving its pods running; false if
+// there is no such Service.
+func (r *Runner) DropConnections(key client.ObjectKey) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	state, ok := r.services[key]
+	if ok {
+		for _, proxy := range state.proxies {
+			proxy.DropConnections()
+		}
+	}
+	return ok
+}
+
 func (r *Runner) forgetService(key client.ObjectKey) {
 	r.mu.Lock()
 	state, ok := r.services[key]
