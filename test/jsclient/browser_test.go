@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -53,8 +52,7 @@ type origin struct {
 	*httptest.Server
 	streams chan string
 
-	mu      sync.Mutex
-	held    chan struct{} // closed on release; nil while tickets pass
+	held    gate          // shut while ticket requests are held
 	tickets chan struct{} // a value for each ticket request that arrived held
 }
 
@@ -103,9 +101,7 @@ func (s *streamer) serveTabs(user string) *origin {
 }
 
 func (o *origin) waitWhileHeld(r *http.Request) {
-	o.mu.Lock()
-	held := o.held
-	o.mu.Unlock()
+	held := o.held.closed()
 	if held == nil {
 		return
 	}
@@ -125,22 +121,9 @@ func (o *origin) nextStream() string {
 }
 
 // hold makes ticket requests wait until release.
-func (o *origin) hold() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.held == nil {
-		o.held = make(chan struct{})
-	}
-}
+func (o *origin) hold() { o.held.close() }
 
-func (o *origin) release() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.held != nil {
-		close(o.held)
-		o.held = nil
-	}
-}
+func (o *origin) release() { o.held.open() }
 
 // browser is a running tabs.mjs.
 type browser struct {

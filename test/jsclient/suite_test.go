@@ -215,7 +215,7 @@ type front struct {
 
 	mu      sync.Mutex
 	conns   []net.Conn
-	stalled chan struct{} // closed on unstall; nil while flowing
+	stalled gate // shut while the streamer's bytes are held back
 	// accepting is closed when the accept loop has returned.
 	accepting chan struct{}
 	// copies are the goroutines copying the connections' bytes.
@@ -252,22 +252,9 @@ func (f *front) pointAt(s *streamer) {
 	f.upstream.Store(&addr)
 }
 
-func (f *front) stall() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stalled == nil {
-		f.stalled = make(chan struct{})
-	}
-}
+func (f *front) stall() { f.stalled.close() }
 
-func (f *front) unstall() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stalled != nil {
-		close(f.stalled)
-		f.stalled = nil
-	}
-}
+func (f *front) unstall() { f.stalled.open() }
 
 // cut closes every connection through the front, as a network drop would.
 func (f *front) cut() {
@@ -320,10 +307,7 @@ func (f *front) accept() {
 func (f *front) copyDown(client, streamerConn net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
-		f.mu.Lock()
-		stalled := f.stalled
-		f.mu.Unlock()
-		if stalled != nil {
+		if stalled := f.stalled.closed(); stalled != nil {
 			<-stalled
 		}
 		n, err := streamerConn.Read(buf)
