@@ -125,7 +125,7 @@ func parseFlags(args []string) (config, error) {
 	broadcasts := fs.String("broadcast", joinInts(cfg.broadcastSizes), "broadcast: the stream counts to broadcast to")
 	fs.IntVar(&cfg.pacedEvents, "paced-events", cfg.pacedEvents, "broadcast latency: events published one per -paced-interval")
 	fs.DurationVar(&cfg.pacedInterval, "paced-interval", cfg.pacedInterval, "broadcast latency: time between events")
-	fs.IntVar(&cfg.burstEvents, "burst-events", cfg.burstEvents, "broadcast throughput: events published back to back")
+	fs.IntVar(&cfg.burstEvents, "burst-events", cfg.burstEvents, "broadcast throughput: events published with 8 requests in flight")
 	fs.IntVar(&cfg.perUserConns, "peruser", cfg.perUserConns, "per-user notifications: streams open")
 	fs.IntVar(&cfg.perUserCount, "peruser-count", cfg.perUserCount, "per-user notifications: notifications published, one user each")
 	fs.IntVar(&cfg.resumeConns, "resume", cfg.resumeConns, "resume: streams that drop and reconnect at once")
