@@ -99,7 +99,7 @@ func checkBrokerSecret(ctx context.Context, reader client.Reader, namespace, nam
 			name, namespace, notifyv1alpha1.NATSCredsKey, notifyv1alpha1.NATSTokenKey,
 			notifyv1alpha1.NATSUsernameKey, notifyv1alpha1.NATSPasswordKey, notifyv1alpha1.NATSCAKey)}, nil
 	}
-	if _, err := jetstreamlog.CredentialsFromSecret(secret.Data); err != nil {
+	if _, err := jetstreamlog.NewCredentials(secret.Data); err != nil {
 		return &problem{reason: notifyv1alpha1.ReasonInvalidBrokerCredentials, message: fmt.Sprintf(
 			"Secret %q named by spec.broker.nats.credentialsSecretRef is unusable: %s", name, oneLine(err.Error()))}, nil
 	}

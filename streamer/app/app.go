@@ -84,7 +84,7 @@ func Run(ctx context.Context, opts Options) error {
 	// Whether NATS answers is reported on the channel from the first attempt.
 	broker := startBrokerReport(source.statusClient, channel, opts.PodName, logger)
 	defer broker.Stop()
-	settings := LogSettings{BrokerSecret: source.brokerSecret}
+	settings := LogSettings{BrokerCredentials: source.brokerCredentials}
 	if broker != nil {
 		settings.Attempted = broker.probe.attempted
 	}

@@ -3,12 +3,14 @@ package app_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -80,17 +82,35 @@ func conditionOf(status metav1.ConditionStatus, reason string) OmegaMatcher {
 // with its key, into a channel on it, served by the Role of its streamers.
 func natsChannel(ctx context.Context, ns string) (*natstest.Cluster, *notifyv1alpha1.NotificationChannel) {
 	GinkgoHelper()
-	nats, err := natstest.Start(natstest.Options{Nodes: 1, Dir: GinkgoT().TempDir()})
+	nats, channel, _ := natsChannelWithToken(ctx, ns, "")
+	return nats, channel
+}
+
+// natsCredentialsSecret is the NATS credentials Secret of
+// natsChannelWithToken's channel.
+const natsCredentialsSecret = "app-nats"
+
+// natsChannelWithToken is natsChannel on a NATS that requires token (none
+// when empty), which the channel's credentials Secret holds. It also returns
+// the channel's key.
+func natsChannelWithToken(ctx context.Context, ns, token string) (*natstest.Cluster, *notifyv1alpha1.NotificationChannel, []byte) {
+	GinkgoHelper()
+	nats, err := natstest.Start(natstest.Options{Nodes: 1, Dir: GinkgoT().TempDir(), Token: token})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(nats.Shutdown)
-	cluster.CreateChannelWithKey(ctx, ns)
+	key := cluster.CreateChannelWithKey(ctx, ns)
 	channel := &notifyv1alpha1.NotificationChannel{}
 	Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, channel)).To(Succeed())
 	channel.Spec.Broker = notifyv1alpha1.BrokerSpec{Type: notifyv1alpha1.BrokerNATS,
 		NATS: &notifyv1alpha1.NATSBrokerSpec{URL: nats.URL(), StreamReplicas: 1}}
+	if token != "" {
+		Expect(cluster.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: natsCredentialsSecret},
+			Data: map[string][]byte{notifyv1alpha1.NATSTokenKey: []byte(token)}})).To(Succeed())
+		channel.Spec.Broker.NATS.CredentialsSecretRef = &notifyv1alpha1.LocalSecretReference{Name: natsCredentialsSecret}
+	}
 	Expect(cluster.Client.Update(ctx, channel)).To(Succeed())
 	asStreamer(ctx, ns)
-	return nats, channel
+	return nats, channel, key
 }
 
 var _ = Describe("herald streamer --channel, on a NATS channel", func() {
@@ -142,6 +162,27 @@ var _ = Describe("herald streamer --channel, on a NATS channel", func() {
 			conditionOf(metav1.ConditionTrue, notifyv1alpha1.ReasonBrokerConnected))
 		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionDegraded)).Should(
 			conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected))
+	})
+
+	It("takes a rotated credentials Secret on its next connection to NATS, without a restart", func(ctx SpecContext) {
+		ns := cluster.Namespace(ctx)
+		nats, _, key := natsChannelWithToken(ctx, ns, "first")
+		streamer := startChannelStreamerAs(ns, "app-streamer-0")
+		user := streamer.connect(key, "u1")
+		streamer.publishCustom(key, "before")
+		Expect(user.next()).To(HaveKeyWithValue("data", HaveKeyWithValue("marker", "before")))
+
+		By("NATS accepting only a new token, which the Secret then holds")
+		nats.SetToken("second")
+		nats.Stop(0)
+		Expect(nats.Restart(0)).To(Succeed())
+		secret := &corev1.Secret{}
+		Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: natsCredentialsSecret}, secret)).To(Succeed())
+		secret.Data[notifyv1alpha1.NATSTokenKey] = []byte("second")
+		Expect(cluster.Client.Update(ctx, secret)).To(Succeed())
+
+		Eventually(func() int { return streamer.publishCustomStatus(key, "after") }).Should(Equal(http.StatusAccepted))
+		Expect(user.next()).To(HaveKeyWithValue("data", HaveKeyWithValue("marker", "after")), "the same stream, no restart")
 	})
 
 	It("says IncompatibleStream, naming the stream and the field, before it exits on a stream it cannot use", func(ctx SpecContext) {

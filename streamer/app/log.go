@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
@@ -18,9 +19,9 @@ import (
 
 // LogSettings are what OpenLog builds a channel's log from besides its spec.
 type LogSettings struct {
-	// BrokerSecret is the data of the NATS credentials Secret the channel
+	// BrokerCredentials are those of the NATS credentials Secret the channel
 	// names (spec.broker.nats.credentialsSecretRef); nil when it names none.
-	BrokerSecret map[string][]byte
+	BrokerCredentials *jetstreamlog.Credentials
 	// RetryInterval is the wait between attempts to reach NATS at start;
 	// 0 means DefaultOpenRetryInterval.
 	RetryInterval time.Duration
@@ -48,7 +49,7 @@ func OpenLog(ctx context.Context, channel *notifyv1alpha1.NotificationChannel, s
 	case "", notifyv1alpha1.BrokerEmbedded:
 		return eventlog.NewEmbedded(EmbeddedOptions(spec.History)), nil
 	case notifyv1alpha1.BrokerNATS:
-		opts, err := JetStreamOptions(channel, settings.BrokerSecret, logger)
+		opts, err := JetStreamOptions(channel, settings.BrokerCredentials, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -70,15 +71,15 @@ func EmbeddedOptions(history notifyv1alpha1.HistorySpec) eventlog.Options {
 
 // JetStreamOptions are the JetStream log's options for a channel with
 // broker.type NATS: its stream named by namespace and name, the retention of
-// its history, its stream replicas, and the credentials of brokerSecret.
-func JetStreamOptions(channel *notifyv1alpha1.NotificationChannel, brokerSecret map[string][]byte, logger *slog.Logger) (jetstreamlog.Options, error) {
-	nats := channel.Spec.Broker.NATS
-	if nats == nil {
+// its history, its stream replicas, and its credentials (nil: none).
+func JetStreamOptions(channel *notifyv1alpha1.NotificationChannel, credentials *jetstreamlog.Credentials, logger *slog.Logger) (jetstreamlog.Options, error) {
+	spec := channel.Spec.Broker.NATS
+	if spec == nil {
 		return jetstreamlog.Options{}, errors.New("spec.broker.nats is required with broker.type NATS")
 	}
-	credentials, err := jetstreamlog.CredentialsFromSecret(brokerSecret)
-	if err != nil {
-		return jetstreamlog.Options{}, fmt.Errorf("the NATS credentials Secret named by %s is unusable: %w", brokerSecretField, err)
+	var natsOptions []nats.Option
+	if credentials != nil {
+		natsOptions = credentials.Options()
 	}
 	namespace := channel.Namespace
 	if namespace == "" {
@@ -86,13 +87,13 @@ func JetStreamOptions(channel *notifyv1alpha1.NotificationChannel, brokerSecret 
 	}
 	bounds := EmbeddedOptions(channel.Spec.History)
 	return jetstreamlog.Options{
-		URL:         nats.URL,
-		NATSOptions: credentials,
+		URL:         spec.URL,
+		NATSOptions: natsOptions,
 		Namespace:   namespace,
 		Channel:     channel.Name,
 		MaxEvents:   bounds.MaxEvents,
 		MaxAge:      bounds.MaxAge,
-		Replicas:    int(nats.StreamReplicas),
+		Replicas:    int(spec.StreamReplicas),
 		Logger:      logger,
 	}, nil
 }

@@ -30,9 +30,9 @@ import (
 type channelSource struct {
 	channel *notifyv1alpha1.NotificationChannel
 	keys    *auth.KeySet
-	// brokerSecret is the data of the NATS credentials Secret
+	// brokerCredentials are the NATS credentials Secret's
 	// (spec.broker.nats.credentialsSecretRef), nil when the channel names none.
-	brokerSecret map[string][]byte
+	brokerCredentials *jetstreamlog.Credentials
 	// certificate is the API listener's TLS certificate
 	// (spec.http.tls.secretRef), nil when the channel serves no TLS.
 	certificate *tlscert.Served
@@ -70,8 +70,12 @@ func loadFromFile(ctx context.Context, manifest, secretsDir string) (*channelSou
 	}
 	source := &channelSource{channel: channel, keys: keys}
 	if name := brokerSecretName(channel); name != "" {
-		if source.brokerSecret, err = readSecretDir(filepath.Join(secretsDir, name)); err != nil {
+		data, err := readSecretDir(filepath.Join(secretsDir, name))
+		if err != nil {
 			return nil, fmt.Errorf("failed to read the NATS credentials Secret %q named by %s: %w", name, brokerSecretField, err)
+		}
+		if source.brokerCredentials, err = jetstreamlog.NewCredentials(data); err != nil {
+			return nil, fmt.Errorf("the NATS credentials Secret %q named by %s is unusable: %w", name, brokerSecretField, err)
 		}
 	}
 	if name := tlsSecretName(channel); name != "" {
@@ -118,7 +122,7 @@ func brokerSecretName(channel *notifyv1alpha1.NotificationChannel) string {
 
 // checkBrokerSecret accepts the credentials Secret's data the log can dial with.
 func checkBrokerSecret(data map[string][]byte) error {
-	_, err := jetstreamlog.CredentialsFromSecret(data)
+	_, err := jetstreamlog.NewCredentials(data)
 	return err
 }
 
@@ -169,11 +173,15 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 		}
 		logger.Info("key Secret usable", "keys", keys.KeyIDs())
 	}
-	var brokerSecret map[string][]byte
+	var brokerCredentials *jetstreamlog.Credentials
 	if name := brokerSecretName(channel); name != "" {
-		// Read once: the broker's settings roll the pods (StartOnly), and a
-		// connection authenticates when it connects.
-		if brokerSecret, err = kube.WaitForSecret(ctx, clientset, channel.Namespace, name, brokerSecretField, checkBrokerSecret, logger); err != nil {
+		// Later versions are watched below: a connection authenticates when
+		// it connects, so a rotated Secret applies from the next one.
+		data, err := kube.WaitForSecret(ctx, clientset, channel.Namespace, name, brokerSecretField, checkBrokerSecret, logger)
+		if err != nil {
+			return nil, err
+		}
+		if brokerCredentials, err = jetstreamlog.NewCredentials(data); err != nil {
 			return nil, err
 		}
 	}
@@ -195,7 +203,7 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 		return srv.Load().SetSpec(spec, k)
 	}, logger)
 	source := &channelSource{
-		channel: channel, keys: keys, brokerSecret: brokerSecret, certificate: certificate, systemEvents: kube.SystemEventStatus{Client: c},
+		channel: channel, keys: keys, brokerCredentials: brokerCredentials, certificate: certificate, systemEvents: kube.SystemEventStatus{Client: c},
 		publishers: kube.NewPublisherReviewer(clientset, channel), statusClient: c,
 	}
 	source.watch = func(ctx context.Context, s *server.Server, announcer *announce.Announcer) error {
@@ -210,7 +218,9 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 		go func() { channelWatch <- channelWatcher.Run(ctx) }()
 		certificateWatch := make(chan error, 1)
 		go func() { certificateWatch <- watchCertificate(ctx, clientset, channel, certificate, logger) }()
-		return errors.Join(keyWatcher.Run(ctx), <-channelWatch, <-certificateWatch)
+		credentialsWatch := make(chan error, 1)
+		go func() { credentialsWatch <- watchBrokerCredentials(ctx, clientset, channel, brokerCredentials, logger) }()
+		return errors.Join(keyWatcher.Run(ctx), <-channelWatch, <-certificateWatch, <-credentialsWatch)
 	}
 	return source, nil
 }
@@ -224,6 +234,18 @@ func watchCertificate(ctx context.Context, clientset kubernetes.Interface, chann
 		return nil
 	}
 	return kube.WatchSecret(ctx, clientset, channel.Namespace, tlsSecretName(channel), tlsSecretField, certificate.Load, logger)
+}
+
+// watchBrokerCredentials keeps credentials equal to the channel's NATS
+// credentials Secret until ctx ends, so that rotated credentials apply to
+// the next connection to NATS without a restart. Without a Secret there is
+// nothing to watch.
+func watchBrokerCredentials(ctx context.Context, clientset kubernetes.Interface, channel *notifyv1alpha1.NotificationChannel,
+	credentials *jetstreamlog.Credentials, logger *slog.Logger) error {
+	if credentials == nil {
+		return nil
+	}
+	return kube.WatchSecret(ctx, clientset, channel.Namespace, brokerSecretName(channel), brokerSecretField, credentials.Update, logger)
 }
 
 // readSecretDir reads a Secret as Kubernetes mounts it: one file per entry.

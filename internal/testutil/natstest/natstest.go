@@ -34,6 +34,8 @@ type Options struct {
 	// syncing every write before acknowledging it, as Herald recommends: the
 	// benchmarks measure what the recommendation costs.
 	PeriodicSync bool
+	// Token, when set, is the token every client must present.
+	Token string
 }
 
 // Cluster is a running NATS cluster. Its methods are safe for concurrent use.
@@ -45,6 +47,7 @@ type Cluster struct {
 	periodicSync bool
 
 	mu    sync.Mutex
+	token string
 	nodes []*node
 }
 
@@ -66,7 +69,7 @@ func Start(opts Options) (*Cluster, error) {
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 30 * time.Second
 	}
-	c := &Cluster{name: "herald-test", dir: opts.Dir, timeout: opts.ReadyTimeout, periodicSync: opts.PeriodicSync}
+	c := &Cluster{name: "herald-test", dir: opts.Dir, timeout: opts.ReadyTimeout, periodicSync: opts.PeriodicSync, token: opts.Token}
 	if c.dir == "" {
 		dir, err := os.MkdirTemp("", "natstest-")
 		if err != nil {
@@ -252,6 +255,7 @@ func (c *Cluster) serverOptions(n *node) *server.Options {
 		JetStreamMaxStore:  1 << 30,
 		NoLog:              true,
 		NoSigs:             true,
+		Authorization:      c.token,
 	}
 	if len(c.nodes) > 1 { // a lone node runs JetStream unclustered
 		opts.Cluster = server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: n.clusterPort}
@@ -279,6 +283,14 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// SetToken changes the token clients must present on the nodes started
+// from now on (Restart): a node that is running keeps the old one.
+func (c *Cluster) SetToken(token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.token = token
 }
 
 // ErrNotRunning is returned by Server for a stopped node.

@@ -179,6 +179,10 @@ func (o Options) dial() (*nats.Conn, error) {
 	natsOpts := []nats.Option{
 		nats.Name("herald streamer " + o.Namespace + "/" + o.Channel),
 		nats.MaxReconnects(-1), // a streamer outlives any outage of the broker
+		// and credentials refused for a while: nats.go would otherwise give
+		// up on a server that refused them twice, before a rotated Secret
+		// (Credentials.Update) brings the new ones.
+		nats.IgnoreAuthErrorAbort(),
 	}
 	if o.CredentialsFile != "" {
 		natsOpts = append(natsOpts, nats.UserCredentials(o.CredentialsFile))
