@@ -29,6 +29,7 @@ func commands() []command {
 		{name: "operator", summary: "run the operator: reconcile NotificationChannels into streamer fleets", run: runOperator},
 		{name: "streamer", summary: "serve a channel's Server-Sent Event streams and publish API", run: runStreamer},
 		{name: "token", summary: "mint a signed JWT for local development and tests", run: runToken},
+		{name: "nats-permissions", summary: "print the NATS permissions a channel's streamers need, for the NATS server's configuration", run: runNATSPermissions},
 		{name: "version", summary: "print the build's version", run: runVersion},
 	}
 }
@@ -71,7 +72,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'herald <command> -h' for a command's flags.")
 }

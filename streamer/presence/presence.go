@@ -90,7 +90,7 @@ const (
 )
 
 // bucketPurpose names the bucket among the channel's buckets.
-const bucketPurpose = "PRESENCE"
+const bucketPurpose = jetstreamlog.PresenceBucketPurpose
 
 // maxAttempts bounds the compare-and-swap retries of one change of a key.
 const maxAttempts = 8

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -132,10 +131,7 @@ var _ = Describe("three streamers of one channel over NATS", Ordered, func() {
 		Expect(firstOf(onA.notification())).To(Equal(last))
 
 		By("deleting the channel's stream behind the streamers' back")
-		nc, err := natsgo.Connect(cluster.URL())
-		Expect(err).NotTo(HaveOccurred())
-		defer nc.Close()
-		js, err := jetstream.New(nc)
+		js, err := jetstream.New(connectAsAdmin())
 		Expect(err).NotTo(HaveOccurred())
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -64,9 +63,7 @@ var _ = Describe("an in-place token refresh over NATS", func() {
 		b := startReplica()
 		Eventually(b.readyz).Should(Equal(http.StatusOK))
 		By("listening as a replica that never answers")
-		nc, err := nats.Connect(cluster.URL())
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(nc.Close)
+		nc := connectAsAdmin()
 		sub, err := nc.SubscribeSync(jetstreamlog.ReplicaSubject(namespace, channel, "stuck"))
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(sub.Unsubscribe)

@@ -8,11 +8,17 @@ package nats_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -20,6 +26,7 @@ import (
 	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/internal/testutil/fleettest"
 	"github.com/herald-notify/herald/internal/testutil/natstest"
+	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
 	"github.com/herald-notify/herald/streamer/sse"
 )
 
@@ -43,14 +50,45 @@ var _ = BeforeSuite(func() {
 	SetDefaultEventuallyTimeout(30 * time.Second)
 	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 	var err error
-	cluster, err = natstest.Start(natstest.Options{Dir: GinkgoT().TempDir()})
+	cluster, err = natstest.Start(natstest.Options{Dir: GinkgoT().TempDir(), Users: natsUsers()})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(cluster.Shutdown)
 	fleet, err = fleettest.WriteChannel(GinkgoT().TempDir(), fleettest.ChannelOptions{
-		Namespace: namespace, Name: channel, NATSURL: cluster.URL(),
+		Namespace: namespace, Name: channel, NATSURL: cluster.URL(), NATSUser: streamerUser, NATSPassword: streamerPassword,
 	})
 	Expect(err).NotTo(HaveOccurred())
 })
+
+// The streamers' NATS user, limited to the channel's permissions, and the
+// specs' own, who may do anything (delete the stream, pose as a replica).
+const (
+	streamerUser, streamerPassword = "herald", "streamer-password"
+	adminUser, adminPassword       = "admin", "admin-password"
+)
+
+// natsUsers are the cluster's users, read by the NATS server's own parser
+// from a configuration holding the block `herald nats-permissions` prints
+// for the channel: what the README tells an operator of NATS to paste.
+func natsUsers() []*server.User {
+	GinkgoHelper()
+	config := fmt.Sprintf("authorization {\n  users: [\n    {user: %q, password: %q, %s}\n    {user: %q, password: %q}\n  ]\n}\n",
+		streamerUser, streamerPassword, jetstreamlog.ChannelPermissions(namespace, channel).ServerConfig(), adminUser, adminPassword)
+	path := filepath.Join(GinkgoT().TempDir(), "nats.conf")
+	Expect(os.WriteFile(path, []byte(config), 0o600)).To(Succeed())
+	opts, err := server.ProcessConfigFile(path)
+	Expect(err).NotTo(HaveOccurred(), config)
+	Expect(opts.Users).To(HaveLen(2))
+	return opts.Users
+}
+
+// connectAsAdmin connects to the cluster as the specs' own NATS user.
+func connectAsAdmin() *natsgo.Conn {
+	GinkgoHelper()
+	nc, err := natsgo.Connect(cluster.URL(), natsgo.UserInfo(adminUser, adminPassword))
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(nc.Close)
+	return nc
+}
 
 // replica is one running streamer.
 type replica struct{ *fleettest.InProcess }

@@ -40,6 +40,9 @@ type ChannelOptions struct {
 	// KeepAlive is connections.keepAliveInterval; 0 means 1 s, so that an
 	// outage shows keep-alives within a spec's patience.
 	KeepAlive time.Duration
+	// NATSUser and NATSPassword, when set, are the streamers' NATS user,
+	// held by the channel's credentials Secret ("secrets/nats-credentials").
+	NATSUser, NATSPassword string
 }
 
 func (o ChannelOptions) withDefaults() ChannelOptions {
@@ -81,6 +84,9 @@ spec:
     nats:
       url: {{printf "%q" .NATSURL}}
       streamReplicas: {{.StreamReplicas}}
+{{- if .NATSUser}}
+      credentialsSecretRef: {name: nats-credentials}
+{{- end}}
 `))
 
 // Channel is a channel manifest written to a folder, with its key Secret's
@@ -107,6 +113,12 @@ func WriteChannel(dir string, opts ChannelOptions) (*Channel, error) {
 	if err := os.WriteFile(filepath.Join(secrets, streamertest.KeyID), key, 0o600); err != nil {
 		return nil, err
 	}
+	if opts.NATSUser != "" {
+		if err := writeSecret(filepath.Join(dir, "secrets", "nats-credentials"),
+			map[string]string{"username": opts.NATSUser, "password": opts.NATSPassword}); err != nil {
+			return nil, err
+		}
+	}
 	var text bytes.Buffer
 	if err := manifest.Execute(&text, opts); err != nil {
 		return nil, err
@@ -116,6 +128,20 @@ func WriteChannel(dir string, opts ChannelOptions) (*Channel, error) {
 		return nil, err
 	}
 	return &Channel{Path: path, Key: key}, nil
+}
+
+// writeSecret writes a Secret's folder as Kubernetes mounts it: one file per
+// entry.
+func writeSecret(dir string, entries map[string]string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, value := range entries {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(value), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tokenTTL outlasts any suite: a stream closes when its token expires.

@@ -36,6 +36,9 @@ type Options struct {
 	PeriodicSync bool
 	// Token, when set, is the token every client must present.
 	Token string
+	// Users, when set, are the users a client must authenticate as (with
+	// their permissions); not with Token.
+	Users []*server.User
 }
 
 // Cluster is a running NATS cluster. Its methods are safe for concurrent use.
@@ -48,6 +51,7 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	token string
+	users []*server.User
 	nodes []*node
 }
 
@@ -69,7 +73,10 @@ func Start(opts Options) (*Cluster, error) {
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 30 * time.Second
 	}
-	c := &Cluster{name: "herald-test", dir: opts.Dir, timeout: opts.ReadyTimeout, periodicSync: opts.PeriodicSync, token: opts.Token}
+	c := &Cluster{name: "herald-test", dir: opts.Dir, timeout: opts.ReadyTimeout, periodicSync: opts.PeriodicSync, token: opts.Token, users: opts.Users}
+	if opts.Token != "" && len(opts.Users) > 0 {
+		return nil, errors.New("a cluster takes a token or users, not both")
+	}
 	if c.dir == "" {
 		dir, err := os.MkdirTemp("", "natstest-")
 		if err != nil {
@@ -256,6 +263,10 @@ func (c *Cluster) serverOptions(n *node) *server.Options {
 		NoLog:              true,
 		NoSigs:             true,
 		Authorization:      c.token,
+	}
+	for _, u := range c.users { // a copy each start: a server keeps what it is given
+		user := *u
+		opts.Users = append(opts.Users, &user)
 	}
 	if len(c.nodes) > 1 { // a lone node runs JetStream unclustered
 		opts.Cluster = server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: n.clusterPort}

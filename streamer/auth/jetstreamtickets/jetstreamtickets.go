@@ -69,7 +69,7 @@ import (
 const DefaultMaxOutstanding = 100000
 
 // bucketPurpose names the channel's ticket bucket among its buckets.
-const bucketPurpose = "TICKETS"
+const bucketPurpose = jetstreamlog.TicketsBucketPurpose
 
 // maxStreamName is JetStream's limit on a stream name, which a bucket's
 // stream ("KV_<bucket>") must respect.

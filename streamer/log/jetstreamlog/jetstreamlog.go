@@ -183,6 +183,7 @@ func (o Options) dial() (*nats.Conn, error) {
 		// up on a server that refused them twice, before a rotated Secret
 		// (Credentials.Update) brings the new ones.
 		nats.IgnoreAuthErrorAbort(),
+		nats.CustomInboxPrefix(InboxPrefix(o.Namespace, o.Channel)),
 	}
 	if o.CredentialsFile != "" {
 		natsOpts = append(natsOpts, nats.UserCredentials(o.CredentialsFile))

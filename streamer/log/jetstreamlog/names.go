@@ -22,6 +22,14 @@ func Subject(namespace, channel string) string {
 	return "herald." + escapeName(namespace) + "." + escapeName(channel) + ".events"
 }
 
+// InboxPrefix is the prefix of the reply subjects of a channel's replicas:
+// a subject space of the channel's own, so that a NATS user limited to the
+// channel (ChannelPermissions) need not read every reply in its account
+// (_INBOX.>).
+func InboxPrefix(namespace, channel string) string {
+	return "_INBOX_herald." + escapeName(namespace) + "." + escapeName(channel)
+}
+
 // ReplicaSubject is the core NATS subject on which one replica of a channel
 // answers the others' requests: "herald.<ns>.<channel>.replicas.<replica>",
 // each part escaped by escapeName. The channel's stream captures only
