@@ -144,14 +144,14 @@ func Run(ctx context.Context, opts Options) error {
 		serverOps = withPprof(serverOps)
 	}
 	opsHandler.set(serverOps)
-	logger.Info("streamer started", "channel", channel.Namespace+"/"+channel.Name, "listen", api.addr,
-		"protocols", apiServing(channel.Spec.HTTP, source.certificate).String(), "metricsListen", ops.addr, "keys", source.keys.KeyIDs())
-
 	if opts.ReleaseStartupMemory {
 		if err := startupmem.Release(); err != nil {
 			logger.Warn("could not give back the memory of the start; serving on", "error", err.Error())
 		}
 	}
+
+	logger.Info("streamer started", "channel", channel.Namespace+"/"+channel.Name, "listen", api.addr,
+		"protocols", apiServing(channel.Spec.HTTP, source.certificate).String(), "metricsListen", ops.addr, "keys", source.keys.KeyIDs())
 
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
