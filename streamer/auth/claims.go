@@ -42,6 +42,9 @@ func claimNamesOf(settings verifierSettings) *claimNames {
 type tokenClaims struct {
 	names  *claimNames
 	values [claimCount]claimValue
+	// dates hold what the time claims' getters return, so that the
+	// validator's calls allocate nothing; they live as long as the claims.
+	dates [claimIat + 1]jwt.NumericDate
 }
 
 // claimValue is one claim's decoded JSON value, by kind, so that the usual
@@ -410,7 +413,9 @@ func (c *tokenClaims) numericDate(claim int) (*jwt.NumericDate, error) {
 	}
 	seconds := v.number
 	whole, fraction := math.Modf(seconds)
-	return jwt.NewNumericDate(time.Unix(int64(whole), int64(fraction*1e9))), nil
+	// As jwt.NewNumericDate, which MapClaims uses.
+	c.dates[claim] = jwt.NumericDate{Time: time.Unix(int64(whole), int64(fraction*1e9)).Truncate(jwt.TimePrecision)}
+	return &c.dates[claim], nil
 }
 
 // str reads a string claim: absent is "".
