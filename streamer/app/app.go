@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/herald-notify/herald/internal/startupmem"
 	"github.com/herald-notify/herald/streamer/announce"
 	"github.com/herald-notify/herald/streamer/server"
 )
@@ -38,6 +39,10 @@ type Options struct {
 	PodName string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// ReleaseStartupMemory gives back, once the streamer serves, the memory
+	// only its start used (startupmem.Release): for the herald command,
+	// whose every process runs the inits of the operator's packages too.
+	ReleaseStartupMemory bool
 }
 
 // shutdownTimeout bounds the wait, after the drain, for handlers and streams
@@ -139,6 +144,12 @@ func Run(ctx context.Context, opts Options) error {
 		serverOps = withPprof(serverOps)
 	}
 	opsHandler.set(serverOps)
+	if opts.ReleaseStartupMemory {
+		if err := startupmem.Release(); err != nil {
+			logger.Warn("could not give back the memory of the start; serving on", "error", err.Error())
+		}
+	}
+
 	logger.Info("streamer started", "channel", channel.Namespace+"/"+channel.Name, "listen", api.addr,
 		"protocols", apiServing(channel.Spec.HTTP, source.certificate).String(), "metricsListen", ops.addr, "keys", source.keys.KeyIDs())
 

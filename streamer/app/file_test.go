@@ -46,11 +46,14 @@ var _ = Describe("herald streamer", func() {
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
+			// As the herald command runs it: what only the start used is
+			// given back before it serves.
 			done <- app.Run(ctx, withLogger(app.Options{Config: config, SecretsDir: filepath.Join(dir, "secrets"),
-				Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}, slog.New(slog.NewJSONHandler(logs, nil))))
+				Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", ReleaseStartupMemory: true}, slog.New(slog.NewJSONHandler(logs, nil))))
 		}()
 		var api string
 		Eventually(func() string { api = logField(logs, "streamer started", "listen"); return api }).ShouldNot(BeEmpty())
+		Expect(logs.String()).NotTo(ContainSubstring("could not give back the memory of the start"))
 		metricsAddr := logField(logs, "streamer started", "metricsListen")
 
 		sign := func(user string, publish bool) string {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -76,7 +77,7 @@ func apiServing(spec notifyv1alpha1.HTTPSpec, certificate *tlscert.Served) servi
 // how says. Streams set their own per-write deadlines, so there is no
 // server-wide write timeout.
 func listenWith(addr string, handler http.Handler, how serving) (*listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenConfig().Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
 	}

@@ -153,6 +153,8 @@ type verifierState struct {
 	settings verifierSettings
 	keys     *KeySet
 	parser   *jwt.Parser
+	// claims names the claims Verify decodes for settings.
+	claims *claimNames
 }
 
 // verifierSettings are the Options other than the keys and the clock, with
@@ -247,7 +249,7 @@ func (v *Verifier) install(settings verifierSettings, keys *KeySet) {
 	if len(settings.audiences) > 0 {
 		options = append(options, jwt.WithAudience(settings.audiences...))
 	}
-	v.state.Store(&verifierState{settings: settings, keys: keys, parser: jwt.NewParser(options...)})
+	v.state.Store(&verifierState{settings: settings, keys: keys, parser: jwt.NewParser(options...), claims: claimNamesOf(settings)})
 }
 
 // Verify checks token and returns the identity it proves. A rejection is an
@@ -260,7 +262,8 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if !wellFormed(token) {
 		return Identity{}, reject(ReasonMalformed, "token is not three base64url segments")
 	}
-	claims := jwt.MapClaims{}
+	claims := getClaims(state.claims)
+	defer putClaims(claims)
 	var kid string
 	parsed, err := state.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		id, material, err := state.keys.keyFor(t)
@@ -329,7 +332,7 @@ func (s *KeySet) keyFor(token *jwt.Token) (string, any, error) {
 
 // rejection maps a parse error to an *Error. Header problems come first: the
 // jwt parser reports a disallowed algorithm as an invalid signature.
-func rejection(err error, token *jwt.Token, claims jwt.MapClaims, state *verifierState) *Error {
+func rejection(err error, token *jwt.Token, claims *tokenClaims, state *verifierState) *Error {
 	allowed := state.keys.algorithms
 	var rejected *Error
 	switch {
@@ -352,7 +355,7 @@ func rejection(err error, token *jwt.Token, claims jwt.MapClaims, state *verifie
 
 // claimsRejection maps a claims validation error to an *Error. Several claims
 // can fail at once; the first match in this order wins.
-func (s *verifierSettings) claimsRejection(err error, claims jwt.MapClaims) *Error {
+func (s *verifierSettings) claimsRejection(err error, claims *tokenClaims) *Error {
 	var reason Reason
 	switch {
 	case errors.Is(err, jwt.ErrInvalidType):
@@ -377,49 +380,50 @@ func (s *verifierSettings) claimsRejection(err error, claims jwt.MapClaims) *Err
 }
 
 // missingExp reports whether the claims have no usable "exp".
-func missingExp(claims jwt.MapClaims) bool {
+func missingExp(claims *tokenClaims) bool {
 	exp, err := claims.GetExpirationTime()
 	return err == nil && exp == nil
 }
 
 // missingIssuer reports whether the claims have no "iss".
-func missingIssuer(claims jwt.MapClaims) bool {
+func missingIssuer(claims *tokenClaims) bool {
 	iss, err := claims.GetIssuer()
 	return err == nil && iss == ""
 }
 
 // identity builds the Identity of verified claims.
-func (s *verifierSettings) identity(claims jwt.MapClaims, kid string) (Identity, error) {
-	user, isString := claims[s.userIDClaim].(string)
-	if !isString || user == "" {
+func (s *verifierSettings) identity(claims *tokenClaims, kid string) (Identity, error) {
+	user := claims.values[claimUser]
+	if user.kind != claimString || user.str == "" {
 		return Identity{}, reject(ReasonMissingUser, "claim %q is missing, empty or not a string", s.userIDClaim)
 	}
 	// The parser has required a well-typed "exp", so there is no error here.
 	exp, _ := claims.GetExpirationTime()
 	return Identity{
-		UserID:     user,
+		UserID:     user.str,
 		ExpiresAt:  exp.Time,
-		CanPublish: hasGrant(claims[s.grant.Claim], s.grant.Value),
+		CanPublish: hasGrant(claims.values[claimGrant], s.grant.Value),
 		KeyID:      kid,
 	}, nil
 }
 
 // hasGrant reports whether a grant claim, a space-separated string (OAuth
 // "scope") or an array of strings, contains value.
-func hasGrant(claim any, value string) bool {
-	switch c := claim.(type) {
-	case string:
-		return slices.Contains(strings.Fields(c), value)
-	case []any:
-		for _, element := range c {
+func hasGrant(claim claimValue, value string) bool {
+	switch claim.kind {
+	case claimString:
+		return slices.Contains(strings.Fields(claim.str), value)
+	case claimStrings:
+		return slices.Contains(claim.strs, value)
+	case claimOther:
+		elements, _ := claim.other.([]any)
+		for _, element := range elements {
 			if s, isString := element.(string); isString && s == value {
 				return true
 			}
 		}
-		return false
-	default:
-		return false
 	}
+	return false
 }
 
 // publishGrant fills the empty fields of a grant with the spec defaults.

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"weak"
 
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -52,7 +53,29 @@ type specSchema struct {
 	cel        *cel.Validator
 }
 
-var compiled = sync.OnceValues(compile)
+// cachedSchema holds the compiled schema only while something uses it: a
+// streamer decodes its --config file once at start, and the CEL programs and
+// environments behind it are then megabytes it would keep for nothing.
+var cachedSchema struct {
+	sync.Mutex
+	schema weak.Pointer[specSchema]
+}
+
+// compiled returns the compiled spec schema, compiling it again if the last
+// one was collected.
+func compiled() (*specSchema, error) {
+	cachedSchema.Lock()
+	defer cachedSchema.Unlock()
+	if schema := cachedSchema.schema.Value(); schema != nil {
+		return schema, nil
+	}
+	schema, err := compile()
+	if err != nil {
+		return nil, err
+	}
+	cachedSchema.schema = weak.Make(schema)
+	return schema, nil
+}
 
 // compile turns the embedded CRD's spec schema into the validators the API
 // server builds from it.

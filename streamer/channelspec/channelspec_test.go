@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,17 @@ var _ = Describe("Decode", func() {
 			ContainSubstring(`kind: Unsupported value: "Secret"`),
 			ContainSubstring("spec: Required value"),
 		)))
+	})
+
+	It("lets the compiled schema go once decoding is done, and compiles it again when needed", func(ctx SpecContext) {
+		_, err := channelspec.Decode(ctx, "minimal", []byte(minimal))
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() bool {
+			runtime.GC()
+			return channelspec.SchemaHeld()
+		}).Should(BeFalse(), "the compiled schema outlives the decoding")
+		_, err = channelspec.Decode(ctx, "channel.yaml", []byte(minimal+"  connections: {maxPerUser: 0}\n"))
+		Expect(err).To(MatchError(ContainSubstring("spec.connections.maxPerUser")))
 	})
 
 	It("says which file is not YAML", func(ctx SpecContext) {

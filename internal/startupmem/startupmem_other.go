@@ -1,0 +1,6 @@
+//go:build !linux
+
+package startupmem
+
+// releaseExecutable does nothing where there is no /proc/self/maps.
+func releaseExecutable() error { return nil }
