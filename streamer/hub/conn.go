@@ -52,15 +52,32 @@ type Conn struct {
 	mu     sync.Mutex
 	queue  []Frame
 	queued int // bytes in queue
-	// wake has room for one signal: the writer has work or must stop.
-	wake   chan struct{}
-	done   bool
-	reason CloseReason
-	retry  time.Duration
+	// The writer is told that it has work or must stop through notifier,
+	// when one is set, or else wake, made by the first call of Wake, which
+	// has room for one signal.
+	notifier Notifier
+	wake     chan struct{}
+	done     bool
+	reason   CloseReason
+	retry    time.Duration
 }
 
+// Notifier is told that a stream has frames to write or must end, without a
+// channel or a goroutine waiting on one: a stream served by a pool of
+// writers (package server) is scheduled by it.
+type Notifier interface {
+	// Notify is called with the stream's lock held, often the hub's too:
+	// it must not block, nor call back into the hub or the Conn.
+	Notify()
+}
+
+// maxKeptQueue is the capacity of the queue a Conn keeps once its writer
+// took what it held: a larger one, grown by a burst, is released, so that an
+// idle stream holds at most this many frames' room.
+const maxKeptQueue = 4
+
 func newConn(id StreamID, user string, limit int, observer Observer) *Conn {
-	return &Conn{id: id, user: user, limit: limit, observer: observer, wake: make(chan struct{}, 1)}
+	return &Conn{id: id, user: user, limit: limit, observer: observer}
 }
 
 // User is the stream's user id.
@@ -89,9 +106,28 @@ func (c *Conn) enqueue(f Frame) bool {
 }
 
 func (c *Conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	switch {
+	case c.notifier != nil:
+		c.notifier.Notify()
+	case c.wake != nil:
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pendingLocked reports whether the writer has something to take.
+func (c *Conn) pendingLocked() bool { return len(c.queue) > 0 || c.done }
+
+// SetNotifier has n told, instead of the channel of Wake, whenever the
+// stream has frames to write or must end; at once if it already has.
+func (c *Conn) SetNotifier(n Notifier) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.notifier = n
+	if c.pendingLocked() {
+		n.Notify()
 	}
 }
 
@@ -117,8 +153,20 @@ func (c *Conn) setRetry(d time.Duration) {
 	c.retry = d
 }
 
-// Wake is signalled when frames were queued or the stream must end.
-func (c *Conn) Wake() <-chan struct{} { return c.wake }
+// Wake is signalled when frames were queued or the stream must end (for a
+// Conn without a Notifier). The channel is made by the first call, signalled
+// at once if the stream already has something for its writer.
+func (c *Conn) Wake() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wake == nil {
+		c.wake = make(chan struct{}, 1)
+		if c.pendingLocked() {
+			c.wake <- struct{}{}
+		}
+	}
+	return c.wake
+}
 
 // Take removes and returns the queued frames (appending to buf, which the
 // writer reuses), and whether the stream must end after writing them, with
@@ -129,6 +177,9 @@ func (c *Conn) Take(buf []Frame) (frames []Frame, done bool, reason CloseReason,
 	frames = append(buf, c.queue...)
 	clear(c.queue)
 	c.queue, c.queued = c.queue[:0], 0
+	if cap(c.queue) > maxKeptQueue {
+		c.queue = nil
+	}
 	return frames, c.done, c.reason, c.retry
 }
 

@@ -137,7 +137,9 @@ type Server struct {
 	replicas  Replicas
 	// byIDMu guards byID, the open streams by id, for refreshes.
 	byIDMu sync.Mutex
-	byID   map[string]*stream
+	byID   map[hub.StreamID]*stream
+	// writers serve the detached streams that have work.
+	writers writerPool
 }
 
 // New builds the streamer for cfg. It does not start serving: call Run.
@@ -183,7 +185,7 @@ func New(cfg Config) (*Server, error) {
 		dispatched:               make(chan struct{}),
 		replicaID:                newReplicaID(),
 		replicas:                 cfg.Replicas,
-		byID:                     map[string]*stream{},
+		byID:                     map[hub.StreamID]*stream{},
 	}
 	if cfg.Replicas != nil {
 		s.replicaID = cfg.Replicas.ID()
