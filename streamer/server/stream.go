@@ -452,6 +452,7 @@ func (st *stream) delivered(r round) {
 		}
 	}
 }
+
 // prepare reads what the stream writes first. The stream joined the hub at
 // joinedAt: events up to it come from the log, later ones through the queue.
 //
