@@ -183,6 +183,13 @@ func (c *Conn) Take(buf []Frame) (frames []Frame, done bool, reason CloseReason,
 	return frames, c.done, c.reason, c.retry
 }
 
+// QueueCap is the capacity of the stream's queue: what it holds while idle.
+func (c *Conn) QueueCap() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cap(c.queue)
+}
+
 // Delivered records that a frame was written to the client.
 func (c *Conn) Delivered(f Frame, now time.Time) {
 	c.observer.Delivered(f.Type, now.Sub(f.Appended))

@@ -349,6 +349,7 @@ func (st *stream) serveDetached() {
 	case err != nil:
 		st.endRound(r, err)
 	case rest != nil:
+		st.server.writers.waiting.Add(1)
 		go st.finishRound(r, rest)
 	default:
 		st.endRound(r, nil)
@@ -358,7 +359,9 @@ func (st *stream) serveDetached() {
 // finishRound writes what the socket did not take at once, within the
 // write timeout, then returns the stream to the writers' care.
 func (st *stream) finishRound(r round, rest []byte) {
-	st.endRound(r, st.out.(*detachedWriter).writeRest(rest))
+	err := st.out.(*detachedWriter).writeRest(rest)
+	st.server.writers.waiting.Add(-1)
+	st.endRound(r, err)
 }
 
 // endRound closes the stream after a failed write or its last, or counts

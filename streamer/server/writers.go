@@ -3,6 +3,7 @@ package server
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-notify/herald/streamer/hub"
@@ -31,7 +32,12 @@ type writerPool struct {
 	ready   []*stream
 	head    int
 	running int
-	max     int
+	// max bounds running; 0 means GOMAXPROCS. peak is the most running at
+	// once.
+	max, peak int
+	// waiting counts the streams whose write waits for the client, each
+	// in a goroutine of its own (stream.finishRound).
+	waiting atomic.Int32
 }
 
 // writerBatch is how many ready streams a writer takes at a time.
@@ -49,6 +55,7 @@ func (p *writerPool) schedule(st *stream) {
 	start := p.running < p.writers()
 	if start {
 		p.running++
+		p.peak = max(p.peak, p.running)
 	}
 	p.mu.Unlock()
 	if start {
