@@ -83,14 +83,13 @@ func (st *stream) appendExpiring(buf []byte, expiresAt time.Time) []byte {
 	return sse.AppendFrame(buf, sse.Frame{Data: data})
 }
 
-// startTimer sets the stream's timer to the nearest of its first
-// keep-alive, the expiry warning and the expiry: one runtime timer, which
-// needs no goroutine.
+// startTimer has the stream woken up at the nearest of its first
+// keep-alive, the expiry warning and the expiry (dueStreams).
 func (st *stream) startTimer() {
 	now := monoNow()
 	st.keepAliveAt = now + int64(st.keepAliveInterval())
 	st.setExpiry(now)
-	st.timer = time.AfterFunc(time.Duration(st.nextDue()-now), st.timerFired)
+	st.server.due.set(st, st.nextDue())
 }
 
 // keepAliveInterval is spec.connections.keepAliveInterval, which SetSpec
@@ -111,7 +110,7 @@ func (st *stream) setExpiry(now int64) {
 	}
 }
 
-// nextDue is the nearest instant the stream's timer serves.
+// nextDue is the nearest instant the stream is to be woken up at.
 func (st *stream) nextDue() int64 {
 	due := min(st.keepAliveAt, st.expiryAt)
 	if st.warningAt != 0 {
@@ -122,7 +121,7 @@ func (st *stream) nextDue() int64 {
 
 // collectDue appends what the timer made due (after a refresh moved the
 // expiry, if moved): the end event of an expired token, the warning, a
-// keep-alive; and sets the timer to what comes next.
+// keep-alive; and has the stream woken up for what comes next.
 func (st *stream) collectDue(r *round, moved bool) {
 	now := monoNow()
 	if moved {
@@ -147,7 +146,7 @@ func (st *stream) collectDue(r *round, moved bool) {
 		r.buf = sse.AppendComment(st.buffer(r), "keep-alive")
 		st.keepAliveAt = now + int64(st.keepAliveInterval())
 	}
-	st.timer.Reset(time.Duration(st.nextDue() - now))
+	st.server.due.set(st, st.nextDue())
 }
 
 // expiry is when the stream's token expires.

@@ -138,8 +138,10 @@ type Server struct {
 	// byIDMu guards byID, the open streams by id, for refreshes.
 	byIDMu sync.Mutex
 	byID   map[hub.StreamID]*stream
-	// writers serve the detached streams that have work.
+	// writers serve the detached streams that have work; due wakes streams
+	// up for their keep-alives and their token's expiry.
 	writers writerPool
+	due     dueStreams
 }
 
 // New builds the streamer for cfg. It does not start serving: call Run.

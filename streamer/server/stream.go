@@ -114,7 +114,7 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 // stream writes one client's events, through its streamWriter: net/http
 // (handlerWriter) or a connection taken off net/http (detachedWriter).
 //
-// Its work comes from the hub (frames queued, the stream closed), its timer
+// Its work comes from the hub (frames queued, the stream closed), the timer
 // (keep-alive, the token's expiry and the warning before it) and refreshes
 // (the expiry moved): each sets pending work and wakes the stream up (notify).
 // A detached stream is then scheduled onto the server's writers; a stream on
@@ -143,11 +143,15 @@ type stream struct {
 	// for a detached stream.
 	kick chan struct{}
 
-	// The timer and the instants it serves (monoNow), for the goroutine
-	// serving the stream: the next keep-alive, the warning (0 once written,
-	// until a refresh), and when the expiry is due to be checked.
-	timer                            *time.Timer
+	// The instants (monoNow) the server's dueStreams wakes the stream up
+	// at, for the goroutine serving it: the next keep-alive, the warning (0
+	// once written, until a refresh), and when the expiry is due to be
+	// checked.
 	keepAliveAt, warningAt, expiryAt int64
+	// dueAt and dueIndex are the stream's entry in dueStreams, guarded by
+	// its lock; dueIndex is -1 out of it.
+	dueAt    int64
+	dueIndex int32
 }
 
 // opening is what a stream writes first: its connection event, what the
@@ -169,7 +173,9 @@ type opening struct {
 func newStream(s *Server, conn *hub.Conn, identity auth.Identity) *stream {
 	// Owned by the goroutine that opens it until it starts (serve,
 	// startDetached): work that comes meanwhile is pending, not scheduled.
-	return &stream{server: s, conn: conn, user: identity.UserID, expiresAt: identity.ExpiresAt, scheduled: true}
+	return &stream{
+		server: s, conn: conn, user: identity.UserID, expiresAt: identity.ExpiresAt, scheduled: true, dueIndex: -1,
+	}
 }
 
 // id names the stream for a token refresh (streamID).
@@ -178,9 +184,7 @@ func (st *stream) id() string { return st.server.streamID(st.conn.ID()) }
 // end unregisters a stream that ended for reason.
 func (st *stream) end(reason hub.CloseReason) {
 	s := st.server
-	if st.timer != nil {
-		st.timer.Stop()
-	}
+	s.due.remove(st)
 	s.hub.Unregister(st.conn, reason)
 	s.forget(st)
 	if !st.opened.IsZero() {
@@ -192,9 +196,6 @@ func (st *stream) end(reason hub.CloseReason) {
 
 // Notify is the hub's: frames were queued, or the stream must end.
 func (st *stream) Notify() { st.notify(workQueued) }
-
-// timerFired is the stream's timer's function.
-func (st *stream) timerFired() { st.notify(workTimer) }
 
 // notify records work for the stream and wakes it up: a detached stream is
 // scheduled onto the writers unless it already is.
