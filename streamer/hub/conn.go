@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -46,18 +47,16 @@ func (r CloseReason) byServer() bool { return r != CloseClient && r != CloseToke
 type Conn struct {
 	id       StreamID
 	user     string
-	limit    int
 	observer Observer
+	limit    int32
 
 	mu     sync.Mutex
+	queued int32 // bytes in queue
+	done   bool
 	queue  []Frame
-	queued int // bytes in queue
-	// The writer is told that it has work or must stop through notifier,
-	// when one is set, or else wake, made by the first call of Wake, which
-	// has room for one signal.
+	// notifier tells the writer that it has work or must stop: the
+	// writer's (SetNotifier), or the channel of Wake.
 	notifier Notifier
-	wake     chan struct{}
-	done     bool
 	reason   CloseReason
 	retry    time.Duration
 }
@@ -74,10 +73,20 @@ type Notifier interface {
 // maxKeptQueue is the capacity of the queue a Conn keeps once its writer
 // took what it held: a larger one, grown by a burst, is released, so that an
 // idle stream holds at most this many frames' room.
-const maxKeptQueue = 4
+const maxKeptQueue = 1
 
 func newConn(id StreamID, user string, limit int, observer Observer) *Conn {
-	return &Conn{id: id, user: user, limit: limit, observer: observer}
+	return &Conn{id: id, user: user, limit: int32(min(limit, math.MaxInt32)), observer: observer}
+}
+
+// wakeChan is the Notifier of Wake: a channel with room for one signal.
+type wakeChan chan struct{}
+
+func (w wakeChan) Notify() {
+	select {
+	case w <- struct{}{}:
+	default:
+	}
 }
 
 // User is the stream's user id.
@@ -96,24 +105,18 @@ func (c *Conn) enqueue(f Frame) bool {
 	}
 	// A frame larger than the whole bound still goes to a client that has
 	// nothing queued: an event is never undeliverable because of its size.
-	if c.queued > 0 && c.queued+len(f.Bytes) > c.limit {
+	if c.queued > 0 && int(c.queued)+len(f.Bytes) > int(c.limit) {
 		return false
 	}
 	c.queue = append(c.queue, f)
-	c.queued += len(f.Bytes)
+	c.queued += int32(len(f.Bytes))
 	c.signal()
 	return true
 }
 
 func (c *Conn) signal() {
-	switch {
-	case c.notifier != nil:
+	if c.notifier != nil {
 		c.notifier.Notify()
-	case c.wake != nil:
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
 	}
 }
 
@@ -153,19 +156,22 @@ func (c *Conn) setRetry(d time.Duration) {
 	c.retry = d
 }
 
-// Wake is signalled when frames were queued or the stream must end (for a
-// Conn without a Notifier). The channel is made by the first call, signalled
-// at once if the stream already has something for its writer.
+// Wake is signalled when frames were queued or the stream must end, for a
+// writer that waits on a channel rather than setting a Notifier. The channel
+// is made by the first call, signalled at once if the stream already has
+// something for its writer.
 func (c *Conn) Wake() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.wake == nil {
-		c.wake = make(chan struct{}, 1)
-		if c.pendingLocked() {
-			c.wake <- struct{}{}
-		}
+	if w, ok := c.notifier.(wakeChan); ok {
+		return w
 	}
-	return c.wake
+	w := make(wakeChan, 1)
+	c.notifier = w
+	if c.pendingLocked() {
+		w.Notify()
+	}
+	return w
 }
 
 // Take removes and returns the queued frames (appending to buf, which the

@@ -75,7 +75,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.connects.WithLabelValues(connectOK).Inc()
 	s.metrics.connections.Inc()
-	st.opened = s.now()
+	st.opened = monoNow()
 	s.remember(st)
 
 	// HTTP/1.1 streams leave net/http once their headers are written; HTTP/2
@@ -124,7 +124,8 @@ type stream struct {
 	out    streamWriter
 	conn   *hub.Conn
 	user   string
-	opened time.Time
+	// opened is when the stream opened (monoNow), 0 before.
+	opened int64
 	// skipUpTo is the position up to which the stream's opening already
 	// holds the events: queued frames up to it are not written again.
 	skipUpTo eventlog.Position
@@ -187,9 +188,9 @@ func (st *stream) end(reason hub.CloseReason) {
 	s.due.remove(st)
 	s.hub.Unregister(st.conn, reason)
 	s.forget(st)
-	if !st.opened.IsZero() {
+	if st.opened != 0 {
 		s.metrics.connections.Dec()
-		s.logger.Debug("stream closed", "user", st.user, "reason", string(reason), "duration", s.now().Sub(st.opened).String())
+		s.logger.Debug("stream closed", "user", st.user, "reason", string(reason), "duration", time.Duration(monoNow()-st.opened).String())
 	}
 	s.streamEnded()
 }
