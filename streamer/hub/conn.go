@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -46,21 +47,46 @@ func (r CloseReason) byServer() bool { return r != CloseClient && r != CloseToke
 type Conn struct {
 	id       StreamID
 	user     string
-	limit    int
 	observer Observer
+	limit    int32
 
 	mu     sync.Mutex
-	queue  []Frame
-	queued int // bytes in queue
-	// wake has room for one signal: the writer has work or must stop.
-	wake   chan struct{}
+	queued int32 // bytes in queue
 	done   bool
-	reason CloseReason
-	retry  time.Duration
+	queue  []Frame
+	// notifier tells the writer that it has work or must stop: the
+	// writer's (SetNotifier), or the channel of Wake.
+	notifier Notifier
+	reason   CloseReason
+	retry    time.Duration
 }
 
+// Notifier is told that a stream has frames to write or must end, without a
+// channel or a goroutine waiting on one: a stream served by a pool of
+// writers (package server) is scheduled by it.
+type Notifier interface {
+	// Notify is called with the stream's lock held, often the hub's too:
+	// it must not block, nor call back into the hub or the Conn.
+	Notify()
+}
+
+// maxKeptQueue is the capacity of the queue a Conn keeps once its writer
+// took what it held: a larger one, grown by a burst, is released, so that an
+// idle stream holds at most this many frames' room.
+const maxKeptQueue = 1
+
 func newConn(id StreamID, user string, limit int, observer Observer) *Conn {
-	return &Conn{id: id, user: user, limit: limit, observer: observer, wake: make(chan struct{}, 1)}
+	return &Conn{id: id, user: user, limit: int32(min(limit, math.MaxInt32)), observer: observer}
+}
+
+// wakeChan is the Notifier of Wake: a channel with room for one signal.
+type wakeChan chan struct{}
+
+func (w wakeChan) Notify() {
+	select {
+	case w <- struct{}{}:
+	default:
+	}
 }
 
 // User is the stream's user id.
@@ -79,19 +105,32 @@ func (c *Conn) enqueue(f Frame) bool {
 	}
 	// A frame larger than the whole bound still goes to a client that has
 	// nothing queued: an event is never undeliverable because of its size.
-	if c.queued > 0 && c.queued+len(f.Bytes) > c.limit {
+	if c.queued > 0 && int(c.queued)+len(f.Bytes) > int(c.limit) {
 		return false
 	}
 	c.queue = append(c.queue, f)
-	c.queued += len(f.Bytes)
+	c.queued += int32(len(f.Bytes))
 	c.signal()
 	return true
 }
 
 func (c *Conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.notifier != nil {
+		c.notifier.Notify()
+	}
+}
+
+// pendingLocked reports whether the writer has something to take.
+func (c *Conn) pendingLocked() bool { return len(c.queue) > 0 || c.done }
+
+// SetNotifier has n told, instead of the channel of Wake, whenever the
+// stream has frames to write or must end; at once if it already has.
+func (c *Conn) SetNotifier(n Notifier) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.notifier = n
+	if c.pendingLocked() {
+		n.Notify()
 	}
 }
 
@@ -117,8 +156,23 @@ func (c *Conn) setRetry(d time.Duration) {
 	c.retry = d
 }
 
-// Wake is signalled when frames were queued or the stream must end.
-func (c *Conn) Wake() <-chan struct{} { return c.wake }
+// Wake is signalled when frames were queued or the stream must end, for a
+// writer that waits on a channel rather than setting a Notifier. The channel
+// is made by the first call, signalled at once if the stream already has
+// something for its writer.
+func (c *Conn) Wake() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w, ok := c.notifier.(wakeChan); ok {
+		return w
+	}
+	w := make(wakeChan, 1)
+	c.notifier = w
+	if c.pendingLocked() {
+		w.Notify()
+	}
+	return w
+}
 
 // Take removes and returns the queued frames (appending to buf, which the
 // writer reuses), and whether the stream must end after writing them, with
@@ -129,7 +183,17 @@ func (c *Conn) Take(buf []Frame) (frames []Frame, done bool, reason CloseReason,
 	frames = append(buf, c.queue...)
 	clear(c.queue)
 	c.queue, c.queued = c.queue[:0], 0
+	if cap(c.queue) > maxKeptQueue {
+		c.queue = nil
+	}
 	return frames, c.done, c.reason, c.retry
+}
+
+// QueueCap is the capacity of the stream's queue: what it holds while idle.
+func (c *Conn) QueueCap() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cap(c.queue)
 }
 
 // Delivered records that a frame was written to the client.

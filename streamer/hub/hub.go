@@ -105,6 +105,9 @@ type Hub struct {
 	cursor eventlog.Position // the last event dispatched to the connections
 	closed bool
 	nextID StreamID // the last StreamID assigned
+
+	// recipients is dispatch's, reused from one event to the next.
+	recipients []*Conn
 }
 
 // New returns a hub that delivers the events appended to log from now on.
@@ -205,41 +208,63 @@ func (h *Hub) skipLost() {
 	}
 }
 
-// dispatch encodes each event once and enqueues it on its recipients' streams.
+// dispatch encodes each event once and enqueues it on its recipients'
+// streams. The recipients are copied under the hub's lock, which then moves
+// the cursor past the event, and the frames are encoded and enqueued outside
+// it: Register, Unregister and a refresh do not wait for a broadcast's
+// fan-out. A stream that joins meanwhile joins after the event (its joinedAt
+// is the event's position), and one that leaves has a closed queue, which
+// ignores the frame.
 func (h *Hub) dispatch(events []eventlog.Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	for i := range events {
 		e := &events[i]
-		frame := Frame{Position: e.Position, Type: e.Type, Appended: e.Time}
-		switch {
-		case e.Type == event.TypeNotification:
-			// Each recipient's copy names them: encoded per recipient.
-			for _, user := range e.UserIDs {
-				if conns := h.users[user]; len(conns) > 0 {
-					frame.Bytes = EncodeEvent(e, user)
-					h.enqueueAll(conns, frame)
-				}
-			}
-		case len(e.UserIDs) == 0:
-			frame.Bytes = EncodeEvent(e, "")
-			for _, conns := range h.users {
-				h.enqueueAll(conns, frame)
-			}
-		default:
-			frame.Bytes = EncodeEvent(e, "")
-			for _, user := range e.UserIDs {
-				h.enqueueAll(h.users[user], frame)
-			}
-		}
+		h.mu.Lock()
+		h.recipients = h.recipientsLocked(e, h.recipients[:0])
 		h.cursor = e.Position
+		h.mu.Unlock()
+		h.enqueueAll(e, h.recipients)
+		clear(h.recipients)
+		if cap(h.recipients) > maxKeptRecipients {
+			h.recipients = nil
+		}
 	}
 }
 
-func (h *Hub) enqueueAll(conns []*Conn, frame Frame) {
-	for _, c := range conns {
+// maxKeptRecipients is the capacity of the recipients slice that dispatch
+// keeps from one event to the next.
+const maxKeptRecipients = 1 << 16
+
+// recipientsLocked appends the streams e is addressed to, a user's streams
+// next to each other.
+func (h *Hub) recipientsLocked(e *eventlog.Event, to []*Conn) []*Conn {
+	if len(e.UserIDs) == 0 && e.Type != event.TypeNotification {
+		for _, conns := range h.users {
+			to = append(to, conns...)
+		}
+		return to
+	}
+	for _, user := range e.UserIDs {
+		to = append(to, h.users[user]...)
+	}
+	return to
+}
+
+// enqueueAll enqueues e's frame on each of its recipients, and closes those
+// whose queue is full as slow consumers. A notification names each recipient
+// in its copy: it is encoded per user.
+func (h *Hub) enqueueAll(e *eventlog.Event, recipients []*Conn) {
+	frame := Frame{Position: e.Position, Type: e.Type, Appended: e.Time}
+	perUser := e.Type == event.TypeNotification
+	for i, c := range recipients {
+		if frame.Bytes == nil || perUser && c.user != recipients[i-1].user {
+			user := ""
+			if perUser {
+				user = c.user
+			}
+			frame.Bytes = EncodeEvent(e, user)
+		}
 		if !c.enqueue(frame) {
-			h.removeLocked(c, CloseSlowConsumer)
+			h.Unregister(c, CloseSlowConsumer)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"sync"
 	"time"
 
 	"github.com/herald-notify/herald/streamer/event"
@@ -77,76 +76,115 @@ type tokenExpiringEvent struct {
 // appendExpiring appends the warning that the token expires at expiresAt.
 func (st *stream) appendExpiring(buf []byte, expiresAt time.Time) []byte {
 	data, _ := json.Marshal(tokenExpiringEvent{
-		Type: event.TypeTokenExpiring, StreamID: st.id, ExpiresAt: event.Timestamp(expiresAt),
-		Message:   "the stream's token expires at expiresAt: POST a new one to " + streamTokenPath(st.id) + " to keep the stream",
+		Type: event.TypeTokenExpiring, StreamID: st.id(), ExpiresAt: event.Timestamp(expiresAt),
+		Message:   "the stream's token expires at expiresAt: POST a new one to " + streamTokenPath(st.id()) + " to keep the stream",
 		Timestamp: event.Timestamp(st.server.now()),
 	})
 	return sse.AppendFrame(buf, sse.Frame{Data: data})
 }
 
-// streamToken is when a stream's token expires, which a refresh moves from
-// another goroutine than the stream's writer.
-type streamToken struct {
-	mu        sync.Mutex
-	expiresAt time.Time
-	// ended is set once the stream ended: a refresh can no longer move it.
-	ended bool
-	// moved is signalled when a refresh moved expiresAt.
-	moved chan struct{}
+// startTimer has the stream woken up at the nearest of its first
+// keep-alive, the expiry warning and the expiry (dueStreams).
+func (st *stream) startTimer() {
+	now := monoNow()
+	st.keepAliveAt = now + int64(st.keepAliveInterval())
+	st.setExpiry(now)
+	st.server.due.set(st, st.nextDue())
 }
 
-func newStreamToken(expiresAt time.Time) *streamToken {
-	return &streamToken{expiresAt: expiresAt, moved: make(chan struct{}, 1)}
+// keepAliveInterval is spec.connections.keepAliveInterval, which SetSpec
+// may change: each keep-alive schedules the next with the one in force.
+func (st *stream) keepAliveInterval() time.Duration {
+	return duration(st.server.settings().Connections.KeepAliveInterval)
 }
 
-// expiry is when the token expires.
-func (t *streamToken) expiry() time.Time {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.expiresAt
+// setExpiry sets when the expiry is checked, and the warning
+// spec.auth.expiryWarning before it (at once when that is past; none when
+// the warning is off), from the token's expiry.
+func (st *stream) setExpiry(now int64) {
+	left := int64(st.expiry().Sub(st.server.now()))
+	st.expiryAt = now + left
+	st.warningAt = 0
+	if ahead := int64(duration(st.server.settings().Auth.ExpiryWarning)); ahead > 0 {
+		st.warningAt = max(now+max(left-ahead, 0), 1)
+	}
 }
 
-// move sets a new expiry; false when the stream already ended.
-func (t *streamToken) move(expiresAt time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ended {
+// nextDue is the nearest instant the stream is to be woken up at.
+func (st *stream) nextDue() int64 {
+	due := min(st.keepAliveAt, st.expiryAt)
+	if st.warningAt != 0 {
+		due = min(due, st.warningAt)
+	}
+	return due
+}
+
+// collectDue appends what the timer made due (after a refresh moved the
+// expiry, if moved): the end event of an expired token, the warning, a
+// keep-alive; and has the stream woken up for what comes next.
+func (st *stream) collectDue(r *round, moved bool) {
+	now := monoNow()
+	if moved {
+		st.setExpiry(now)
+	}
+	if st.expiryAt <= now {
+		// A refresh may have moved the expiry as the timer fired.
+		expiresAt, expired := st.expire(st.server.now())
+		if expired {
+			// Written with the deadline, failed or not: the stream ends.
+			r.buf = st.appendEnd(st.buffer(r), hub.CloseTokenExpired, 0)
+			r.ending, r.reason = true, hub.CloseTokenExpired
+			return
+		}
+		st.expiryAt = now + int64(expiresAt.Sub(st.server.now()))
+	}
+	if st.warningAt != 0 && st.warningAt <= now {
+		r.buf = st.appendExpiring(st.buffer(r), st.expiry())
+		st.warningAt = 0
+	}
+	if st.keepAliveAt <= now {
+		r.buf = sse.AppendComment(st.buffer(r), "keep-alive")
+		st.keepAliveAt = now + int64(st.keepAliveInterval())
+	}
+	st.server.due.set(st, st.nextDue())
+}
+
+// expiry is when the stream's token expires.
+func (st *stream) expiry() time.Time {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.expiresAt
+}
+
+// moveExpiry sets a new expiry, for a refresh; false when the stream
+// already ended.
+func (st *stream) moveExpiry(expiresAt time.Time) bool {
+	st.mu.Lock()
+	if st.tokenEnded {
+		st.mu.Unlock()
 		return false
 	}
-	t.expiresAt = expiresAt
-	select {
-	case t.moved <- struct{}{}:
-	default:
-	}
+	st.expiresAt = expiresAt
+	st.mu.Unlock()
+	st.notify(workMoved)
 	return true
 }
 
-// expire ends the stream if its token expired by now, and returns the
+// expire ends the stream's token if it expired by now, and returns the
 // expiry otherwise: a refresh may have moved it as the timer fired.
-func (t *streamToken) expire(now time.Time) (time.Time, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if now.Before(t.expiresAt) {
-		return t.expiresAt, false
+func (st *stream) expire(now time.Time) (time.Time, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if now.Before(st.expiresAt) {
+		return st.expiresAt, false
 	}
-	t.ended = true
-	return t.expiresAt, true
+	st.tokenEnded = true
+	return st.expiresAt, true
 }
 
-// end records that the stream ended.
-func (t *streamToken) end() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.ended = true
-}
-
-// armWarning sets warning to fire spec.auth.expiryWarning before expiresAt
-// (at once when that is past), or stops it when the warning is off.
-func (st *stream) armWarning(warning *time.Timer, expiresAt time.Time) {
-	ahead := duration(st.server.settings().Auth.ExpiryWarning)
-	if ahead <= 0 {
-		warning.Stop()
-		return
-	}
-	warning.Reset(max(expiresAt.Add(-ahead).Sub(st.server.now()), 0))
+// endToken records that the stream ended: a refresh can no longer move it.
+func (st *stream) endToken() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.tokenEnded = true
 }

@@ -75,7 +75,7 @@ func readUnreadBody(body io.Reader) sse.Event {
 }
 
 var _ = Describe("the end of a stream the server ends", func() {
-	for _, t := range []transport{overHTTP1, overHTTP2} {
+	for _, t := range []transport{overHTTP1, overTLSHTTP1, overHTTP2} {
 		Context("over "+string(t), func() {
 			It("warns before the token expires, with its expiry, then ends saying to fetch a new token", func() {
 				s := startStreamerOn(t, nil, func(spec *notifyv1alpha1.NotificationChannelSpec) {

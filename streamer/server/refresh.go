@@ -84,23 +84,32 @@ func replicaOf(streamID string) (string, bool) {
 func (s *Server) remember(st *stream) {
 	s.byIDMu.Lock()
 	defer s.byIDMu.Unlock()
-	s.byID[st.id] = st
+	s.byID[st.conn.ID()] = st
 }
 
 // forget ends the stream's refreshes.
 func (s *Server) forget(st *stream) {
-	st.token.end()
+	st.endToken()
 	s.byIDMu.Lock()
 	defer s.byIDMu.Unlock()
-	if s.byID[st.id] == st {
-		delete(s.byID, st.id)
+	if s.byID[st.conn.ID()] == st {
+		delete(s.byID, st.conn.ID())
 	}
 }
 
+// streamOf is the open stream of this replica that id names, or nil.
 func (s *Server) streamOf(id string) *stream {
+	replica, n, _ := strings.Cut(id, ".")
+	if replica != s.replicaID {
+		return nil
+	}
+	hubID, err := strconv.ParseUint(n, 10, 64)
+	if err != nil {
+		return nil
+	}
 	s.byIDMu.Lock()
 	defer s.byIDMu.Unlock()
-	return s.byID[id]
+	return s.byID[hub.StreamID(hubID)]
 }
 
 // refreshRequest is a refresh on its way to the replica holding the stream.
@@ -212,10 +221,10 @@ func (s *Server) refreshStream(id string, identity auth.Identity) refreshResult 
 	if st == nil {
 		return unknownStream(id)
 	}
-	if identity.UserID != st.identity.UserID {
+	if identity.UserID != st.user {
 		return refreshResult{Code: httpapi.CodeForbidden, Message: "the token is for another user than the stream's"}
 	}
-	if !st.token.move(identity.ExpiresAt) {
+	if !st.moveExpiry(identity.ExpiresAt) {
 		return unknownStream(id)
 	}
 	s.logger.Debug("stream token refreshed", "user", identity.UserID, "stream", id, "expiresAt", event.Timestamp(identity.ExpiresAt))

@@ -40,7 +40,7 @@ func streamIDOf(hello map[string]any) string {
 }
 
 var _ = Describe("an in-place token refresh", func() {
-	for _, t := range []transport{overHTTP1, overHTTP2} {
+	for _, t := range []transport{overHTTP1, overTLSHTTP1, overHTTP2} {
 		It("keeps the stream past its first token, delivering every event published meanwhile, until the new one expires, over "+string(t), func() {
 			s := startStreamerOn(t, nil, nil)
 			// JWT expiry has whole seconds: 4s leaves at least 3s to connect

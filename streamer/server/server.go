@@ -137,7 +137,11 @@ type Server struct {
 	replicas  Replicas
 	// byIDMu guards byID, the open streams by id, for refreshes.
 	byIDMu sync.Mutex
-	byID   map[string]*stream
+	byID   map[hub.StreamID]*stream
+	// writers serve the detached streams that have work; due wakes streams
+	// up for their keep-alives and their token's expiry.
+	writers writerPool
+	due     dueStreams
 }
 
 // New builds the streamer for cfg. It does not start serving: call Run.
@@ -183,7 +187,7 @@ func New(cfg Config) (*Server, error) {
 		dispatched:               make(chan struct{}),
 		replicaID:                newReplicaID(),
 		replicas:                 cfg.Replicas,
-		byID:                     map[string]*stream{},
+		byID:                     map[hub.StreamID]*stream{},
 	}
 	if cfg.Replicas != nil {
 		s.replicaID = cfg.Replicas.ID()

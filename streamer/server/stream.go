@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/herald-notify/herald/streamer/auth"
@@ -74,7 +75,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.connects.WithLabelValues(connectOK).Inc()
 	s.metrics.connections.Inc()
-	st.opened = s.now()
+	st.opened = monoNow()
 	s.remember(st)
 
 	// HTTP/1.1 streams leave net/http once their headers are written; HTTP/2
@@ -112,20 +113,46 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 
 // stream writes one client's events, through its streamWriter: net/http
 // (handlerWriter) or a connection taken off net/http (detachedWriter).
+//
+// Its work comes from the hub (frames queued, the stream closed), the timer
+// (keep-alive, the token's expiry and the warning before it) and refreshes
+// (the expiry moved): each sets pending work and wakes the stream up (notify).
+// A detached stream is then scheduled onto the server's writers; a stream on
+// net/http's path has its handler goroutine kicked.
 type stream struct {
-	server   *Server
-	out      streamWriter
-	conn     *hub.Conn
-	identity auth.Identity
-	// id names the stream for a token refresh (streamID).
-	id string
-	// token is when the stream's token expires, which a refresh moves.
-	token  *streamToken
-	opened time.Time
-	frames []hub.Frame
+	server *Server
+	out    streamWriter
+	conn   *hub.Conn
+	user   string
+	// opened is when the stream opened (monoNow), 0 before.
+	opened int64
 	// skipUpTo is the position up to which the stream's opening already
 	// holds the events: queued frames up to it are not written again.
 	skipUpTo eventlog.Position
+
+	// mu guards what other goroutines than the one serving the stream set.
+	mu      sync.Mutex
+	pending work
+	// scheduled: a goroutine serves the detached stream, or will (it is in
+	// the writers' ready list); it stays set once the stream ended.
+	scheduled bool
+	// expiresAt is when the stream's token expires, which a refresh moves;
+	// tokenEnded is set once the stream ended, and a refresh can no longer.
+	expiresAt  time.Time
+	tokenEnded bool
+	// kick wakes the handler goroutine of a stream on net/http's path; nil
+	// for a detached stream.
+	kick chan struct{}
+
+	// The instants (monoNow) the server's dueStreams wakes the stream up
+	// at, for the goroutine serving it: the next keep-alive, the warning (0
+	// once written, until a refresh), and when the expiry is due to be
+	// checked.
+	keepAliveAt, warningAt, expiryAt int64
+	// dueAt and dueIndex are the stream's entry in dueStreams, guarded by
+	// its lock; dueIndex is -1 out of it.
+	dueAt    int64
+	dueIndex int32
 }
 
 // opening is what a stream writes first: its connection event, what the
@@ -145,22 +172,77 @@ type opening struct {
 //
 //go:noinline
 func newStream(s *Server, conn *hub.Conn, identity auth.Identity) *stream {
+	// Owned by the goroutine that opens it until it starts (serve,
+	// startDetached): work that comes meanwhile is pending, not scheduled.
 	return &stream{
-		server: s, conn: conn, identity: identity,
-		id: s.streamID(conn.ID()), token: newStreamToken(identity.ExpiresAt),
+		server: s, conn: conn, user: identity.UserID, expiresAt: identity.ExpiresAt, scheduled: true, dueIndex: -1,
 	}
 }
+
+// id names the stream for a token refresh (streamID).
+func (st *stream) id() string { return st.server.streamID(st.conn.ID()) }
 
 // end unregisters a stream that ended for reason.
 func (st *stream) end(reason hub.CloseReason) {
 	s := st.server
+	s.due.remove(st)
 	s.hub.Unregister(st.conn, reason)
 	s.forget(st)
-	if !st.opened.IsZero() {
+	if st.opened != 0 {
 		s.metrics.connections.Dec()
-		s.logger.Debug("stream closed", "user", st.identity.UserID, "reason", string(reason), "duration", s.now().Sub(st.opened).String())
+		s.logger.Debug("stream closed", "user", st.user, "reason", string(reason), "duration", time.Duration(monoNow()-st.opened).String())
 	}
 	s.streamEnded()
+}
+
+// Notify is the hub's: frames were queued, or the stream must end.
+func (st *stream) Notify() { st.notify(workQueued) }
+
+// notify records work for the stream and wakes it up: a detached stream is
+// scheduled onto the writers unless it already is.
+func (st *stream) notify(w work) {
+	st.mu.Lock()
+	st.pending |= w
+	if kick := st.kick; kick != nil {
+		st.mu.Unlock()
+		wakeUp(kick)
+		return
+	}
+	schedule := !st.scheduled
+	st.scheduled = true
+	st.mu.Unlock()
+	if schedule {
+		st.server.writers.schedule(st)
+	}
+}
+
+// wakeUp signals kick, which has room for one signal.
+func wakeUp(kick chan struct{}) {
+	select {
+	case kick <- struct{}{}:
+	default:
+	}
+}
+
+// takePending returns the work pending and clears it.
+func (st *stream) takePending() work {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	w := st.pending
+	st.pending = 0
+	return w
+}
+
+// release returns a detached stream that its goroutine has served to the
+// event-driven state: scheduled again if work came meanwhile.
+func (st *stream) release() {
+	st.mu.Lock()
+	again := st.pending != 0
+	st.scheduled = again
+	st.mu.Unlock()
+	if again {
+		st.server.writers.schedule(st)
+	}
 }
 
 // serve writes the stream through net/http until it ends, or the client
@@ -174,11 +256,62 @@ func (st *stream) serve(gone <-chan struct{}, o *opening) hub.CloseReason {
 	if err := st.open(o); err != nil {
 		return hub.CloseClient
 	}
+	st.startTimer()
+	st.mu.Lock()
+	st.kick = make(chan struct{}, 1)
+	if st.pending != 0 {
+		wakeUp(st.kick)
+	}
+	st.mu.Unlock()
+	st.conn.SetNotifier(st)
 	return st.loop(gone)
 }
 
-// startDetached writes a detached stream's opening and leaves the rest to a
-// goroutine of the stream's own (runDetached).
+// loop serves the work of a stream on net/http's path as it comes, until
+// the stream ends or the client goes away (gone), and returns why it ended.
+func (st *stream) loop(gone <-chan struct{}) hub.CloseReason {
+	for {
+		select {
+		case <-gone:
+			return hub.CloseClient
+		case <-st.kick:
+			if reason, done := st.serveHandler(); done {
+				return reason
+			}
+		}
+	}
+}
+
+// serveHandler writes one round of the stream's work through net/http, and
+// reports whether the stream must end, and why.
+func (st *stream) serveHandler() (hub.CloseReason, bool) {
+	r := st.collect(st.takePending())
+	defer r.releaseFrames()
+	if !r.wrote() {
+		if r.buf != nil {
+			st.out.release(r.buf)
+		}
+		return r.reason, r.ending
+	}
+	if err := st.out.write(r.buf); err != nil {
+		return writeFailed(r), true
+	}
+	st.delivered(r)
+	return r.reason, r.ending
+}
+
+// writeFailed is why a stream ends whose round's write failed: the client
+// went away, unless the round ended an expired stream (its end event is
+// written with the deadline, failed or not).
+func writeFailed(r round) hub.CloseReason {
+	if r.ending && r.reason == hub.CloseTokenExpired {
+		return r.reason
+	}
+	return hub.CloseClient
+}
+
+// startDetached writes a detached stream's opening, then leaves it to the
+// server's writers, which serve it whenever it has work.
 func (st *stream) startDetached(o *opening) {
 	if err := st.open(o); err != nil {
 		st.out.finish(hub.CloseClient)
@@ -186,112 +319,143 @@ func (st *stream) startDetached(o *opening) {
 		return
 	}
 	st.out.(*detachedWriter).watch(&st.server.closes, st)
-	go st.runDetached()
-}
-
-// runDetached writes a detached stream until it ends, then ends the response
-// and closes the connection.
-func (st *stream) runDetached() {
-	reason := st.loop(nil)
-	st.out.finish(reason)
-	st.end(reason)
+	st.startTimer()
+	st.conn.SetNotifier(st)
+	st.release()
 }
 
 // clientGone ends a detached stream whose client closed its connection: the
 // hub closes the stream's queue, which wakes its writer.
 func (st *stream) clientGone() { st.server.hub.Unregister(st.conn, hub.CloseClient) }
 
-// loop waits for the stream's events, keep-alives, the token's expiry (and
-// the warning before it), a refresh moving it, or the client going away
-// (gone), and returns why the stream ended.
-func (st *stream) loop(gone <-chan struct{}) hub.CloseReason {
-	s := st.server
-	interval := duration(s.settings().Connections.KeepAliveInterval)
-	keepAlive := time.NewTicker(interval)
-	defer keepAlive.Stop()
-	expiresAt := st.token.expiry()
-	expiry := time.NewTimer(expiresAt.Sub(s.now()))
-	defer expiry.Stop()
-	warning := time.NewTimer(time.Hour)
-	defer warning.Stop()
-	st.armWarning(warning, expiresAt)
-	for {
-		select {
-		case <-gone:
-			return hub.CloseClient
-		case <-expiry.C:
-			var expired bool
-			if expiresAt, expired = st.token.expire(s.now()); expired {
-				// Written with the deadline, failed or not: the stream ends.
-				_ = st.out.write(st.appendEnd(st.out.buffer(), hub.CloseTokenExpired, 0))
-				return hub.CloseTokenExpired
-			}
-			expiry.Reset(expiresAt.Sub(s.now()))
-		case <-st.token.moved:
-			expiresAt = st.token.expiry()
-			expiry.Reset(expiresAt.Sub(s.now()))
-			st.armWarning(warning, expiresAt)
-		case <-warning.C:
-			if err := st.out.write(st.appendExpiring(st.out.buffer(), expiresAt)); err != nil {
-				return hub.CloseClient
-			}
-		case <-keepAlive.C:
-			if err := st.out.write(sse.AppendComment(st.out.buffer(), "keep-alive")); err != nil {
-				return hub.CloseClient
-			}
-			// SetSpec may have changed the interval: it applies from here on.
-			if next := duration(s.settings().Connections.KeepAliveInterval); next != interval {
-				interval = next
-				keepAlive.Reset(interval)
-			}
-		case <-st.conn.Wake():
-			if reason, done := st.deliver(); done {
-				return reason
-			}
+// serveDetached writes one round of a detached stream's work, for a writer
+// of the pool. It never waits for the client: what the socket does not take
+// at once is written by a goroutine of the stream's own (finishRound).
+func (st *stream) serveDetached() {
+	r := st.collect(st.takePending())
+	dw := st.out.(*detachedWriter)
+	if !r.wrote() {
+		if r.buf != nil {
+			dw.release(r.buf)
 		}
+		r.releaseFrames()
+		if r.ending {
+			st.close(r.reason)
+			return
+		}
+		st.release()
+		return
+	}
+	rest, err := dw.tryWrite(r.buf, r.ending)
+	switch {
+	case err != nil:
+		st.endRound(r, err)
+	case rest != nil:
+		st.server.writers.waiting.Add(1)
+		go st.finishRound(r, rest)
+	default:
+		st.endRound(r, nil)
 	}
 }
 
-// deliver writes the frames queued for the stream, those after skipUpTo,
-// and reports whether the stream must end, and why. It is kept out of serve
-// for the same reason as open.
-func (st *stream) deliver() (hub.CloseReason, bool) {
-	frames, done, reason, retry := st.conn.Take(st.frames[:0])
-	st.frames = frames
-	defer clear(st.frames)
+// finishRound writes what the socket did not take at once, within the
+// write timeout, then returns the stream to the writers' care.
+func (st *stream) finishRound(r round, rest []byte) {
+	err := st.out.(*detachedWriter).writeRest(rest)
+	st.server.writers.waiting.Add(-1)
+	st.endRound(r, err)
+}
+
+// endRound closes the stream after a failed write or its last, or counts
+// the frames written and releases the stream.
+func (st *stream) endRound(r round, err error) {
+	st.out.release(r.buf)
+	if err == nil {
+		st.delivered(r)
+	}
+	r.releaseFrames()
+	switch {
+	case err != nil:
+		st.close(writeFailed(r))
+	case r.ending:
+		st.close(r.reason)
+	default:
+		st.release()
+	}
+}
+
+// close closes a detached stream's connection, its response ended or not
+// (finish), and unregisters it. The stream stays scheduled: nothing serves
+// it again.
+func (st *stream) close(reason hub.CloseReason) {
+	st.out.finish(reason)
+	st.end(reason)
+}
+
+// collect takes the stream's pending work w and returns what to write for
+// it: the frames queued after skipUpTo, then the end event if the hub closed
+// the stream, or what its timer and refreshes made due.
+func (st *stream) collect(w work) (r round) {
+	if w&workQueued != 0 {
+		if st.collectQueued(&r) {
+			return r
+		}
+	}
+	if w&(workTimer|workMoved) != 0 {
+		st.collectDue(&r, w&workMoved != 0)
+	}
+	return r
+}
+
+// buffer is the round's buffer, taken from the writer on first use.
+func (st *stream) buffer(r *round) []byte {
+	if r.buf == nil {
+		r.buf = st.out.buffer()
+		r.empty = len(r.buf)
+	}
+	return r.buf
+}
+
+// collectQueued appends the frames the hub queued, and reports whether the
+// stream ends with them.
+func (st *stream) collectQueued(r *round) bool {
+	fp := framesPool.Get().(*[]hub.Frame)
+	frames, done, reason, retry := st.conn.Take((*fp)[:0])
+	*fp = frames
+	r.frames = fp
 	if done && reason == hub.CloseClient {
 		// The close watcher found the client gone: nothing more to write.
-		return reason, done
+		r.ending, r.reason = true, reason
+		return true
 	}
-	buf := st.out.buffer()
-	empty := len(buf)
 	for _, f := range frames {
 		if f.Position.After(st.skipUpTo) {
-			buf = append(buf, f.Bytes...)
+			r.buf = append(st.buffer(r), f.Bytes...)
 		}
 	}
 	if done {
 		// The end event bypasses the queue's byte bound, so that a slow
 		// consumer learns why too; its write is bounded by the deadline.
-		buf = st.appendEnd(buf, reason, retry)
+		r.buf = st.appendEnd(st.buffer(r), reason, retry)
 		if reason == hub.CloseDrain {
-			buf = sse.AppendRetry(buf, retry)
+			r.buf = sse.AppendRetry(r.buf, retry)
 		}
+		r.ending, r.reason = true, reason
 	}
-	if len(buf) == empty {
-		st.out.release(buf)
-		return reason, done
-	}
-	if err := st.out.write(buf); err != nil {
-		return hub.CloseClient, true
+	return done
+}
+
+// delivered counts the round's frames, written.
+func (st *stream) delivered(r round) {
+	if r.frames == nil || len(*r.frames) == 0 {
+		return
 	}
 	now := st.server.now()
-	for _, f := range frames {
+	for _, f := range *r.frames {
 		if f.Position.After(st.skipUpTo) {
 			st.conn.Delivered(f, now)
 		}
 	}
-	return reason, done
 }
 
 // prepare reads what the stream writes first. The stream joined the hub at
@@ -331,7 +495,7 @@ func (st *stream) prepare(r *http.Request, joinedAt eventlog.Position) (*opening
 			seen = lastID
 		}
 		// Those logged up to joinedAt: later ones arrive live.
-		o.announced = announcements.Active(st.identity.UserID, seen, joinedAt)
+		o.announced = announcements.Active(st.user, seen, joinedAt)
 	}
 	return o, nil
 }
@@ -378,8 +542,8 @@ func (st *stream) replay(r *http.Request, lastID, joinedAt eventlog.Position) ([
 				return out, true, nil
 			}
 			cursor = e.Position
-			if e.ForUser(st.identity.UserID) {
-				out = append(out, hub.EncodeEvent(e, st.identity.UserID)...)
+			if e.ForUser(st.user) {
+				out = append(out, hub.EncodeEvent(e, st.user)...)
 				st.server.metrics.replayed.Inc()
 			}
 		}
@@ -405,8 +569,8 @@ func maxPosition(a, b eventlog.Position) eventlog.Position {
 
 func (st *stream) connectionEvent(recovered *bool) []byte {
 	data, _ := json.Marshal(connectionEvent{
-		Type: event.TypeConnection, Message: "SSE connection established", UserID: st.identity.UserID,
-		StreamID: st.id, Timestamp: event.Timestamp(st.server.now()), Recovered: recovered,
+		Type: event.TypeConnection, Message: "SSE connection established", UserID: st.user,
+		StreamID: st.id(), Timestamp: event.Timestamp(st.server.now()), Recovered: recovered,
 	})
 	return data
 }

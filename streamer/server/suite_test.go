@@ -78,7 +78,13 @@ func startStreamerOver(log eventlog.Log, edit func(spec *notifyv1alpha1.Notifica
 // startStreamerOn is startStreamerOver, its clients reaching it over t. The
 // HTTP server reads heads as the streamer's listeners do.
 func startStreamerOn(t transport, log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
-	srv, secret, err := streamertest.NewOver(log, edit, 2*time.Second)
+	return startStreamerTimeout(t, log, edit, 2*time.Second)
+}
+
+// startStreamerTimeout is startStreamerOn with writeTimeout bounding each
+// write to a client.
+func startStreamerTimeout(t transport, log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec), writeTimeout time.Duration) *streamer {
+	srv, secret, err := streamertest.NewOver(log, edit, writeTimeout)
 	Expect(err).NotTo(HaveOccurred())
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -48,23 +48,23 @@ const deadlineRefresh = 10
 // set.
 type writeDeadline struct {
 	timeout time.Duration
-	// set is when the armed deadline was set; zero when none is.
-	set time.Time
+	// set is when the armed deadline was set (monoNow); 0 when none is.
+	set int64
 }
 
 // arm moves the deadline to a timeout from now through setDeadline, unless
 // the armed one was set less than a tenth of the timeout ago.
 func (d *writeDeadline) arm(setDeadline func(time.Time) error) {
-	now := time.Now()
-	if now.Sub(d.set) < d.timeout/deadlineRefresh {
+	now := monoNow()
+	if d.set != 0 && now-d.set < int64(d.timeout/deadlineRefresh) {
 		return
 	}
-	_ = setDeadline(now.Add(d.timeout))
+	_ = setDeadline(time.Now().Add(d.timeout))
 	d.set = now
 }
 
 // lift removes the deadline through setDeadline.
 func (d *writeDeadline) lift(setDeadline func(time.Time) error) error {
-	d.set = time.Time{}
+	d.set = 0
 	return setDeadline(time.Time{})
 }

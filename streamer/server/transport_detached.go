@@ -16,11 +16,18 @@ import (
 // connection is hijacked once the stream is admitted, the response is
 // written straight to the socket with chunked framing, and the handler
 // returns, so that net/http's per-request state (buffers, request, handler
-// goroutine, its background reader) is released. The stream's own goroutine
-// writes; the server's close watcher notices the client going away
-// (docs/benchmarks.md).
+// goroutine, its background reader) is released. The server's writers write
+// without waiting for the client (tryWrite), a goroutine of the stream's own
+// what the socket did not take at once (writeRest); the server's close
+// watcher notices the client going away (docs/benchmarks.md).
 type detachedWriter struct {
-	nc       net.Conn
+	nc net.Conn
+	// fd is nc's socket, written without the runtime's poller, or -1 where
+	// that cannot be (TLS, or another system than Linux): every write then
+	// goes through nc, from a goroutine that may wait. Only the goroutine
+	// serving the stream writes and closes nc, so the descriptor is valid
+	// whenever it writes.
+	fd       int
 	deadline writeDeadline
 	// head is the response's head, written with the first chunk.
 	head []byte
@@ -70,7 +77,7 @@ func detach(w http.ResponseWriter, r *http.Request, timeout time.Duration) (*det
 	head := bytes.NewBuffer(append(make([]byte, 0, 512), "HTTP/1.1 200 OK\r\n"...))
 	_ = h.Write(head)
 	head.WriteString("\r\n")
-	return &detachedWriter{nc: nc, head: head.Bytes(), deadline: writeDeadline{timeout: timeout}}, nil
+	return &detachedWriter{nc: nc, fd: socketFD(nc), head: head.Bytes(), deadline: writeDeadline{timeout: timeout}}, nil
 }
 
 func (dw *detachedWriter) buffer() []byte {
@@ -81,16 +88,53 @@ func (dw *detachedWriter) buffer() []byte {
 }
 
 // write sends buf as one chunk of the response, with one write to the
-// socket (after the response's head, the first time).
+// socket (after the response's head, the first time), waiting for the
+// client up to the write timeout.
 func (dw *detachedWriter) write(buf []byte) error {
 	dw.deadline.arm(dw.nc.SetWriteDeadline)
+	_, err := dw.nc.Write(dw.frame(buf, false))
+	dw.release(buf)
+	return err
+}
+
+// frame is buf as one chunk (and the response's last, if last), after the
+// response's head the first time.
+func (dw *detachedWriter) frame(buf []byte, last bool) []byte {
 	out := chunk(buf)
+	if last {
+		out = append(out, lastChunk...)
+	}
 	if dw.head != nil {
 		out = append(dw.head, out...)
 		dw.head = nil
 	}
-	_, err := dw.nc.Write(out)
-	dw.release(buf)
+	return out
+}
+
+// tryWrite sends buf as one chunk of the response (and the response's last
+// chunk, if last) as far as the socket takes it at once, and returns what it
+// did not take, nil when it took everything. buf is not released: what is
+// left of it is written by writeRest.
+func (dw *detachedWriter) tryWrite(buf []byte, last bool) ([]byte, error) {
+	out := dw.frame(buf, last)
+	if dw.fd < 0 {
+		return out, nil
+	}
+	n, err := writeNow(dw.fd, out)
+	if err != nil {
+		return nil, err
+	}
+	if n == len(out) {
+		return nil, nil
+	}
+	return out[n:], nil
+}
+
+// writeRest writes what tryWrite left, waiting for the client up to the
+// write timeout.
+func (dw *detachedWriter) writeRest(rest []byte) error {
+	dw.deadline.arm(dw.nc.SetWriteDeadline)
+	_, err := dw.nc.Write(rest)
 	return err
 }
 
@@ -154,17 +198,10 @@ func (dw *detachedWriter) watchAlone(st *stream) {
 	}
 }
 
-// finish ends the response and closes the connection.
-func (dw *detachedWriter) finish(reason hub.CloseReason) {
-	if reason != hub.CloseClient {
-		// The terminating chunk: the response is complete, and a client
-		// reading it as HTTP/1.1 sees the stream end between events. A slow
-		// consumer gets it too: the end event before it was written, so the
-		// socket takes writes again (one that did not ended the stream as
-		// the client's).
-		dw.deadline.arm(dw.nc.SetWriteDeadline)
-		_, _ = dw.nc.Write(lastChunk)
-	}
+// finish closes the connection. The terminating chunk, with which a client
+// reading the response as HTTP/1.1 sees the stream end between events, went
+// with the stream's last write (tryWrite's last), the end event's.
+func (dw *detachedWriter) finish(hub.CloseReason) {
 	if dw.watchID != 0 {
 		dw.closes.remove(dw.watchID)
 	}

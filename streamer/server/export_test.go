@@ -1,0 +1,37 @@
+package server
+
+// SetWriters bounds the writers that serve s's detached streams to n.
+func SetWriters(s *Server, n int) {
+	s.writers.mu.Lock()
+	defer s.writers.mu.Unlock()
+	s.writers.max = n
+}
+
+// WritersPeak is the most writers that served s's detached streams at once.
+func WritersPeak(s *Server) int {
+	s.writers.mu.Lock()
+	defer s.writers.mu.Unlock()
+	return s.writers.peak
+}
+
+// WaitingWrites is how many of s's detached streams have a write waiting for
+// the client, in a goroutine of its own.
+func WaitingWrites(s *Server) int { return int(s.writers.waiting.Load()) }
+
+// Holdings is what s's open streams hold between writes: how many hold a
+// write buffer (or are being written), and the capacity of their hub queues, in frames.
+func Holdings(s *Server) (buffers, queued int) {
+	s.byIDMu.Lock()
+	defer s.byIDMu.Unlock()
+	for _, st := range s.byID {
+		// Read once the writer released the stream (its lock orders them).
+		st.mu.Lock()
+		busy := st.scheduled
+		st.mu.Unlock()
+		if dw, ok := st.out.(*detachedWriter); ok && (busy || dw.bufp != nil) {
+			buffers++
+		}
+		queued += st.conn.QueueCap()
+	}
+	return buffers, queued
+}
