@@ -68,7 +68,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	var source *channelSource
 	if opts.Channel != "" {
-		source, err = loadFromAPI(ctx, opts.Channel, logger)
+		source, err = loadFromAPI(ctx, opts.Channel, podName(opts.PodName), logger)
 	} else {
 		source, err = loadFromFile(ctx, opts.Config, opts.SecretsDir)
 	}
@@ -78,11 +78,12 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return err
 	}
+	defer source.stopSecretsReport()
 	channel := source.channel
 
 	// The log first: the server and the announcer are handed the same one.
 	// Whether NATS answers is reported on the channel from the first attempt.
-	broker := startBrokerReport(source.statusClient, channel, opts.PodName, logger)
+	broker := startBrokerReport(source.statusClient, channel, podName(opts.PodName), logger)
 	defer broker.Stop()
 	settings := LogSettings{BrokerSecret: source.brokerSecret}
 	if broker != nil {
