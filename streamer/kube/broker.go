@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -85,7 +85,9 @@ func NewBrokerReporter(opts BrokerReporterOptions) *BrokerReporter {
 	shared := newSharedCondition(opts.Client, opts.Channel, opts.Pod, notifyv1alpha1.ConditionBrokerReachable,
 		statusapply.StreamerManager, opts.Refresh, opts.Now, opts.Logger)
 	// A pod of a channel since turned embedded says nothing more.
-	shared.wanted = func(c *notifyv1alpha1.NotificationChannel) bool { return c.Spec.Broker.Type == notifyv1alpha1.BrokerNATS }
+	shared.wanted = func(c *notifyv1alpha1.NotificationChannel) bool {
+		return c.Spec.Broker.Type == notifyv1alpha1.BrokerNATS
+	}
 	opts.Refresh, opts.Now, opts.Logger = shared.refresh, shared.now, shared.logger
 	return &BrokerReporter{opts: opts, shared: shared, url: jetstreamlog.RedactURLs(opts.URL)}
 }
