@@ -83,7 +83,9 @@ var _ = Describe("a channel's Secrets, as its streamers report them", func() {
 		channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) { c.Spec.Auth.KeySecretRef.Name = "app-keys-2" })
 		Eventually(channelStatus(ctx, channel)).Should(
 			haveConditionFor(notifyv1alpha1.ConditionDegraded, metav1.ConditionUnknown, notifyv1alpha1.ReasonAwaitingStreamer, channel.Generation))
-		Consistently(func() int64 { return condition(get(ctx, channel), notifyv1alpha1.ConditionSecretsUsable).ObservedGeneration }, 3*time.Second).
+		Consistently(func() int64 {
+			return condition(get(ctx, channel), notifyv1alpha1.ConditionSecretsUsable).ObservedGeneration
+		}, 3*time.Second).
 			Should(Equal(old), "the old pod refreshes its report for its own generation only")
 
 		By("a pod of the new template finding the new Secret usable")
