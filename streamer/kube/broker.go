@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -189,15 +189,28 @@ func oneLine(err error) string {
 
 // RemoveBrokerReachable takes the BrokerReachable condition off a channel
 // whose broker is not NATS (any more): nobody else would, and the streamers
-// of its NATS days, which wrote it, are gone. The apply of nothing as their
-// field manager removes what they owned.
+// of its NATS days, which wrote it, are gone. A JSON patch, not an apply: an
+// apply of nothing would remove the condition too, but leave an invalid
+// null status when it was the only one; the patch also leaves nothing owned
+// by the streamers' field manager. Its test of the condition's type makes it
+// fail, rather than remove another, when the conditions changed meanwhile.
 func RemoveBrokerReachable(ctx context.Context, c client.Client, key types.NamespacedName) error {
+	ctx, cancel := context.WithTimeout(ctx, reportWriteTimeout)
+	defer cancel()
 	channel := &notifyv1alpha1.NotificationChannel{}
 	if err := c.Get(ctx, key, channel); err != nil {
 		return fmt.Errorf("failed to read NotificationChannel %s: %w", key, err)
 	}
-	if meta.FindStatusCondition(channel.Status.Conditions, notifyv1alpha1.ConditionBrokerReachable) == nil {
+	i := slices.IndexFunc(channel.Status.Conditions, func(c metav1.Condition) bool {
+		return c.Type == notifyv1alpha1.ConditionBrokerReachable
+	})
+	if i < 0 {
 		return nil
 	}
-	return newSharedCondition(c, key, "", notifyv1alpha1.ConditionBrokerReachable, statusapply.StreamerManager, 0, nil, nil).remove(ctx)
+	patch := fmt.Sprintf(`[{"op":"test","path":"/status/conditions/%d/type","value":%q},{"op":"remove","path":"/status/conditions/%d"}]`,
+		i, notifyv1alpha1.ConditionBrokerReachable, i)
+	if err := c.Status().Patch(ctx, channel, client.RawPatch(types.JSONPatchType, []byte(patch)), client.FieldOwner(statusapply.StreamerManager)); err != nil {
+		return fmt.Errorf("failed to remove the BrokerReachable condition of NotificationChannel %s: %w", key, err)
+	}
+	return nil
 }

@@ -170,15 +170,6 @@ func (s *sharedCondition) writeOnce(ctx context.Context, report conditionReport)
 	return nil
 }
 
-// remove takes the condition off the channel when its manager wrote it: an
-// apply of nothing removes what the manager owned. For a channel that no
-// longer has the condition (a NATS channel turned embedded).
-func (s *sharedCondition) remove(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, reportWriteTimeout)
-	defer cancel()
-	return statusapply.Apply(ctx, s.client, s.target(), "NotificationChannel", "", map[string]any{}, s.manager)
-}
-
 // target is the channel, named, for an apply.
 func (s *sharedCondition) target() *notifyv1alpha1.NotificationChannel {
 	target := &notifyv1alpha1.NotificationChannel{}
