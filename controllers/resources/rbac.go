@@ -14,11 +14,14 @@ import (
 // there they grant nothing beyond get.
 func readVerbs() []string { return []string{"get", "list", "watch"} }
 
+// verbPatch patches an object: a merge, JSON or server-side apply patch.
+const verbPatch = "patch"
+
 // statusVerbs write a status subresource.
-func statusVerbs() []string { return []string{"update", "patch"} }
+func statusVerbs() []string { return []string{"update", verbPatch} }
 
 // eventVerbs record an Event and bump the count of a repeated one.
-func eventVerbs() []string { return []string{"create", "patch"} }
+func eventVerbs() []string { return []string{"create", verbPatch} }
 
 // ServiceAccount is the identity of the channel's streamer pods. Its token is
 // mounted: the streamer watches its channel, its Secrets and SystemEvents.
@@ -61,7 +64,7 @@ func Role(in Inputs) *rbacv1.Role {
 			{APIGroups: []string{group}, Resources: []string{"systemevents/status"}, Verbs: statusVerbs()},
 			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: eventVerbs()},
 			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: eventVerbs()},
-			{APIGroups: []string{group}, Resources: []string{"notificationchannels/status"}, ResourceNames: []string{in.Channel.Name}, Verbs: []string{"patch"}},
+			{APIGroups: []string{group}, Resources: []string{"notificationchannels/status"}, ResourceNames: []string{in.Channel.Name}, Verbs: []string{verbPatch}},
 		},
 	}
 	return role

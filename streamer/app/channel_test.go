@@ -104,7 +104,7 @@ var _ = Describe("herald streamer --channel, before its key Secret", func() {
 		Expect(probe("/readyz")()).To(Equal(http.StatusServiceUnavailable))
 		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionSecretsUsable)).Should(And(
 			conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonSecretNotFound),
-			HaveField("Message", reportedAs("app-streamer-0", `Secret "app-keys" named by spec.auth.keySecretRef does not exist in namespace "`+ns+`": create it with one data entry per verification key, named by its key id (kid)`))))
+			HaveField("Message", reportedAs(`Secret "app-keys" named by spec.auth.keySecretRef does not exist in namespace "`+ns+`": create it with one data entry per verification key, named by its key id (kid)`))))
 		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionDegraded)).Should(conditionOf(metav1.ConditionTrue, notifyv1alpha1.ReasonSecretNotFound))
 		Expect(channelCondition(ctx, ns, notifyv1alpha1.ConditionReady)()).To(conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonSecretNotFound))
 

@@ -89,9 +89,9 @@ func (r *SecretsReporter) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stop()
-	informers := []cache.SharedIndexInformer{
-		cache.NewSharedIndexInformer(singleChannel(r.opts.Client, r.opts.Channel.Namespace, r.opts.Channel.Name), &notifyv1alpha1.NotificationChannel{}, 0, cache.Indexers{}),
-	}
+	informers := make([]cache.SharedIndexInformer, 0, 1+len(r.names))
+	informers = append(informers, cache.NewSharedIndexInformer(
+		singleChannel(r.opts.Client, r.opts.Channel.Namespace, r.opts.Channel.Name), &notifyv1alpha1.NotificationChannel{}, 0, cache.Indexers{}))
 	r.handle(informers[0], r.channelChanged)
 	for _, name := range r.names {
 		informer := cache.NewSharedIndexInformer(singleSecret(r.opts.Clientset, r.opts.Channel.Namespace, name), &corev1.Secret{}, 0, cache.Indexers{})
