@@ -42,7 +42,9 @@ func readyNATSChannel(ctx context.Context, ns string) *notifyv1alpha1.Notificati
 	})
 	settled(ctx, channel)
 	setDeploymentStatus(ctx, ns, 1)
-	Eventually(channelStatus(ctx, channel)).Should(readyFor(channel.Generation))
+	Eventually(channelStatus(ctx, channel)).Should(And(readyFor(channel.Generation),
+		haveConditionFor(notifyv1alpha1.ConditionDegraded, metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected, channel.Generation)),
+		"ready, and its streamer's report on the Secrets folded in")
 	return channel
 }
 

@@ -38,7 +38,9 @@ func readyChannel(ctx SpecContext, ns string) *notifyv1alpha1.NotificationChanne
 	channel := createChannel(ctx, ns, nil)
 	settled(ctx, channel)
 	setDeploymentStatus(ctx, ns, 1)
-	Eventually(channelStatus(ctx, channel)).Should(readyFor(channel.Generation))
+	Eventually(channelStatus(ctx, channel)).Should(And(readyFor(channel.Generation),
+		haveConditionFor(notifyv1alpha1.ConditionDegraded, metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected, channel.Generation)),
+		"ready, and its streamer's report on the Secrets folded in")
 	return channel
 }
 

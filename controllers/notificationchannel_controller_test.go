@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -78,14 +79,16 @@ func deploymentOf(ctx context.Context, namespace string) func() *appsv1.Deployme
 }
 
 // settled waits until the channel's status reports its generation, and its
-// reconciles stop: two polls a while apart see the same reconcile count.
+// reconciles and the writes of its status stop (the operator's, and the
+// report its streamer writes): two polls a while apart see the same
+// reconcile count and the same channel.
 func settled(ctx context.Context, channel *notifyv1alpha1.NotificationChannel) {
 	GinkgoHelper()
 	Eventually(channelStatus(ctx, channel)).Should(HaveField("ObservedGeneration", channel.Generation))
 	key := client.ObjectKeyFromObject(channel)
-	last := -1
+	last := ""
 	Eventually(func() bool {
-		now := reconcil.count(key)
+		now := fmt.Sprint(reconcil.count(key), get(ctx, channel.DeepCopy()).ResourceVersion)
 		stable := now == last
 		last = now
 		return stable
