@@ -70,9 +70,9 @@ type reconciliation struct {
 }
 
 // Reconcile applies the channel's owned objects one ensure step at a time,
-// and records the outcome on its status, with what the streamers report. A step that
-// fails stops the ones after it; the status then says which failed and the
-// request is retried with backoff. A spec the objects cannot be built from
+// and records the outcome on its status, with what the streamers report. A
+// step that fails stops the ones after it; the status then says which failed
+// and the request is retried with backoff. A spec the objects cannot be built from
 // is reported and not retried: only a change of the channel can fix it, and
 // a change triggers a reconcile anyway.
 func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

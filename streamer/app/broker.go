@@ -70,8 +70,8 @@ type brokerReport struct {
 // startBrokerReport starts reporting whether this pod reaches the channel's
 // NATS broker on the channel's BrokerReachable condition; nil when the
 // channel's broker is not NATS or the streamer has no API to write to.
-// Stop it before Run returns. The pod of a channel that is not on NATS
-// takes a BrokerReachable condition left from when it was off the channel.
+// Stop it before Run returns. The pod of a channel that is not on NATS takes
+// off the BrokerReachable condition left from the channel's NATS days.
 func startBrokerReport(c client.Client, channel *notifyv1alpha1.NotificationChannel, pod string, logger *slog.Logger) *brokerReport {
 	nats := channel.Spec.Broker.NATS
 	if c == nil {
