@@ -103,6 +103,9 @@ func Run(ctx context.Context, opts Options) error {
 	tickets, err := OpenTickets(ctx, channel, log)
 	if err != nil {
 		_ = log.Close()
+		if ctx.Err() != nil {
+			return nil // stopped while opening the tickets' bucket
+		}
 		return err
 	}
 	cfg := server.Config{Channel: channel, Keys: source.keys, Log: log, Tickets: tickets, Logger: logger, Registry: newRegistry()}

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"regexp"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -79,6 +80,7 @@ var _ = Describe("herald streamer --channel, on the channel's Secrets", func() {
 			HaveField("Message", reportedAs(`the Secrets "app-keys", "app-nats", "app-tls" are usable`))))
 		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionDegraded)).ShouldNot(
 			HaveField("Reason", BeElementOf(notifyv1alpha1.ReasonSecretNotFound, notifyv1alpha1.ReasonInvalidCertificate)))
+		Eventually(func() string { return logField(logs, "streamer started", "listen") }, 30*time.Second).ShouldNot(BeEmpty(), "and it serves")
 	})
 
 	It("takes off, on a channel no longer on NATS, the BrokerReachable condition its NATS streamers of an earlier version left", func(ctx SpecContext) {
