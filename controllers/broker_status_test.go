@@ -42,7 +42,9 @@ func readyNATSChannel(ctx context.Context, ns string) *notifyv1alpha1.Notificati
 	})
 	settled(ctx, channel)
 	setDeploymentStatus(ctx, ns, 1)
-	Eventually(channelStatus(ctx, channel)).Should(readyFor(channel.Generation))
+	Eventually(channelStatus(ctx, channel)).Should(And(readyFor(channel.Generation),
+		haveConditionFor(notifyv1alpha1.ConditionDegraded, metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected, channel.Generation)),
+		"ready, and its streamer's report on the Secrets folded in")
 	return channel
 }
 
@@ -81,7 +83,7 @@ var _ = Describe("a NATS channel's broker, as its streamers report it", func() {
 			haveConditionFor(notifyv1alpha1.ConditionDegraded, metav1.ConditionTrue, notifyv1alpha1.ReasonBrokerUnreachable, channel.Generation))
 		Expect(condition(get(ctx, channel), notifyv1alpha1.ConditionBrokerReachable)).To(And(
 			HaveField("Status", metav1.ConditionFalse), HaveField("Message", unreachable)), "the streamers' condition survives")
-		Expect(statusOwners(ctx, channel)()).To(ConsistOf(controllers.FieldOwner+"/Apply", statusapply.StreamerManager+"/Apply"))
+		Expect(statusOwners(ctx, channel)()).To(ConsistOf(controllers.FieldOwner+"/Apply", statusapply.StreamerManager+"/Apply", statusapply.StreamerSecretsManager+"/Apply"))
 
 		By("the streamer reaching NATS again")
 		Expect(applyBrokerCondition(ctx, channel, metav1.ConditionTrue, notifyv1alpha1.ReasonBrokerConnected, "pod app-streamer-7d9f-x2 at 2026-12-07T07:45:00.000Z: connected to NATS at nats://nats.nats:4222")).To(Succeed())
@@ -150,7 +152,7 @@ var _ = Describe("a NATS channel's broker, as its streamers report it", func() {
 		Eventually(func() *metav1.Condition { return condition(get(ctx, channel), notifyv1alpha1.ConditionStalled) }).Should(BeNil())
 		status := get(ctx, channel).Status
 		Expect(status.Endpoint).To(Equal("http://app-streamer." + ns + ".svc/api/v1/sse/notifications"))
-		Expect(statusOwners(ctx, channel)()).To(ConsistOf(controllers.FieldOwner+"/Apply"), "no former writer owns a status field any more")
+		Expect(statusOwners(ctx, channel)()).To(ConsistOf(controllers.FieldOwner+"/Apply", statusapply.StreamerSecretsManager+"/Apply"), "no former writer owns a status field any more")
 	})
 
 	It("reconciles on a new report, and writes nothing when the status it owns stays the same", func(ctx SpecContext) {

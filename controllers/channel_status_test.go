@@ -38,7 +38,9 @@ func readyChannel(ctx SpecContext, ns string) *notifyv1alpha1.NotificationChanne
 	channel := createChannel(ctx, ns, nil)
 	settled(ctx, channel)
 	setDeploymentStatus(ctx, ns, 1)
-	Eventually(channelStatus(ctx, channel)).Should(readyFor(channel.Generation))
+	Eventually(channelStatus(ctx, channel)).Should(And(readyFor(channel.Generation),
+		haveConditionFor(notifyv1alpha1.ConditionDegraded, metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected, channel.Generation)),
+		"ready, and its streamer's report on the Secrets folded in")
 	return channel
 }
 
@@ -100,8 +102,9 @@ var _ = Describe("NotificationChannel status", func() {
 	It("stalls on a spec it cannot build objects from, without retrying, and goes on once the channel changes", func(ctx SpecContext) {
 		ns := newNamespace(ctx, nil)
 		reconcil.withoutDefaultImage(ns)
-		// No key Secret: its events would reconcile the channel again.
-		channel := createChannel(ctx, ns, nil)
+		// No key Secret, and no streamer reporting on it: no pod runs, and
+		// its reports would reconcile the channel again.
+		channel := createChannelOnly(ctx, ns, nil)
 
 		Eventually(channelStatus(ctx, channel)).Should(And(
 			HaveField("ObservedGeneration", channel.Generation),
@@ -118,6 +121,7 @@ var _ = Describe("NotificationChannel status", func() {
 		By("setting spec.image")
 		channel = editChannel(ctx, channel, func(c *notifyv1alpha1.NotificationChannel) { c.Spec.Image = "registry.example.com/herald:v9" })
 		Eventually(deploymentOf(ctx, ns)).Should(HaveField("Spec.Template.Spec.Containers", ContainElement(HaveField("Image", "registry.example.com/herald:v9"))))
+		startSecretsReport(channel, "app-streamer-0") // its pod runs
 		Eventually(channelStatus(ctx, channel)).Should(And(
 			HaveField("ObservedGeneration", channel.Generation),
 			haveConditionFor(notifyv1alpha1.ConditionReady, metav1.ConditionFalse, notifyv1alpha1.ReasonSecretNotFound, channel.Generation),

@@ -19,7 +19,7 @@ import (
 
 // CacheOptions keep the operator's memory proportional to its channels, not
 // to the cluster: of the kinds it owns, it caches only objects labelled as
-// managed by it. (Secrets are watched as metadata only, see SetupWithManager.)
+// managed by it. It caches no Secret: it reads none.
 func CacheOptions() cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedBy})}
 	byObject := map[client.Object]cache.ByObject{}
@@ -38,7 +38,6 @@ func CacheOptions() cache.Options {
 func Setup(mgr ctrl.Manager, streamerImage string) error {
 	if err := (&NotificationChannelReconciler{
 		Client:        mgr.GetClient(),
-		APIReader:     mgr.GetAPIReader(),
 		Recorder:      mgr.GetEventRecorder(FieldOwner),
 		StreamerImage: streamerImage,
 	}).SetupWithManager(mgr); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -52,9 +51,6 @@ const replicasHandoverOwner = "herald-operator-replicas-handover"
 type NotificationChannelReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
-	// APIReader reads Secrets straight from the API server: the cache holds
-	// only their metadata.
-	APIReader client.Reader
 	// Recorder records Kubernetes Events on the channel.
 	Recorder events.EventRecorder
 	// StreamerImage is the image of the streamer pods when a channel sets no
@@ -74,9 +70,9 @@ type reconciliation struct {
 }
 
 // Reconcile applies the channel's owned objects one ensure step at a time,
-// checks its Secrets, and records the outcome on its status. A step that
-// fails stops the ones after it; the status then says which failed and the
-// request is retried with backoff. A spec the objects cannot be built from
+// and records the outcome on its status, with what the streamers report. A
+// step that fails stops the ones after it; the status then says which failed
+// and the request is retried with backoff. A spec the objects cannot be built from
 // is reported and not retried: only a change of the channel can fix it, and
 // a change triggers a reconcile anyway.
 func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -106,13 +102,14 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req ctrl.
 		r.ensurePodDisruptionBudget,
 		r.ensureHorizontalPodAutoscaler,
 	)
-	misconfigured, secretErr := checkSecrets(ctx, r.APIReader, channel)
-	obs := observation{misconfigured: misconfigured, broker: brokerProblem(channel), deployment: rec.deployment, endpoint: resources.Endpoint(rec.inputs)}
-	if err := errors.Join(applyErr, secretErr); err != nil {
-		obs.failed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(err.Error())}
+	misconfigured, reported := secretsProblem(channel)
+	obs := observation{misconfigured: misconfigured, awaitingStreamer: !reported, broker: brokerProblem(channel),
+		deployment: rec.deployment, endpoint: resources.Endpoint(rec.inputs)}
+	if applyErr != nil {
+		obs.failed = &problem{reason: notifyv1alpha1.ReasonReconcileFailed, message: oneLine(applyErr.Error())}
 	}
 	statusErr := r.ensureStatus(ctx, rec, obs)
-	return ctrl.Result{}, errors.Join(applyErr, secretErr, statusErr)
+	return ctrl.Result{}, errors.Join(applyErr, statusErr)
 }
 
 // stall reports a spec the streamer objects cannot be built from, and
@@ -332,7 +329,7 @@ func (r *NotificationChannelReconciler) recordTransitions(ctx context.Context, c
 	case degraded.Status == metav1.ConditionTrue && (wasDegraded == nil || wasDegraded.Status != metav1.ConditionTrue || wasDegraded.Reason != degraded.Reason):
 		logger.Info("Channel degraded", "reason", degraded.Reason)
 		r.Recorder.Eventf(channel, nil, corev1.EventTypeWarning, degraded.Reason, "Reconcile", "%s", degraded.Message)
-	case degraded.Status != metav1.ConditionTrue && wasDegraded != nil && wasDegraded.Status == metav1.ConditionTrue:
+	case degraded.Status == metav1.ConditionFalse && wasDegraded != nil && wasDegraded.Status == metav1.ConditionTrue:
 		logger.Info("Channel recovered", "previousReason", wasDegraded.Reason)
 		r.Recorder.Eventf(channel, nil, corev1.EventTypeNormal, "Recovered", "Reconcile", "no longer degraded (was %s)", wasDegraded.Reason)
 	}
@@ -343,9 +340,9 @@ func (r *NotificationChannelReconciler) recordTransitions(ctx context.Context, c
 	}
 }
 
-// SetupWithManager registers the reconciler: it watches channels, the
-// objects they own, and the metadata of Secrets, so that creating or fixing
-// a channel's Secret re-checks the channel without a restart.
+// SetupWithManager registers the reconciler: it watches channels, with the
+// conditions their streamers report, and the objects they own. It watches no
+// Secret: the streamers report on them.
 func (r *NotificationChannelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return r.setupWithManager(mgr, r)
 }
@@ -353,19 +350,13 @@ func (r *NotificationChannelReconciler) SetupWithManager(mgr ctrl.Manager) error
 // setupWithManager registers reconciler, which is r or wraps it, with r's
 // watches.
 func (r *NotificationChannelReconciler) setupWithManager(mgr ctrl.Manager, reconciler reconcile.Reconciler) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &notifyv1alpha1.NotificationChannel{}, secretRefIndex,
-		func(obj client.Object) []string {
-			return secretRefs(obj.(*notifyv1alpha1.NotificationChannel))
-		}); err != nil {
-		return fmt.Errorf("failed to index channels by Secret: %w", err)
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		// Status-only changes are the operator's own writes, except the
-		// streamers' report on the broker: no reconcile for those.
+		// streamers' reports: no reconcile for those.
 		For(&notifyv1alpha1.NotificationChannel{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{},
-			brokerReported))).
+			streamersReported))).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
@@ -375,7 +366,6 @@ func (r *NotificationChannelReconciler) setupWithManager(mgr ctrl.Manager, recon
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.channelsNamingSecret)).
 		Complete(reconciler)
 }
 
@@ -392,18 +382,5 @@ func channelOfClusterObject(_ context.Context, obj client.Object) []ctrl.Request
 	return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: namespace, Name: name}}}
 }
 
-// channelsNamingSecret maps a Secret to the channels in its namespace that
-// read it.
-func (r *NotificationChannelReconciler) channelsNamingSecret(ctx context.Context, secret client.Object) []ctrl.Request {
-	var channels notifyv1alpha1.NotificationChannelList
-	if err := r.Client.List(ctx, &channels, client.InNamespace(secret.GetNamespace()),
-		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "Failed to list the channels naming a Secret", "secret", klog.KObj(secret))
-		return nil
-	}
-	requests := make([]ctrl.Request, 0, len(channels.Items))
-	for _, c := range channels.Items {
-		requests = append(requests, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
-	}
-	return slices.Clip(requests)
-}
+// oneLine joins the lines of a joined error, for a condition message.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }

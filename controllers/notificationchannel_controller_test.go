@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -78,14 +79,16 @@ func deploymentOf(ctx context.Context, namespace string) func() *appsv1.Deployme
 }
 
 // settled waits until the channel's status reports its generation, and its
-// reconciles stop: two polls a while apart see the same reconcile count.
+// reconciles and the writes of its status stop (the operator's, and the
+// report its streamer writes): two polls a while apart see the same
+// reconcile count and the same channel.
 func settled(ctx context.Context, channel *notifyv1alpha1.NotificationChannel) {
 	GinkgoHelper()
 	Eventually(channelStatus(ctx, channel)).Should(HaveField("ObservedGeneration", channel.Generation))
 	key := client.ObjectKeyFromObject(channel)
-	last := -1
+	last := ""
 	Eventually(func() bool {
-		now := reconcil.count(key)
+		now := fmt.Sprint(reconcil.count(key), get(ctx, channel.DeepCopy()).ResourceVersion)
 		stable := now == last
 		last = now
 		return stable
@@ -314,7 +317,7 @@ var _ = Describe("NotificationChannel reconciler", func() {
 			ContainSubstring(`Secret "app-nats" named by spec.broker.nats.credentialsSecretRef does not exist`),
 			ContainSubstring(`"nats.creds"`)), "the message says what to create")
 		role := &rbacv1.Role{}
-		Expect(api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: objectName}, role)).To(Succeed())
+		Eventually(func() error { return api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: objectName}, role) }).Should(Succeed())
 		Expect(role.Rules).To(ContainElement(And(
 			HaveField("Resources", ConsistOf("secrets")),
 			HaveField("ResourceNames", ConsistOf("app-keys", "app-nats")),
@@ -354,13 +357,13 @@ var _ = Describe("NotificationChannel reconciler", func() {
 			ContainSubstring(`Secret "app-tls" named by spec.http.tls.secretRef does not exist`),
 			ContainSubstring(`"tls.crt" and "tls.key"`)), "the message says what to create")
 		role := &rbacv1.Role{}
-		Expect(api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: objectName}, role)).To(Succeed())
+		Eventually(func() error { return api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: objectName}, role) }).Should(Succeed())
 		Expect(role.Rules).To(ContainElement(And(
 			HaveField("Resources", ConsistOf("secrets")),
 			HaveField("ResourceNames", ConsistOf("app-keys", "app-tls")),
 		)), "the streamers may read the TLS Secret by name")
 		service := &corev1.Service{}
-		Expect(api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: objectName}, service)).To(Succeed())
+		Eventually(func() error { return api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: objectName}, service) }).Should(Succeed())
 		Expect(service.Spec.Ports[0].AppProtocol).To(PointTo(Equal("https")))
 
 		By("creating it with a certificate without its key")
@@ -394,7 +397,9 @@ var _ = Describe("NotificationChannel reconciler", func() {
 		))
 		Expect(condition(get(ctx, channel), notifyv1alpha1.ConditionDegraded).Message).To(ContainSubstring(`Secret "app-keys" named by spec.auth.keySecretRef does not exist`))
 		Eventually(eventReasons(ctx, channel)).Should(ContainElement(notifyv1alpha1.ReasonSecretNotFound))
-		Expect(exists(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: objectName}})()).To(BeTrue(),
+		// The streamer's report can come before the operator's first apply
+		// succeeds (its status write conflicts with the finalizer's patch).
+		Eventually(exists(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: objectName}})).Should(BeTrue(),
 			"the streamer objects are applied anyway, ready for the Secret")
 
 		By("creating it with a key too short for HS256")

@@ -23,12 +23,17 @@ type observation struct {
 	// invalid is set when the spec cannot be turned into the streamer
 	// objects: nothing was applied, and nothing will be until it changes.
 	invalid *problem
-	// failed is set when applying the owned objects, or reading the
-	// channel's Secrets, failed: the reconcile is retried with backoff.
+	// failed is set when applying the owned objects failed: the reconcile
+	// is retried with backoff.
 	failed *problem
-	// misconfigured is set when a Secret the channel names is missing or unusable,
-	// or its broker cannot be used: what stops its streamers from starting.
+	// misconfigured is set when the streamers report a Secret the channel
+	// names missing or unusable (SecretsUsable False, for the current
+	// generation): what stops its streamers from starting.
 	misconfigured *problem
+	// awaitingStreamer is set while no streamer pod has reported on the
+	// channel's Secrets for its current generation: whether they are usable
+	// is not known yet.
+	awaitingStreamer bool
 	// broker is set when the streamers report that they cannot use the
 	// channel's NATS broker (BrokerReachable False).
 	broker *problem
@@ -160,6 +165,9 @@ func readyCondition(obs observation, r rollout) metav1.Condition {
 	case r.desired == 0 || r.ready < r.desired:
 		c.Reason = notifyv1alpha1.ReasonReplicasNotReady
 		c.Message = fmt.Sprintf("%d of %d streamer pods ready", r.ready, r.desired)
+		if obs.awaitingStreamer {
+			c.Reason, c.Message = notifyv1alpha1.ReasonAwaitingStreamer, awaitingStreamerMessage+"; "+c.Message
+		}
 	default:
 		c.Reason, c.Message = notifyv1alpha1.ReasonRollingOut, r.message
 	}
@@ -186,11 +194,20 @@ func progressingCondition(obs observation, r rollout) metav1.Condition {
 	return c
 }
 
+// awaitingStreamerMessage says why the operator cannot tell yet whether the
+// channel's Secrets are usable: only its streamer pods read them.
+const awaitingStreamerMessage = "no streamer pod has reported on the channel's Secrets yet (for this generation): its pods have not started, or cannot reach the API server"
+
 // degradedCondition: True when a person has to act, with the first thing to
-// fix as its reason.
+// fix as its reason; Unknown while no problem is known and no streamer pod
+// has reported on the channel's Secrets.
 func degradedCondition(obs observation, r rollout) metav1.Condition {
 	if p := firstProblem(obs, r); p != nil {
 		return metav1.Condition{Type: notifyv1alpha1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: p.reason, Message: p.message}
+	}
+	if obs.awaitingStreamer {
+		return metav1.Condition{Type: notifyv1alpha1.ConditionDegraded, Status: metav1.ConditionUnknown,
+			Reason: notifyv1alpha1.ReasonAwaitingStreamer, Message: awaitingStreamerMessage}
 	}
 	return metav1.Condition{Type: notifyv1alpha1.ConditionDegraded, Status: metav1.ConditionFalse,
 		Reason: notifyv1alpha1.ReasonAsExpected, Message: "nothing needs attention"}
@@ -208,8 +225,9 @@ func stalledCondition(obs observation) (c metav1.Condition, ok bool) {
 }
 
 // firstProblem is what a person must fix first, or nil. A spec that cannot
-// be applied comes first, then a missing or unusable Secret: it is the cause
-// of most other symptoms; then a broker the streamers cannot use.
+// be applied comes first, then a missing or unusable Secret (as the streamers
+// report it): it is the cause of most other symptoms; then a broker the
+// streamers cannot use.
 func firstProblem(obs observation, r rollout) *problem {
 	switch {
 	case obs.invalid != nil:

@@ -40,7 +40,7 @@ var _ = Describe("the channel status", func() {
 	// complete is the status of two ready pods of the current template.
 	complete := appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}
 
-	DescribeTable("follows the Deployment and the Secrets",
+	DescribeTable("follows the Deployment and the streamers' report on the Secrets",
 		func(obs observation, ready, progressing, degraded string) {
 			Expect(reasons(desiredStatus(channel, obs))).To(Equal([]string{ready, progressing, degraded}))
 		},
@@ -67,6 +67,12 @@ var _ = Describe("the channel status", func() {
 		Entry("a Secret gone while the pods serve with the keys they read", observation{
 			misconfigured: &problem{reason: notifyv1alpha1.ReasonSecretNotFound}, deployment: deployment(2, complete),
 		}, "True/Available", "False/RolloutComplete", "True/SecretNotFound"),
+		Entry("no streamer pod reported on the Secrets yet, none ready", observation{awaitingStreamer: true, deployment: deployment(1, appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 1, UpdatedReplicas: 1})},
+			"False/AwaitingStreamer", "True/Reconciling", "Unknown/AwaitingStreamer"),
+		Entry("no streamer pod reported for this generation, the pods ready", observation{awaitingStreamer: true, deployment: deployment(2, complete)},
+			"True/Available", "False/RolloutComplete", "Unknown/AwaitingStreamer"),
+		Entry("a problem known while no pod reported on the Secrets", observation{awaitingStreamer: true, deployment: deployment(1, appsv1.DeploymentStatus{ObservedGeneration: 2, Conditions: []appsv1.DeploymentCondition{stuck}})},
+			"False/RolloutStuck", "False/RolloutStuck", "True/RolloutStuck"),
 		Entry("a failed apply", observation{failed: &problem{reason: notifyv1alpha1.ReasonReconcileFailed}},
 			"False/ReconcileFailed", "False/ReconcileFailed", "True/ReconcileFailed"),
 		Entry("a failed apply while the old pods are ready", observation{failed: &problem{reason: notifyv1alpha1.ReasonReconcileFailed}, deployment: deployment(2, complete)},

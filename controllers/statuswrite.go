@@ -17,7 +17,7 @@ import (
 )
 
 // operatorConditions are the condition types of a channel the operator owns;
-// the streamers own the others (BrokerReachable).
+// the streamers own the others (BrokerReachable, SecretsUsable).
 var operatorConditions = []string{
 	notifyv1alpha1.ConditionReady, notifyv1alpha1.ConditionProgressing,
 	notifyv1alpha1.ConditionDegraded, notifyv1alpha1.ConditionStalled,

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,10 +57,14 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { Expect(api.Stop()).To(Succeed()) })
 
-	// The operator's requests go through writeLog, which records every write.
+	// The operator's requests go through writeLog, which records every write,
+	// and every request for a Secret: the operator must make none.
 	cfg := rest.CopyConfig(api.Config)
 	writes = &writeLog{}
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return writes.wrap(rt) })
+	DeferCleanup(func() {
+		Expect(writes.secretRequests()).To(BeEmpty(), "the operator reads, lists or watches no Secret")
+	})
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 api.Scheme,
@@ -71,7 +76,6 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	r := &controllers.NotificationChannelReconciler{
 		Client:        mgr.GetClient(),
-		APIReader:     mgr.GetAPIReader(),
 		Recorder:      mgr.GetEventRecorder(controllers.FieldOwner),
 		StreamerImage: streamerImage,
 	}
@@ -93,23 +97,34 @@ var _ = BeforeSuite(func() {
 })
 
 // writeLog records the paths of the write requests (every method but GET,
-// HEAD and OPTIONS) sent through it.
+// HEAD and OPTIONS) sent through it, and of every request for Secrets.
 type writeLog struct {
-	mu    sync.Mutex
-	paths []string
+	mu      sync.Mutex
+	paths   []string
+	secrets []string
 }
 
 func (w *writeLog) wrap(next http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		w.mu.Lock()
 		switch req.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
-			w.mu.Lock()
 			w.paths = append(w.paths, req.Method+" "+req.URL.Path)
-			w.mu.Unlock()
 		}
+		if strings.HasSuffix(req.URL.Path, "/secrets") || strings.Contains(req.URL.Path, "/secrets/") {
+			w.secrets = append(w.secrets, req.Method+" "+req.URL.String())
+		}
+		w.mu.Unlock()
 		return next.RoundTrip(req)
 	})
+}
+
+// secretRequests are the requests for Secrets recorded so far.
+func (w *writeLog) secretRequests() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.secrets)
 }
 
 // in returns the writes recorded so far into namespace, and to the
@@ -193,8 +208,18 @@ func createKeySecret(ctx context.Context, namespace string, data map[string][]by
 }
 
 // createChannel creates the channel "app" reading the key Secret "app-keys",
-// after edit has changed its spec.
+// after edit has changed its spec, and runs the report on its Secrets that
+// its streamer pod writes (startSecretsReport).
 func createChannel(ctx context.Context, namespace string, edit func(*notifyv1alpha1.NotificationChannelSpec)) *notifyv1alpha1.NotificationChannel {
+	GinkgoHelper()
+	channel := createChannelOnly(ctx, namespace, edit)
+	startSecretsReport(channel, "app-streamer-0")
+	return channel
+}
+
+// createChannelOnly is createChannel without a streamer reporting on the
+// channel's Secrets: as before its pods run.
+func createChannelOnly(ctx context.Context, namespace string, edit func(*notifyv1alpha1.NotificationChannelSpec)) *notifyv1alpha1.NotificationChannel {
 	GinkgoHelper()
 	channel := &notifyv1alpha1.NotificationChannel{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "app"},

@@ -45,6 +45,22 @@ const (
 	// been refreshed for 90 s (its pod recovered elsewhere or is gone). The
 	// operator folds a False into Degraded.
 	ConditionBrokerReachable = "BrokerReachable"
+
+	// ConditionSecretsUsable is True ("normal-true") when the Secrets the
+	// channel names (auth.keySecretRef, broker.nats.credentialsSecretRef,
+	// http.tls.secretRef) exist and hold what the streamers serve with;
+	// False with reason SecretNotFound, InvalidKey, InvalidBrokerCredentials
+	// or InvalidCertificate otherwise, the message saying what to fix. The
+	// operator reads no Secret, so the streamer pods, which read them anyway,
+	// own it (field manager herald-streamer-secrets): each watches them from
+	// its start, also while it waits for one (alive, not ready), and reports
+	// a change within seconds. All pods share it by the rules of
+	// BrokerReachable: its message names the pod it speaks for ("pod <pod> at
+	// <time>: …"), its observedGeneration the channel generation, and a False
+	// is refreshed every 30 s and stale after 90 s. The operator folds a False
+	// of the channel's current generation into Degraded and Ready; until a
+	// pod has reported for that generation, they say AwaitingStreamer.
+	ConditionSecretsUsable = "SecretsUsable"
 )
 
 // Condition reasons. They are API: a person or a tool acts on them, so they
@@ -67,7 +83,8 @@ const (
 	// ReasonRolloutStuck: the rollout made no progress within its deadline.
 	ReasonRolloutStuck = "RolloutStuck"
 	// ReasonSecretNotFound: the Secret named by auth.keySecretRef,
-	// broker.nats.credentialsSecretRef or http.tls.secretRef does not exist.
+	// broker.nats.credentialsSecretRef or http.tls.secretRef does not exist
+	// (reported by the streamers, SecretsUsable False).
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonInvalidKey: the key Secret exists but holds no usable key for the
 	// configured algorithms (wrong type, malformed PEM, HMAC key too short).
@@ -81,6 +98,14 @@ const (
 	// but holds no certificate and key the streamers can serve ("tls.crt",
 	// "tls.key"); the message says what is wrong.
 	ReasonInvalidCertificate = "InvalidCertificate"
+	// ReasonSecretsValid: the channel's Secrets exist and are usable
+	// (SecretsUsable True).
+	ReasonSecretsValid = "SecretsValid"
+	// ReasonAwaitingStreamer: no streamer pod has reported on the channel's
+	// Secrets for its current generation yet (Degraded Unknown, and Ready
+	// False while no pod is ready): the pods have not started, or have not
+	// reached the API server.
+	ReasonAwaitingStreamer = "AwaitingStreamer"
 	// ReasonBrokerNotSupported: the channel's broker type is not available
 	// in this version's streamers. No longer reported: every broker type of
 	// the API is; kept because reasons are never renamed or reused.
@@ -97,8 +122,8 @@ const (
 	// setting Herald does not own and cannot work with; the message names
 	// the stream and the field. Herald never changes such a stream.
 	ReasonIncompatibleStream = "IncompatibleStream"
-	// ReasonReconcileFailed: applying an owned object, or reading a Secret
-	// the channel names, failed; the message has the API server's answer.
+	// ReasonReconcileFailed: applying an owned object failed; the message has
+	// the API server's answer.
 	// Retried with backoff.
 	ReasonReconcileFailed = "ReconcileFailed"
 	// ReasonInvalidSpec: the operator cannot turn the spec into the streamer

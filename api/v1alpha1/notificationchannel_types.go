@@ -642,12 +642,13 @@ type NotificationChannelStatus struct {
 	Endpoint string `json:"endpoint,omitempty"`
 
 	// Conditions: Ready, Progressing and Degraded, with reasons to act on,
-	// and Stalled while the operator cannot go on with the spec; with
-	// broker.type NATS, BrokerReachable. Each says in its observedGeneration
-	// which generation it was computed for. Each writer applies its own
-	// (server-side apply of the status subresource): the operator, field
-	// manager "herald-operator", every field of the status and the first
-	// four; the streamers, field manager "herald-streamer", BrokerReachable.
+	// and Stalled while the operator cannot go on with the spec;
+	// SecretsUsable; with broker.type NATS, BrokerReachable. Each says in its
+	// observedGeneration which generation it was computed for. Each writer
+	// applies its own (server-side apply of the status subresource): the
+	// operator, field manager "herald-operator", every field of the status
+	// and the first four; the streamers SecretsUsable, field manager
+	// "herald-streamer-secrets", and BrokerReachable, "herald-streamer".
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -1,8 +1,6 @@
 package resources
 
 import (
-	"slices"
-
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,11 +14,14 @@ import (
 // there they grant nothing beyond get.
 func readVerbs() []string { return []string{"get", "list", "watch"} }
 
+// verbPatch patches an object: a merge, JSON or server-side apply patch.
+const verbPatch = "patch"
+
 // statusVerbs write a status subresource.
-func statusVerbs() []string { return []string{"update", "patch"} }
+func statusVerbs() []string { return []string{"update", verbPatch} }
 
 // eventVerbs record an Event and bump the count of a repeated one.
-func eventVerbs() []string { return []string{"create", "patch"} }
+func eventVerbs() []string { return []string{"create", verbPatch} }
 
 // ServiceAccount is the identity of the channel's streamer pods. Its token is
 // mounted: the streamer watches its channel, its Secrets and SystemEvents.
@@ -41,9 +42,10 @@ func ServiceAccount(in Inputs) *corev1.ServiceAccount {
 //     by spec.channelRef; the streamer filters), and update or patch their
 //     status, to record delivery;
 //   - create and patch Events (core and events.k8s.io), to report problems;
-//   - with broker.type NATS, patch its own NotificationChannel's status, by
-//     name, to report whether the broker can be reached (server-side apply
-//     of the BrokerReachable condition needs nothing more).
+//   - patch its own NotificationChannel's status, by name, to report whether
+//     the channel's Secrets are usable (SecretsUsable) and, with broker.type
+//     NATS, whether the broker can be reached (BrokerReachable): server-side
+//     apply of a condition needs nothing more.
 //
 // A rule with resourceNames authorizes list and watch only for a request
 // whose field selector is metadata.name=<name>: the streamer must watch its
@@ -57,36 +59,15 @@ func Role(in Inputs) *rbacv1.Role {
 		ObjectMeta: in.objectMeta(),
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{group}, Resources: []string{"notificationchannels"}, ResourceNames: []string{in.Channel.Name}, Verbs: readVerbs()},
-			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: secretNames(&in.Channel.Spec), Verbs: readVerbs()},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: in.Channel.Spec.SecretNames(), Verbs: readVerbs()},
 			{APIGroups: []string{group}, Resources: []string{"systemevents"}, Verbs: readVerbs()},
 			{APIGroups: []string{group}, Resources: []string{"systemevents/status"}, Verbs: statusVerbs()},
 			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: eventVerbs()},
 			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: eventVerbs()},
+			{APIGroups: []string{group}, Resources: []string{"notificationchannels/status"}, ResourceNames: []string{in.Channel.Name}, Verbs: []string{verbPatch}},
 		},
 	}
-	if in.Channel.Spec.Broker.Type == notifyv1alpha1.BrokerNATS {
-		role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{"notificationchannels/status"},
-			ResourceNames: []string{in.Channel.Name}, Verbs: []string{"patch"}})
-	}
 	return role
-}
-
-// secretNames are the Secrets the streamer reads, each once: the key Secret,
-// then the NATS credentials Secret and the TLS Secret when set.
-func secretNames(spec *notifyv1alpha1.NotificationChannelSpec) []string {
-	names := []string{spec.Auth.KeySecretRef.Name}
-	add := func(name string) {
-		if !slices.Contains(names, name) {
-			names = append(names, name)
-		}
-	}
-	if nats := spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil {
-		add(nats.CredentialsSecretRef.Name)
-	}
-	if tls := spec.HTTP.TLS; tls != nil {
-		add(tls.SecretRef.Name)
-	}
-	return names
 }
 
 // RoleBinding grants Role to ServiceAccount.

@@ -41,18 +41,20 @@ var _ = Describe("Role", func() {
 			{APIGroups: []string{"notify.herald.dev"}, Resources: []string{"systemevents/status"}, Verbs: []string{"update", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+			{APIGroups: []string{"notify.herald.dev"}, Resources: []string{"notificationchannels/status"}, ResourceNames: []string{channelName}, Verbs: []string{"patch"}},
 		}))
 	})
 
-	It("lets the streamers of a NATS channel patch that channel's status alone, to report its broker", func() {
-		Expect(rule(resources.Role(inputs(natsBrokerYML)), "notify.herald.dev", "notificationchannels/status")).To(Equal(rbacv1.PolicyRule{
-			APIGroups: []string{"notify.herald.dev"}, Resources: []string{"notificationchannels/status"},
-			ResourceNames: []string{channelName}, Verbs: []string{"patch"},
-		}))
-		for _, r := range resources.Role(inputs()).Rules {
-			Expect(r.Resources).NotTo(ContainElement("notificationchannels/status"), "an embedded channel's streamers report nothing on it")
-		}
-	})
+	DescribeTable("lets the streamers patch their own channel's status alone, to report its Secrets and its broker",
+		func(yml ...string) {
+			Expect(rule(resources.Role(inputs(yml...)), "notify.herald.dev", "notificationchannels/status")).To(Equal(rbacv1.PolicyRule{
+				APIGroups: []string{"notify.herald.dev"}, Resources: []string{"notificationchannels/status"},
+				ResourceNames: []string{channelName}, Verbs: []string{"patch"},
+			}))
+		},
+		Entry("on the embedded log"),
+		Entry("on NATS", natsBrokerYML),
+	)
 
 	It("never grants a wildcard, nor more than one group or resource per rule", func() {
 		role := resources.Role(inputs(natsBrokerYML))

@@ -24,7 +24,14 @@ import (
 // they write one record (the same values for the same state), and a manager
 // per pod would keep each pod's last copy alive in the object's
 // managedFields after the pod is gone.
+// On a NotificationChannel it writes BrokerReachable.
 const StreamerManager = "herald-streamer"
+
+// StreamerSecretsManager is the field manager of the streamers'
+// SecretsUsable condition on a NotificationChannel: one manager per
+// streamer-written condition, as an apply removes the conditions its manager
+// owned and omits.
+const StreamerSecretsManager = "herald-streamer-secrets"
 
 // document is the body of an apply to the status subresource: the object's
 // identity and the fields the manager owns, nothing else.

@@ -73,7 +73,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	var source *channelSource
 	if opts.Channel != "" {
-		source, err = loadFromAPI(ctx, opts.Channel, logger)
+		source, err = loadFromAPI(ctx, opts.Channel, podName(opts.PodName), logger)
 	} else {
 		source, err = loadFromFile(ctx, opts.Config, opts.SecretsDir)
 	}
@@ -83,11 +83,12 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return err
 	}
+	defer source.stopSecretsReport()
 	channel := source.channel
 
 	// The log first: the server and the announcer are handed the same one.
 	// Whether NATS answers is reported on the channel from the first attempt.
-	broker := startBrokerReport(source.statusClient, channel, opts.PodName, logger)
+	broker := startBrokerReport(source.statusClient, channel, podName(opts.PodName), logger)
 	defer broker.Stop()
 	settings := LogSettings{BrokerCredentials: source.brokerCredentials}
 	if broker != nil {
@@ -107,6 +108,9 @@ func Run(ctx context.Context, opts Options) error {
 	tickets, err := OpenTickets(ctx, channel, log)
 	if err != nil {
 		_ = log.Close()
+		if ctx.Err() != nil {
+			return nil // stopped while opening the tickets' bucket
+		}
 		return err
 	}
 	cfg := server.Config{Channel: channel, Keys: source.keys, Log: log, Tickets: tickets, Logger: logger, Registry: newRegistry()}

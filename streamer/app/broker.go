@@ -64,21 +64,24 @@ type brokerReport struct {
 	reporter *kube.BrokerReporter
 	probe    *brokerProbe
 	logger   *slog.Logger
-	stop     context.CancelFunc
-	stopped  chan struct{}
+	stop     func()
 }
 
 // startBrokerReport starts reporting whether this pod reaches the channel's
 // NATS broker on the channel's BrokerReachable condition; nil when the
 // channel's broker is not NATS or the streamer has no API to write to.
-// Stop it before Run returns.
+// Stop it before Run returns. The pod of a channel that is not on NATS takes
+// off the BrokerReachable condition left from the channel's NATS days.
 func startBrokerReport(c client.Client, channel *notifyv1alpha1.NotificationChannel, pod string, logger *slog.Logger) *brokerReport {
 	nats := channel.Spec.Broker.NATS
-	if c == nil || channel.Spec.Broker.Type != notifyv1alpha1.BrokerNATS || nats == nil {
+	if c == nil {
 		return nil
 	}
-	if pod == "" {
-		pod, _ = os.Hostname() // a pod's host name is its name
+	if channel.Spec.Broker.Type != notifyv1alpha1.BrokerNATS || nats == nil {
+		if err := kube.RemoveBrokerReachable(context.Background(), c, client.ObjectKeyFromObject(channel)); err != nil {
+			logger.Warn("cannot take the channel's former BrokerReachable condition off", "reason", "StatusWriteFailed", "error", err.Error())
+		}
+		return nil
 	}
 	probe := newBrokerProbe()
 	report := &brokerReport{
@@ -87,15 +90,24 @@ func startBrokerReport(c client.Client, channel *notifyv1alpha1.NotificationChan
 			Client: c, Channel: client.ObjectKeyFromObject(channel), Pod: pod, Generation: channel.Generation,
 			URL: nats.URL, Health: probe, Logger: logger,
 		}),
-		stopped: make(chan struct{}),
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	report.stop = stop
-	go func() {
-		defer close(report.stopped)
-		report.reporter.Run(ctx)
-	}()
+	report.stop = goUntilStopped(report.reporter.Run)
 	return report
+}
+
+// goUntilStopped runs run in a goroutine until the returned stop is called,
+// which waits for it; calling stop again does nothing.
+func goUntilStopped(run func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-stopped
+	}
 }
 
 // failed reports that the channel's stream cannot be used, when the log
@@ -118,5 +130,13 @@ func (b *brokerReport) Stop() {
 		return
 	}
 	b.stop()
-	<-b.stopped
+}
+
+// podName is the name of this pod: given, or the host name, which is a
+// pod's name.
+func podName(given string) string {
+	if given == "" {
+		given, _ = os.Hostname()
+	}
+	return given
 }

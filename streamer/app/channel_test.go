@@ -69,18 +69,20 @@ var _ = Describe("herald streamer --channel", func() {
 })
 
 var _ = Describe("herald streamer --channel, before its key Secret", func() {
-	It("waits alive and unready instead of exiting, and serves once the Secret holds a usable key", func(ctx SpecContext) {
+	It("waits alive and unready instead of exiting, saying why on the channel, and serves once the Secret holds a usable key", func(ctx SpecContext) {
 		ns := cluster.Namespace(ctx)
 		Expect(cluster.Client.Create(ctx, &notifyv1alpha1.NotificationChannel{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
 			Spec:       notifyv1alpha1.NotificationChannelSpec{Auth: notifyv1alpha1.AuthSpec{KeySecretRef: notifyv1alpha1.LocalSecretReference{Name: "app-keys"}}},
 		})).To(Succeed())
 		asStreamer(ctx, ns)
+		startOperator(ns)
 		logs := &testutil.Buffer{}
 		runCtx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- app.Run(runCtx, withLogger(app.Options{Channel: ns + "/app", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}, slog.New(slog.NewJSONHandler(logs, nil))))
+			done <- app.Run(runCtx, withLogger(app.Options{Channel: ns + "/app", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", PodName: "app-streamer-0"},
+				slog.New(slog.NewJSONHandler(logs, nil))))
 		}()
 		DeferCleanup(func() {
 			stop()
@@ -100,17 +102,29 @@ var _ = Describe("herald streamer --channel, before its key Secret", func() {
 		Eventually(logs.String).Should(ContainSubstring("waiting for the key Secret"))
 		Expect(probe("/healthz")()).To(Equal(http.StatusOK), "alive: the kubelet leaves it running")
 		Expect(probe("/readyz")()).To(Equal(http.StatusServiceUnavailable))
+		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionSecretsUsable)).Should(And(
+			conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonSecretNotFound),
+			HaveField("Message", reportedAs(`Secret "app-keys" named by spec.auth.keySecretRef does not exist in namespace "`+ns+`": create it with one data entry per verification key, named by its key id (kid)`))))
+		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionDegraded)).Should(conditionOf(metav1.ConditionTrue, notifyv1alpha1.ReasonSecretNotFound))
+		Expect(channelCondition(ctx, ns, notifyv1alpha1.ConditionReady)()).To(conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonSecretNotFound))
 
 		By("creating the Secret with a key too short, then a usable one")
 		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-keys"}, Data: map[string][]byte{"k1": []byte("short")}}
 		Expect(cluster.Client.Create(ctx, secret)).To(Succeed())
 		Eventually(logs.String).Should(ContainSubstring("waiting for a usable version of the key Secret"))
 		Expect(probe("/readyz")()).To(Equal(http.StatusServiceUnavailable))
+		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionDegraded), 5*time.Second).Should(And(
+			conditionOf(metav1.ConditionTrue, notifyv1alpha1.ReasonInvalidKey),
+			HaveField("Message", And(ContainSubstring(`Secret "app-keys" named by spec.auth.keySecretRef holds no usable key for algorithms HS256: key "k1": `),
+				ContainSubstring("HS256 needs at least 32 bytes")))))
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
 		secret.Data = map[string][]byte{"k1": key}
 		Expect(cluster.Client.Update(ctx, secret)).To(Succeed())
 		Eventually(probe("/readyz")).Should(Equal(http.StatusOK))
+		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionSecretsUsable), 5*time.Second).Should(
+			conditionOf(metav1.ConditionTrue, notifyv1alpha1.ReasonSecretsValid))
+		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionDegraded)).Should(conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonAsExpected))
 		streamer := &runningStreamer{addr: logField(logs, "streamer started", "listen"), logs: logs}
 		Expect(streamer.addr).NotTo(BeEmpty())
 		streamer.connect(key, "u1")

@@ -47,6 +47,16 @@ type channelSource struct {
 	// statusClient, when set, reads the channel from the API server and
 	// writes the streamers' conditions on its status.
 	statusClient client.Client
+	// secretsReport, when set, stops the report of the channel's Secrets
+	// on its SecretsUsable condition.
+	secretsReport func()
+}
+
+// stopSecretsReport stops the report of the channel's Secrets, if any.
+func (s *channelSource) stopSecretsReport() {
+	if s.secretsReport != nil {
+		s.secretsReport()
+	}
 }
 
 // loadFromFile reads the channel manifest and its key Secret's folder in
@@ -69,7 +79,7 @@ func loadFromFile(ctx context.Context, manifest, secretsDir string) (*channelSou
 		return nil, fmt.Errorf("the key Secret %q holds no usable keys: %w", secretName, err)
 	}
 	source := &channelSource{channel: channel, keys: keys}
-	if name := brokerSecretName(channel); name != "" {
+	if name := channel.Spec.BrokerSecretName(); name != "" {
 		data, err := readSecretDir(filepath.Join(secretsDir, name))
 		if err != nil {
 			return nil, fmt.Errorf("failed to read the NATS credentials Secret %q named by %s: %w", name, brokerSecretField, err)
@@ -78,7 +88,7 @@ func loadFromFile(ctx context.Context, manifest, secretsDir string) (*channelSou
 			return nil, fmt.Errorf("the NATS credentials Secret %q named by %s is unusable: %w", name, brokerSecretField, err)
 		}
 	}
-	if name := tlsSecretName(channel); name != "" {
+	if name := channel.Spec.TLSSecretName(); name != "" {
 		data, err := readSecretDir(filepath.Join(secretsDir, name))
 		if err != nil {
 			return nil, fmt.Errorf("failed to read the TLS Secret %q named by %s: %w", name, tlsSecretField, err)
@@ -95,14 +105,6 @@ func loadFromFile(ctx context.Context, manifest, secretsDir string) (*channelSou
 // tlsSecretField is the spec field that names the TLS certificate's Secret.
 const tlsSecretField = "spec.http.tls.secretRef"
 
-// tlsSecretName is the TLS Secret the channel names, or "".
-func tlsSecretName(channel *notifyv1alpha1.NotificationChannel) string {
-	if tls := channel.Spec.HTTP.TLS; tls != nil {
-		return tls.SecretRef.Name
-	}
-	return ""
-}
-
 // checkTLSSecret accepts a Secret's data that holds a certificate and its key.
 func checkTLSSecret(data map[string][]byte) error {
 	_, err := tlscert.Parse(data)
@@ -112,14 +114,6 @@ func checkTLSSecret(data map[string][]byte) error {
 // brokerSecretField is the spec field that names the NATS credentials Secret.
 const brokerSecretField = "spec.broker.nats.credentialsSecretRef"
 
-// brokerSecretName is the NATS credentials Secret the channel names, or "".
-func brokerSecretName(channel *notifyv1alpha1.NotificationChannel) string {
-	if nats := channel.Spec.Broker.NATS; nats != nil && nats.CredentialsSecretRef != nil {
-		return nats.CredentialsSecretRef.Name
-	}
-	return ""
-}
-
 // checkBrokerSecret accepts the credentials Secret's data the log can dial with.
 func checkBrokerSecret(data map[string][]byte) error {
 	_, err := jetstreamlog.NewCredentials(data)
@@ -128,8 +122,10 @@ func checkBrokerSecret(data map[string][]byte) error {
 
 // loadFromAPI reads the channel NAMESPACE/NAME and its key Secret from the
 // API, and watches both so that rotated keys and changed settings apply
-// without dropping streams.
-func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*channelSource, error) {
+// without dropping streams. From the moment it has read the channel, pod
+// reports on the channel whether its Secrets are usable, also while it waits
+// for them; the source's stopSecretsReport stops that.
+func loadFromAPI(ctx context.Context, channelRef, pod string, logger *slog.Logger) (source *channelSource, err error) {
 	ref, err := kube.ParseChannelRef(channelRef)
 	if err != nil {
 		return nil, err
@@ -154,6 +150,14 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
+	stopSecretsReport := goUntilStopped(kube.NewSecretsReporter(kube.SecretsReporterOptions{
+		Client: c, Clientset: clientset, Channel: channel, Pod: pod, Logger: logger,
+	}).Run)
+	defer func() {
+		if err != nil {
+			stopSecretsReport()
+		}
+	}()
 	// The watchers start before the server exists; they reach it through
 	// srv once watch runs.
 	var srv atomic.Pointer[server.Server]
@@ -174,7 +178,7 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 		logger.Info("key Secret usable", "keys", keys.KeyIDs())
 	}
 	var brokerCredentials *jetstreamlog.Credentials
-	if name := brokerSecretName(channel); name != "" {
+	if name := channel.Spec.BrokerSecretName(); name != "" {
 		// Later versions are watched below: a connection authenticates when
 		// it connects, so a rotated Secret applies from the next one.
 		data, err := kube.WaitForSecret(ctx, clientset, channel.Namespace, name, brokerSecretField, checkBrokerSecret, logger)
@@ -186,7 +190,7 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 		}
 	}
 	var certificate *tlscert.Served
-	if name := tlsSecretName(channel); name != "" {
+	if name := channel.Spec.TLSSecretName(); name != "" {
 		// Until the Secret holds a certificate the API is not served: the
 		// pod waits, alive and not ready. Later versions are watched below.
 		data, err := kube.WaitForSecret(ctx, clientset, channel.Namespace, name, tlsSecretField, checkTLSSecret, logger)
@@ -202,9 +206,9 @@ func loadFromAPI(ctx context.Context, channelRef string, logger *slog.Logger) (*
 	channelWatcher := kube.NewChannelWatcher(c, channel, keyWatcher, func(spec notifyv1alpha1.NotificationChannelSpec, k *auth.KeySet) error {
 		return srv.Load().SetSpec(spec, k)
 	}, logger)
-	source := &channelSource{
+	source = &channelSource{
 		channel: channel, keys: keys, brokerCredentials: brokerCredentials, certificate: certificate, systemEvents: kube.SystemEventStatus{Client: c},
-		publishers: kube.NewPublisherReviewer(clientset, channel), statusClient: c,
+		publishers: kube.NewPublisherReviewer(clientset, channel), statusClient: c, secretsReport: stopSecretsReport,
 	}
 	source.watch = func(ctx context.Context, s *server.Server, announcer *announce.Announcer) error {
 		srv.Store(s)
@@ -233,7 +237,7 @@ func watchCertificate(ctx context.Context, clientset kubernetes.Interface, chann
 	if certificate == nil {
 		return nil
 	}
-	return kube.WatchSecret(ctx, clientset, channel.Namespace, tlsSecretName(channel), tlsSecretField, certificate.Load, logger)
+	return kube.WatchSecret(ctx, clientset, channel.Namespace, channel.Spec.TLSSecretName(), tlsSecretField, certificate.Load, logger)
 }
 
 // watchBrokerCredentials keeps credentials equal to the channel's NATS
@@ -245,7 +249,7 @@ func watchBrokerCredentials(ctx context.Context, clientset kubernetes.Interface,
 	if credentials == nil {
 		return nil
 	}
-	return kube.WatchSecret(ctx, clientset, channel.Namespace, brokerSecretName(channel), brokerSecretField, credentials.Update, logger)
+	return kube.WatchSecret(ctx, clientset, channel.Namespace, channel.Spec.BrokerSecretName(), brokerSecretField, credentials.Update, logger)
 }
 
 // readSecretDir reads a Secret as Kubernetes mounts it: one file per entry.

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/statusapply"
 	"github.com/herald-notify/herald/streamer/kube"
 )
 
@@ -174,5 +175,29 @@ var _ = Describe("BrokerReporter", func() {
 			HaveField("ObservedGeneration", BeEquivalentTo(2))))
 		Consistently(brokerCondition(ctx, key), 4*reportRefresh).Should(HaveField("Status", metav1.ConditionTrue),
 			"the old pod, still refreshing, does not overwrite it")
+	})
+})
+
+var _ = Describe("RemoveBrokerReachable", func() {
+	It("takes the condition the NATS streamers wrote off a channel, and what they owned with it", func(ctx SpecContext) {
+		key := natsChannel(ctx)
+		unreachablePod(ctx, key, "app-streamer-a", 1)
+		Expect(kube.RemoveBrokerReachable(ctx, api.Client, key)).To(Succeed())
+		Expect(brokerCondition(ctx, key)()).To(BeNil())
+		channel := &notifyv1alpha1.NotificationChannel{}
+		Expect(api.Client.Get(ctx, key, channel)).To(Succeed())
+		Expect(channel.ManagedFields).NotTo(ContainElement(HaveField("Manager", statusapply.StreamerManager)))
+
+		By("doing nothing on a channel without it")
+		Expect(kube.RemoveBrokerReachable(ctx, api.Client, key)).To(Succeed())
+
+		By("a pod of the channel's NATS days, still running, saying nothing once the channel is embedded")
+		editSpec(ctx, channel, func(spec *notifyv1alpha1.NotificationChannelSpec) {
+			spec.Broker = notifyv1alpha1.BrokerSpec{Type: notifyv1alpha1.BrokerEmbedded}
+		})
+		health := &brokerHealth{}
+		health.set(errNoServers)
+		startReporter(key, "app-streamer-b", 1, health)
+		Consistently(brokerCondition(ctx, key), 4*reportRefresh).Should(BeNil())
 	})
 })

@@ -47,7 +47,7 @@ func NewChannelWatcher(c client.WithWatch, channel *notifyv1alpha1.NotificationC
 // Run watches the channel until ctx ends. A deleted channel is logged and
 // its settings stay: the streamer's pods go with it.
 func (w *ChannelWatcher) Run(ctx context.Context) error {
-	informer := cache.NewSharedIndexInformer(w.listWatch(), &notifyv1alpha1.NotificationChannel{}, 0, cache.Indexers{})
+	informer := cache.NewSharedIndexInformer(singleChannel(w.client, w.namespace, w.name), &notifyv1alpha1.NotificationChannel{}, 0, cache.Indexers{})
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { w.update(obj) },
 		UpdateFunc: func(_, obj any) { w.update(obj) },
@@ -62,20 +62,21 @@ func (w *ChannelWatcher) Run(ctx context.Context) error {
 	return nil
 }
 
-// listWatch lists and watches the channel alone, by a field selector on its
-// name: the streamer's Role grants list and watch for that name only.
-func (w *ChannelWatcher) listWatch() *cache.ListWatch {
+// singleChannel lists and watches the channel namespace/name alone, by a
+// field selector on its name: the streamer's Role grants list and watch for
+// that name only.
+func singleChannel(c client.WithWatch, namespace, name string) *cache.ListWatch {
 	byName := func(o metav1.ListOptions) *client.ListOptions {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", w.name).String()
-		return &client.ListOptions{Namespace: w.namespace, Limit: o.Limit, Continue: o.Continue, Raw: &o}
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		return &client.ListOptions{Namespace: namespace, Limit: o.Limit, Continue: o.Continue, Raw: &o}
 	}
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			list := &notifyv1alpha1.NotificationChannelList{}
-			return list, w.client.List(ctx, list, byName(o))
+			return list, c.List(ctx, list, byName(o))
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return w.client.Watch(ctx, &notifyv1alpha1.NotificationChannelList{}, byName(o))
+			return c.Watch(ctx, &notifyv1alpha1.NotificationChannelList{}, byName(o))
 		},
 	}
 }

@@ -1,8 +1,10 @@
 // Package kube is the streamer's view of the Kubernetes API in in-cluster mode
 // (herald streamer --channel NAMESPACE/NAME): it reads the channel and its key
 // Secret, and watches both so that a rotated key or a changed setting applies
-// without dropping a stream (KeyWatcher, ChannelWatcher). Every read names one
-// object, as the streamer's Role grants access by resourceNames only.
+// without dropping a stream (KeyWatcher, ChannelWatcher); it reports what only
+// the pods see on the channel's status, conditions every pod shares
+// (SecretsReporter, BrokerReporter). Every read names one object, as the
+// streamer's Role grants access by resourceNames only.
 package kube
 
 import (
