@@ -17,7 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/controllers/resources"
@@ -52,12 +54,16 @@ const (
 )
 
 var (
-	server   *apiserver.Server
-	repoRoot = filepath.Join("..", "..")
+	server *apiserver.Server
+	// asOperator is a client that acts as the operator's ServiceAccount.
+	asOperator client.Client
+	repoRoot   = filepath.Join("..", "..")
 )
 
 var _ = BeforeSuite(func(ctx SpecContext) {
 	SetDefaultEventuallyTimeout(30 * time.Second)
+	// An Eventually given the spec's context still gives up after the timeout.
+	EnforceDefaultTimeoutsWhenUsingContexts()
 	var err error
 	server, err = apiserver.Start(filepath.Join(repoRoot, "config", "crd", "bases"), GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred())
@@ -72,17 +78,21 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	applied := server.Kubectl(ctx, "", "apply", "--server-side", "-k", filepath.Join(repoRoot, "config", "rbac"))
 	Expect(applied.Err).NotTo(HaveOccurred(), applied.Stderr)
 
-	By("creating the streamers' objects of two channels as the operator builds them")
+	asOperator, err = impersonating(operatorSA)
+	Expect(err).NotTo(HaveOccurred())
+	By("waiting for the admission policies that fence the operator's escalate and bind to be enforced")
+	Eventually(func(ctx context.Context) error {
+		return asOperator.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: teamA, Name: "probe"}}, client.DryRunAll)
+	}).WithContext(ctx).Should(MatchError(ContainSubstring("the operator creates only its streamers' Roles")))
+
+	By("creating the streamers' objects of two channels as the operator, which builds and owns them")
 	for _, channel := range []*notifyv1alpha1.NotificationChannel{
 		channelReading("app", "app-keys", "app-nats", "app-tls"),
 		channelReading("other", "other-keys", "other-nats", "other-tls"),
 	} {
-		in := resources.Inputs{Channel: channel, DefaultImage: "ghcr.io/herald-notify/herald:v0.0.0-test"}
-		Expect(in.Validate()).To(Succeed())
-		for _, obj := range []client.Object{
-			resources.ServiceAccount(in), resources.Role(in), resources.RoleBinding(in), resources.AuthDelegatorBinding(in),
-		} {
-			Expect(k8s.Create(ctx, obj)).To(Succeed(), "%T %s", obj, obj.GetName())
+		Expect(k8s.Create(ctx, channel)).To(Succeed())
+		for _, obj := range streamerObjects(channel) {
+			Expect(asOperator.Create(ctx, obj)).To(Succeed(), "%T %s", obj, obj.GetName())
 		}
 	}
 
@@ -102,6 +112,28 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Expect(k8s.Create(ctx, obj)).To(Succeed(), "%T %s", obj, obj.GetName())
 	}
 })
+
+// impersonating is a client of the API server acting as identity, with the
+// groups the API server gives that identity's token.
+func impersonating(identity string) (client.Client, error) {
+	cfg := rest.CopyConfig(server.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: identity}
+	return client.New(cfg, client.Options{Scheme: server.Scheme})
+}
+
+// streamerObjects are the objects the operator builds for the channel's
+// streamers, controlled by the channel, as its reconcile applies them.
+func streamerObjects(channel *notifyv1alpha1.NotificationChannel) []client.Object {
+	GinkgoHelper()
+	in := resources.Inputs{Channel: channel, DefaultImage: "ghcr.io/herald-notify/herald:v0.0.0-test"}
+	Expect(in.Validate()).To(Succeed())
+	objects := []client.Object{resources.ServiceAccount(in), resources.Role(in), resources.RoleBinding(in)}
+	for _, obj := range objects {
+		Expect(controllerutil.SetControllerReference(channel, obj, server.Scheme)).To(Succeed())
+	}
+	// Cluster-scoped: no owner reference (the operator's finalizer deletes it).
+	return append(objects, resources.AuthDelegatorBinding(in))
+}
 
 // channelReading is a channel of team-a whose key, NATS credentials and TLS
 // certificate are the Secrets named.
