@@ -3,11 +3,14 @@
 // as the operator builds them) and the roles for people. It installs them on a
 // real API server, asks it with the real `kubectl auth can-i` (impersonating
 // each identity, as an administrator may), and compares the answers with the
-// lists in testdata/, so that any widening is a reviewed diff.
+// lists in testdata/, so that any widening is a reviewed diff. The streamer
+// objects are applied as the operator, under the admission policies that
+// fence its escalate and bind on Roles (policy_test.go checks those).
 package rbac_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,11 +20,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/controllers"
 	"github.com/herald-notify/herald/controllers/resources"
 	"github.com/herald-notify/herald/internal/apiserver"
 	"github.com/herald-notify/herald/internal/testutil"
@@ -91,8 +96,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		channelReading("other", "other-keys", "other-nats", "other-tls"),
 	} {
 		Expect(k8s.Create(ctx, channel)).To(Succeed())
-		for _, obj := range streamerObjects(channel) {
-			Expect(asOperator.Create(ctx, obj)).To(Succeed(), "%T %s", obj, obj.GetName())
+		// Twice: the first apply creates, the next reconcile's updates.
+		for range 2 {
+			for _, obj := range streamerObjects(channel) {
+				Expect(applyAsOperator(ctx, obj)).To(Succeed(), "%T %s", obj, obj.GetName())
+			}
 		}
 	}
 
@@ -133,6 +141,17 @@ func streamerObjects(channel *notifyv1alpha1.NotificationChannel) []client.Objec
 	}
 	// Cluster-scoped: no owner reference (the operator's finalizer deletes it).
 	return append(objects, resources.AuthDelegatorBinding(in))
+}
+
+// applyAsOperator applies obj as the operator's reconcile does: server-side
+// apply, as its field manager, taking over fields another manager set.
+func applyAsOperator(ctx context.Context, obj client.Object) error {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	return asOperator.Patch(ctx, obj, client.RawPatch(types.ApplyPatchType, data),
+		client.FieldOwner(controllers.FieldOwner), client.ForceOwnership)
 }
 
 // channelReading is a channel of team-a whose key, NATS credentials and TLS
