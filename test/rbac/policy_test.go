@@ -5,9 +5,15 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
+	"k8s.io/apiserver/pkg/cel/openapi/resolver"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
@@ -57,6 +63,27 @@ func expectAdmitted(ctx context.Context, as client.Client, obj client.Object, de
 }
 
 var _ = Describe("the admission policies that fence the operator's escalate and bind on Roles", func() {
+	// The API server type-checks a policy in kube-controller-manager, which
+	// envtest does not run: the spec runs the same checker, against the
+	// server's own OpenAPI schemas of Roles and RoleBindings.
+	It("type-check without a warning", func(ctx SpecContext) {
+		discoveryClient, err := discovery.NewDiscoveryClientForConfig(server.Config)
+		Expect(err).NotTo(HaveOccurred())
+		checker := &validating.TypeChecker{
+			SchemaResolver: &resolver.ClientDiscoveryResolver{Discovery: discoveryClient},
+			RestMapper:     restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discoveryClient)),
+		}
+		for _, name := range []string{"herald-operator-streamer-roles", "herald-operator-streamer-rolebindings"} {
+			policy := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+			Expect(server.Client.Get(ctx, client.ObjectKey{Name: name}, policy)).To(Succeed())
+			Expect(checker.Check(policy)).To(BeEmpty(), name)
+
+			By("finding a type error in " + name + ": the checker knows the schema")
+			policy.Spec.Validations = append(policy.Spec.Validations, admissionregistrationv1.Validation{Expression: "object.metadata.name == 1"})
+			Expect(checker.Check(policy)).To(ContainElement(HaveField("Warning", ContainSubstring("no matching overload"))), name)
+		}
+	})
+
 	DescribeTable("a Role the operator creates",
 		func(ctx SpecContext, change func(*rbacv1.Role), denial string) {
 			expectAdmitted(ctx, asOperator, streamerRole(ctx, change), denial)
