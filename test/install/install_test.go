@@ -26,7 +26,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -214,8 +213,10 @@ var _ = It("renders config/rbac's admission policies in the chart, for the relea
 	By("applying them: the release's operator is fenced, another ServiceAccount is not")
 	applied := server.Kubectl(ctx, rendered, "apply", "--server-side", "-f", "-")
 	Expect(applied.Err).NotTo(HaveOccurred(), applied.Stderr)
-	asOperator := impersonating(operator)
-	unfenced := impersonating("system:serviceaccount:" + ns.Name + ":someone-else")
+	asOperator, err := server.ClientAs(operator)
+	Expect(err).NotTo(HaveOccurred())
+	unfenced, err := server.ClientAs("system:serviceaccount:" + ns.Name + ":someone-else")
+	Expect(err).NotTo(HaveOccurred())
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "someone-else-"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "fence-herald-operator"},
@@ -230,13 +231,3 @@ var _ = It("renders config/rbac's admission policies in the chart, for the relea
 		return unfenced.Create(ctx, role.DeepCopy(), client.DryRunAll)
 	}).WithContext(ctx).Should(Succeed())
 })
-
-// impersonating is a client of the API server acting as identity.
-func impersonating(identity string) client.Client {
-	GinkgoHelper()
-	cfg := rest.CopyConfig(server.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: identity}
-	c, err := client.New(cfg, client.Options{Scheme: server.Scheme})
-	Expect(err).NotTo(HaveOccurred())
-	return c
-}

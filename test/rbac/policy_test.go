@@ -161,7 +161,7 @@ var _ = Describe("the admission policies that fence the operator's escalate and 
 		}
 		Expect(server.Client.Create(ctx, binding)).To(Succeed())
 		DeferCleanup(func(ctx context.Context) { Expect(server.Client.Delete(ctx, binding)).To(Succeed()) })
-		asTwin, err := impersonating(twin)
+		asTwin, err := server.ClientAs(twin)
 		Expect(err).NotTo(HaveOccurred())
 
 		wide := &rbacv1.Role{

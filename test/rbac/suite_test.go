@@ -21,7 +21,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -83,7 +82,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	applied := server.Kubectl(ctx, "", "apply", "--server-side", "-k", filepath.Join(repoRoot, "config", "rbac"))
 	Expect(applied.Err).NotTo(HaveOccurred(), applied.Stderr)
 
-	asOperator, err = impersonating(operatorSA)
+	asOperator, err = server.ClientAs(operatorSA)
 	Expect(err).NotTo(HaveOccurred())
 	By("waiting for the admission policies that fence the operator's escalate and bind to be enforced")
 	Eventually(func(ctx context.Context) error {
@@ -120,14 +119,6 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Expect(k8s.Create(ctx, obj)).To(Succeed(), "%T %s", obj, obj.GetName())
 	}
 })
-
-// impersonating is a client of the API server acting as identity, with the
-// groups the API server gives that identity's token.
-func impersonating(identity string) (client.Client, error) {
-	cfg := rest.CopyConfig(server.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: identity}
-	return client.New(cfg, client.Options{Scheme: server.Scheme})
-}
 
 // streamerObjects are the objects the operator builds for the channel's
 // streamers, controlled by the channel, as its reconcile applies them.
