@@ -126,9 +126,10 @@ func streamerObjects(channel *notifyv1alpha1.NotificationChannel) []client.Objec
 	GinkgoHelper()
 	in := resources.Inputs{Channel: channel, DefaultImage: "ghcr.io/herald-notify/herald:v0.0.0-test"}
 	Expect(in.Validate()).To(Succeed())
-	objects := []client.Object{resources.ServiceAccount(in), resources.Role(in), resources.RoleBinding(in)}
-	for _, obj := range objects {
+	objects := make([]client.Object, 0, 4)
+	for _, obj := range []client.Object{resources.ServiceAccount(in), resources.Role(in), resources.RoleBinding(in)} {
 		Expect(controllerutil.SetControllerReference(channel, obj, server.Scheme)).To(Succeed())
+		objects = append(objects, obj)
 	}
 	// Cluster-scoped: no owner reference (the operator's finalizer deletes it).
 	return append(objects, resources.AuthDelegatorBinding(in))
