@@ -46,6 +46,7 @@ manifests: ## Generate the CRDs and the operator's RBAC role into config/, and c
 	cp config/crd/bases/*.yaml charts/herald/crds/
 	cp config/rbac/role.yaml charts/herald/files/operator-role.yaml
 	cp config/rbac/user_roles.yaml charts/herald/files/user-roles.yaml
+	cp config/rbac/operator_policy.yaml charts/herald/files/operator-policy.yaml
 
 .PHONY: fmt
 fmt: ## Format the Go code.

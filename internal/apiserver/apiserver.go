@@ -104,6 +104,19 @@ func (s *Server) init(kubeconfigDir string) error {
 	return nil
 }
 
+// ClientAs returns an uncached client acting as identity (a user name, or
+// system:serviceaccount:<namespace>:<name>), which the administrator
+// impersonates: the API server gives it the groups of that identity's token.
+func (s *Server) ClientAs(identity string) (client.Client, error) {
+	cfg := rest.CopyConfig(s.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: identity}
+	c, err := client.New(cfg, client.Options{Scheme: s.Scheme})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client acting as %s: %w", identity, err)
+	}
+	return c, nil
+}
+
 // Stop stops kube-apiserver and etcd and removes their data.
 func (s *Server) Stop() error {
 	return s.env.Stop()

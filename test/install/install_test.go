@@ -4,23 +4,30 @@
 package install_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/herald-notify/herald/internal/apiserver"
 
@@ -39,6 +46,8 @@ func TestInstall(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	SetDefaultEventuallyTimeout(30 * time.Second)
+	// An Eventually given the spec's context still gives up after the timeout.
+	EnforceDefaultTimeoutsWhenUsingContexts()
 	var err error
 	server, err = apiserver.Start(filepath.Join(repoRoot, "config", "crd", "bases"), GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred())
@@ -140,4 +149,85 @@ var _ = It("lints the Helm chart and applies what it renders", func(ctx SpecCont
 	binding := &rbacv1.ClusterRoleBinding{}
 	Expect(k8s.Get(ctx, client.ObjectKey{Name: "notify-herald-operator"}, binding)).To(Succeed())
 	Expect(binding.Subjects).To(ConsistOf(HaveField("Namespace", ns.Name)))
+})
+
+// admissionPolicies are the ValidatingAdmissionPolicies and their bindings
+// among the YAML documents of manifests, by name.
+func admissionPolicies(manifests string) (map[string]admissionregistrationv1.ValidatingAdmissionPolicy, map[string]admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
+	GinkgoHelper()
+	policies := map[string]admissionregistrationv1.ValidatingAdmissionPolicy{}
+	bindings := map[string]admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifests)))
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return policies, bindings
+		}
+		Expect(err).NotTo(HaveOccurred())
+		var meta metav1.TypeMeta
+		Expect(yaml.Unmarshal(doc, &meta)).To(Succeed())
+		switch meta.Kind {
+		case "ValidatingAdmissionPolicy":
+			var policy admissionregistrationv1.ValidatingAdmissionPolicy
+			Expect(yaml.UnmarshalStrict(doc, &policy)).To(Succeed())
+			policies[policy.Name] = policy
+		case "ValidatingAdmissionPolicyBinding":
+			var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
+			Expect(yaml.UnmarshalStrict(doc, &binding)).To(Succeed())
+			bindings[binding.Name] = binding
+		}
+	}
+}
+
+var _ = It("renders config/rbac's admission policies in the chart, for the release's ServiceAccount", func(ctx SpecContext) {
+	config, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", "operator_policy.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	wantPolicies, wantBindings := admissionPolicies(string(config))
+	Expect(wantPolicies).To(HaveLen(2))
+	Expect(wantBindings).To(HaveLen(2))
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "herald-policy-"}}
+	Expect(k8s.Create(ctx, ns)).To(Succeed())
+	rendered, err := helm(ctx, "template", "fence", filepath.Join(repoRoot, "charts", "herald"), "--namespace", ns.Name,
+		"--set", "serviceAccount.name=custom-operator")
+	Expect(err).NotTo(HaveOccurred())
+	gotPolicies, gotBindings := admissionPolicies(rendered)
+	Expect(gotPolicies).To(HaveLen(len(wantPolicies)))
+	Expect(gotBindings).To(HaveLen(len(wantBindings)))
+
+	operator := "system:serviceaccount:" + ns.Name + ":custom-operator"
+	for name, want := range wantPolicies {
+		got, found := gotPolicies[strings.Replace(name, "herald-", "fence-herald-", 1)]
+		Expect(found).To(BeTrue(), "the chart renders no policy for %s", name)
+		Expect(got.Spec.MatchConditions).To(ConsistOf(HaveField("Expression", `request.userInfo.username == "`+operator+`"`)))
+		got.Spec.MatchConditions, want.Spec.MatchConditions = nil, nil
+		Expect(got.Spec).To(Equal(want.Spec), "the chart's %s differs from config/rbac's", got.Name)
+	}
+	for name, want := range wantBindings {
+		got, found := gotBindings[strings.Replace(name, "herald-", "fence-herald-", 1)]
+		Expect(found).To(BeTrue(), "the chart renders no binding for %s", name)
+		Expect(got.Spec.PolicyName).To(Equal(strings.Replace(want.Spec.PolicyName, "herald-", "fence-herald-", 1)))
+		Expect(got.Spec.ValidationActions).To(Equal(want.Spec.ValidationActions))
+	}
+
+	By("applying them: the release's operator is fenced, another ServiceAccount is not")
+	applied := server.Kubectl(ctx, rendered, "apply", "--server-side", "-f", "-")
+	Expect(applied.Err).NotTo(HaveOccurred(), applied.Stderr)
+	asOperator, err := server.ClientAs(operator)
+	Expect(err).NotTo(HaveOccurred())
+	unfenced, err := server.ClientAs("system:serviceaccount:" + ns.Name + ":someone-else")
+	Expect(err).NotTo(HaveOccurred())
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "someone-else-"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "fence-herald-operator"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns.Name, Name: "someone-else"}},
+	}
+	Expect(k8s.Create(ctx, binding)).To(Succeed())
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "anything"}}
+	Eventually(func(ctx context.Context) error {
+		return asOperator.Create(ctx, role.DeepCopy(), client.DryRunAll)
+	}).WithContext(ctx).Should(MatchError(ContainSubstring("the operator creates only its streamers' Roles")))
+	Eventually(func(ctx context.Context) error {
+		return unfenced.Create(ctx, role.DeepCopy(), client.DryRunAll)
+	}).WithContext(ctx).Should(Succeed())
 })

@@ -223,11 +223,18 @@ var _ = Describe("what an identity may not do", func() {
 		Entry("the operator cannot delete namespaces", operatorSA, teamA, false, "delete", "namespaces/team-a"),
 		Entry("the operator binds system:auth-delegator", operatorSA, teamA, true, "bind", "clusterroles.rbac.authorization.k8s.io/system:auth-delegator"),
 		Entry("the operator cannot bind cluster-admin", operatorSA, teamA, false, "bind", "clusterroles.rbac.authorization.k8s.io/cluster-admin"),
-		Entry("the operator cannot escalate a role", operatorSA, teamA, false, "escalate", "roles.rbac.authorization.k8s.io"),
+		// Escalate and bind on Roles let it grant its streamers the Secrets
+		// it may not read; the admission policies fence what it writes
+		// with them (policy_test.go).
+		Entry("the operator escalates Roles", operatorSA, teamA, true, "escalate", "roles.rbac.authorization.k8s.io"),
+		Entry("the operator binds Roles", operatorSA, teamA, true, "bind", "roles.rbac.authorization.k8s.io"),
+		Entry("the operator cannot escalate a ClusterRole", operatorSA, teamA, false, "escalate", "clusterroles.rbac.authorization.k8s.io"),
 		Entry("the operator cannot create ClusterRoles", operatorSA, teamA, false, "create", "clusterroles.rbac.authorization.k8s.io"),
 		Entry("the operator cannot impersonate", operatorSA, teamA, false, "impersonate", "serviceaccounts"),
-		// Still granted (the operator checks the Secrets a channel names;
-		// issue #15 moves that to the streamers): pinned until then.
-		Entry("the operator reads Secrets, for now", operatorSA, teamA, true, "get", "secrets/app-keys"),
+		// The streamers check the Secrets their channel names (issue #15).
+		Entry("the operator cannot read a Secret", operatorSA, teamA, false, "get", "secrets/app-keys"),
+		Entry("the operator cannot list Secrets", operatorSA, teamA, false, "list", "secrets"),
+		Entry("the operator cannot watch Secrets", operatorSA, teamA, false, "watch", "secrets"),
+		Entry("the operator cannot read a Secret in its own namespace", operatorSA, operatorNamespace, false, "get", "secrets"),
 	)
 })

@@ -3,11 +3,14 @@
 // as the operator builds them) and the roles for people. It installs them on a
 // real API server, asks it with the real `kubectl auth can-i` (impersonating
 // each identity, as an administrator may), and compares the answers with the
-// lists in testdata/, so that any widening is a reviewed diff.
+// lists in testdata/, so that any widening is a reviewed diff. The streamer
+// objects are applied as the operator, under the admission policies that
+// fence its escalate and bind on Roles (policy_test.go checks those).
 package rbac_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,9 +20,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/controllers"
 	"github.com/herald-notify/herald/controllers/resources"
 	"github.com/herald-notify/herald/internal/apiserver"
 	"github.com/herald-notify/herald/internal/testutil"
@@ -52,12 +58,16 @@ const (
 )
 
 var (
-	server   *apiserver.Server
-	repoRoot = filepath.Join("..", "..")
+	server *apiserver.Server
+	// asOperator is a client that acts as the operator's ServiceAccount.
+	asOperator client.Client
+	repoRoot   = filepath.Join("..", "..")
 )
 
 var _ = BeforeSuite(func(ctx SpecContext) {
 	SetDefaultEventuallyTimeout(30 * time.Second)
+	// An Eventually given the spec's context still gives up after the timeout.
+	EnforceDefaultTimeoutsWhenUsingContexts()
 	var err error
 	server, err = apiserver.Start(filepath.Join(repoRoot, "config", "crd", "bases"), GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred())
@@ -72,17 +82,24 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	applied := server.Kubectl(ctx, "", "apply", "--server-side", "-k", filepath.Join(repoRoot, "config", "rbac"))
 	Expect(applied.Err).NotTo(HaveOccurred(), applied.Stderr)
 
-	By("creating the streamers' objects of two channels as the operator builds them")
+	asOperator, err = server.ClientAs(operatorSA)
+	Expect(err).NotTo(HaveOccurred())
+	By("waiting for the admission policies that fence the operator's escalate and bind to be enforced")
+	Eventually(func(ctx context.Context) error {
+		return asOperator.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: teamA, Name: "probe"}}, client.DryRunAll)
+	}).WithContext(ctx).Should(MatchError(ContainSubstring("the operator creates only its streamers' Roles")))
+
+	By("creating the streamers' objects of two channels as the operator, which builds and owns them")
 	for _, channel := range []*notifyv1alpha1.NotificationChannel{
 		channelReading("app", "app-keys", "app-nats", "app-tls"),
 		channelReading("other", "other-keys", "other-nats", "other-tls"),
 	} {
-		in := resources.Inputs{Channel: channel, DefaultImage: "ghcr.io/herald-notify/herald:v0.0.0-test"}
-		Expect(in.Validate()).To(Succeed())
-		for _, obj := range []client.Object{
-			resources.ServiceAccount(in), resources.Role(in), resources.RoleBinding(in), resources.AuthDelegatorBinding(in),
-		} {
-			Expect(k8s.Create(ctx, obj)).To(Succeed(), "%T %s", obj, obj.GetName())
+		Expect(k8s.Create(ctx, channel)).To(Succeed())
+		// Twice: the first apply creates, the next reconcile's updates.
+		for range 2 {
+			for _, obj := range streamerObjects(channel) {
+				Expect(applyAsOperator(ctx, obj)).To(Succeed(), "%T %s", obj, obj.GetName())
+			}
 		}
 	}
 
@@ -102,6 +119,32 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Expect(k8s.Create(ctx, obj)).To(Succeed(), "%T %s", obj, obj.GetName())
 	}
 })
+
+// streamerObjects are the objects the operator builds for the channel's
+// streamers, controlled by the channel, as its reconcile applies them.
+func streamerObjects(channel *notifyv1alpha1.NotificationChannel) []client.Object {
+	GinkgoHelper()
+	in := resources.Inputs{Channel: channel, DefaultImage: "ghcr.io/herald-notify/herald:v0.0.0-test"}
+	Expect(in.Validate()).To(Succeed())
+	objects := make([]client.Object, 0, 4)
+	for _, obj := range []client.Object{resources.ServiceAccount(in), resources.Role(in), resources.RoleBinding(in)} {
+		Expect(controllerutil.SetControllerReference(channel, obj, server.Scheme)).To(Succeed())
+		objects = append(objects, obj)
+	}
+	// Cluster-scoped: no owner reference (the operator's finalizer deletes it).
+	return append(objects, resources.AuthDelegatorBinding(in))
+}
+
+// applyAsOperator applies obj as the operator's reconcile does: server-side
+// apply, as its field manager, taking over fields another manager set.
+func applyAsOperator(ctx context.Context, obj client.Object) error {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	return asOperator.Patch(ctx, obj, client.RawPatch(types.ApplyPatchType, data),
+		client.FieldOwner(controllers.FieldOwner), client.ForceOwnership)
+}
 
 // channelReading is a channel of team-a whose key, NATS credentials and TLS
 // certificate are the Secrets named.
