@@ -70,11 +70,17 @@ func startReporter(key types.NamespacedName, pod string, generation int64, healt
 		URL: natsURL, Health: health,
 		Grace: reportGrace, Refresh: reportRefresh,
 	})
+	return runInBackground(r.Run)
+}
+
+// runInBackground runs run until the spec ends or the returned stop is
+// called, which waits for it to return.
+func runInBackground(run func(context.Context)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.Run(ctx)
+		run(ctx)
 	}()
 	stop = func() {
 		cancel()

@@ -50,18 +50,7 @@ func startSecretsReporter(channel *notifyv1alpha1.NotificationChannel, pod strin
 	r := kube.NewSecretsReporter(kube.SecretsReporterOptions{
 		Client: c, Clientset: clientset, Channel: channel.DeepCopy(), Pod: pod, Refresh: reportRefresh,
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.Run(ctx)
-	}()
-	stop = func() {
-		cancel()
-		<-done
-	}
-	DeferCleanup(stop)
-	return stop
+	return runInBackground(r.Run)
 }
 
 // secretsCondition reads the channel's SecretsUsable condition.
