@@ -1,9 +1,10 @@
 // Command bench is Herald's load generator: it starts standalone streamer
 // processes ("herald streamer --config", with a generated channel and keys),
 // opens thousands of real SSE streams to them over loopback, each as its own
-// user, and measures what a streamer pod costs: memory per idle stream,
-// authenticated connections per second, broadcast and per-user delivery
-// throughput and latency, and a reconnect storm with Last-Event-ID. It
+// user, and measures what a streamer pod costs: memory per idle stream and
+// after a burst, authenticated connections per second, broadcast and
+// per-user delivery throughput and latency, a reconnect storm with
+// Last-Event-ID, and a broadcast's fan-out over two cores against one. It
 // measures the embedded log, then the scenarios where every event goes
 // through the broker against NATS JetStream: three local nodes, in a
 // process of the generator's own, and stream replicas 3.
@@ -43,9 +44,10 @@ const (
 	scenarioBroadcast = "broadcast"
 	scenarioPerUser   = "peruser"
 	scenarioResume    = "resume"
+	scenarioFanOut    = "fanout"
 )
 
-var allScenarios = []string{scenarioMemory, scenarioConnect, scenarioBroadcast, scenarioPerUser, scenarioResume}
+var allScenarios = []string{scenarioMemory, scenarioConnect, scenarioBroadcast, scenarioPerUser, scenarioResume, scenarioFanOut}
 
 // config is the generator's command line: which scenarios, at which sizes.
 type config struct {
@@ -58,6 +60,7 @@ type config struct {
 	concurrency int
 
 	memorySteps    []int
+	memoryBurst    int
 	connect        int
 	broadcastSizes []int
 	pacedEvents    int
@@ -67,6 +70,8 @@ type config struct {
 	perUserCount   int
 	resumeConns    int
 	resumeMissed   int
+	fanOutConns    int
+	fanOutEvents   int
 }
 
 // defaultConfig is the full benchmark. The largest scenario, 10,000 streams,
@@ -78,6 +83,7 @@ func defaultConfig() config {
 		backends:       backends,
 		concurrency:    64,
 		memorySteps:    []int{1000, 2500, 5000, 10000},
+		memoryBurst:    50,
 		connect:        10000,
 		broadcastSizes: []int{1000, 10000},
 		pacedEvents:    20,
@@ -87,6 +93,8 @@ func defaultConfig() config {
 		perUserCount:   20000,
 		resumeConns:    10000,
 		resumeMissed:   10,
+		fanOutConns:    10000,
+		fanOutEvents:   50,
 	}
 }
 
@@ -121,6 +129,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.concurrency, "concurrency", cfg.concurrency, "streams the generator opens at once")
 	scenarios := fs.String("scenarios", strings.Join(cfg.scenarios, ","), "scenarios to run, of "+strings.Join(allScenarios, ","))
 	memory := fs.String("memory", joinInts(cfg.memorySteps), "idle memory: the stream counts to measure at, rising")
+	fs.IntVar(&cfg.memoryBurst, "memory-burst", cfg.memoryBurst, "idle memory: events broadcast in a burst to the streams of the last step before memory is read once more (0: none)")
 	fs.IntVar(&cfg.connect, "connect", cfg.connect, "connect rate: streams opened, with HS256 and with ES256 tokens")
 	broadcasts := fs.String("broadcast", joinInts(cfg.broadcastSizes), "broadcast: the stream counts to broadcast to")
 	fs.IntVar(&cfg.pacedEvents, "paced-events", cfg.pacedEvents, "broadcast latency: events published one per -paced-interval")
@@ -130,6 +139,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.perUserCount, "peruser-count", cfg.perUserCount, "per-user notifications: notifications published, one user each")
 	fs.IntVar(&cfg.resumeConns, "resume", cfg.resumeConns, "resume: streams that drop and reconnect at once")
 	fs.IntVar(&cfg.resumeMissed, "resume-missed", cfg.resumeMissed, "resume: events each stream misses while away")
+	fs.IntVar(&cfg.fanOutConns, "fanout", cfg.fanOutConns, "fan-out over cores: streams a burst is broadcast to, with the streamer's GOMAXPROCS at 1, then 2")
+	fs.IntVar(&cfg.fanOutEvents, "fanout-events", cfg.fanOutEvents, "fan-out over cores: events of the burst")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -157,6 +168,12 @@ func parseFlags(args []string) (config, error) {
 	}
 	if !slices.IsSorted(cfg.memorySteps) {
 		return cfg, errors.New("-memory: the counts must rise")
+	}
+	if cfg.memoryBurst < 0 {
+		return cfg, fmt.Errorf("-memory-burst: %d is negative", cfg.memoryBurst)
+	}
+	if cfg.fanOutConns <= 0 || cfg.fanOutEvents <= 0 {
+		return cfg, fmt.Errorf("-fanout %d -fanout-events %d: both must be positive", cfg.fanOutConns, cfg.fanOutEvents)
 	}
 	return cfg, nil
 }
@@ -252,7 +269,7 @@ func runScenario(ctx context.Context, e *env, cfg config, name string, report *R
 	command := cfg.command(e.target.backend, name)
 	switch name {
 	case scenarioMemory:
-		r, err := idleMemory(ctx, e, cfg.memorySteps)
+		r, err := idleMemory(ctx, e, cfg.memorySteps, cfg.memoryBurst)
 		if err != nil {
 			return err
 		}
@@ -295,6 +312,16 @@ func runScenario(ctx context.Context, e *env, cfg config, name string, report *R
 		}
 		r.Command = command
 		report.Resume = r
+	case scenarioFanOut:
+		r, err := fanOut(ctx, e, cfg.fanOutConns, cfg.fanOutEvents)
+		if err != nil {
+			return err
+		}
+		r.Command = command
+		for _, b := range r.Runs {
+			b.Command = command
+		}
+		report.FanOut = r
 	}
 	return nil
 }
@@ -331,7 +358,7 @@ func (c config) command(b backend, scenario string) string {
 func (c config) sizeArgs(scenario string) []string {
 	switch scenario {
 	case scenarioMemory:
-		return []string{"-memory " + joinInts(c.memorySteps)}
+		return []string{"-memory " + joinInts(c.memorySteps), "-memory-burst " + strconv.Itoa(c.memoryBurst)}
 	case scenarioConnect:
 		return []string{"-connect " + strconv.Itoa(c.connect)}
 	case scenarioBroadcast:
@@ -341,17 +368,20 @@ func (c config) sizeArgs(scenario string) []string {
 		return []string{"-peruser " + strconv.Itoa(c.perUserConns), "-peruser-count " + strconv.Itoa(c.perUserCount)}
 	case scenarioResume:
 		return []string{"-resume " + strconv.Itoa(c.resumeConns), "-resume-missed " + strconv.Itoa(c.resumeMissed)}
+	case scenarioFanOut:
+		return []string{"-fanout " + strconv.Itoa(c.fanOutConns), "-fanout-events " + strconv.Itoa(c.fanOutEvents)}
 	}
 	return nil
 }
 
 // sameSizes reports whether c measures what d does.
 func (c config) sameSizes(d config) bool {
-	return c.sameBackends(d) && slices.Equal(c.memorySteps, d.memorySteps) && c.connect == d.connect &&
+	return c.sameBackends(d) && slices.Equal(c.memorySteps, d.memorySteps) && c.memoryBurst == d.memoryBurst && c.connect == d.connect &&
 		slices.Equal(c.broadcastSizes, d.broadcastSizes) && c.pacedEvents == d.pacedEvents &&
 		c.pacedInterval == d.pacedInterval && c.burstEvents == d.burstEvents &&
 		c.perUserConns == d.perUserConns && c.perUserCount == d.perUserCount &&
-		c.resumeConns == d.resumeConns && c.resumeMissed == d.resumeMissed
+		c.resumeConns == d.resumeConns && c.resumeMissed == d.resumeMissed &&
+		c.fanOutConns == d.fanOutConns && c.fanOutEvents == d.fanOutEvents
 }
 
 func (c config) sameBackends(d config) bool {

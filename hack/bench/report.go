@@ -31,6 +31,7 @@ type Results struct {
 	Broadcast   []*BroadcastResult `json:"broadcast,omitempty"`
 	PerUser     []*PerUserResult   `json:"perUserNotifications,omitempty"`
 	Resume      *ResumeResult      `json:"resume,omitempty"`
+	FanOut      *FanOutResult      `json:"fanOut,omitempty"`
 	Targets     []Target           `json:"targets,omitempty"`
 }
 
@@ -84,7 +85,8 @@ func loadAverage() string {
 }
 
 // Target is one of the goals the streamer is measured against: issue #6's
-// for the embedded log, issue #11's for NATS against the embedded log.
+// for the embedded log, issue #11's for NATS against the embedded log, and
+// issue #13's for memory after a burst and fan-out over cores.
 type Target struct {
 	Name     string `json:"name"`
 	Goal     string `json:"goal"`
@@ -99,6 +101,12 @@ const (
 	goalToLastMs      = 30
 	goalToLastStreams = 10000
 	goalConnects      = 20000
+	// goalBurstIdleBytes is RSS per stream once idle again after a burst:
+	// the buffers a burst grew go back.
+	goalBurstIdleBytes = 3 << 10
+	// goalFanOutSpeedup is deliveries per wall second with two cores over
+	// one: the hub must not serialise delivery.
+	goalFanOutSpeedup = 1.8
 	// goalNATSBroadcast is NATS's broadcast rate over the embedded log's:
 	// within 10 %, since a broadcast costs a replica one read from the
 	// broker, whatever the number of streams.
@@ -116,6 +124,14 @@ func targets(r *Results) []Target {
 			Measured: fmt.Sprintf("%.1f KiB RSS (heap %.1f + stacks %.1f KiB)", m.RSSPerConn/1024, m.HeapPerConn/1024, m.StackPerConn/1024),
 			Met:      m.RSSPerConn <= goalIdleBytes,
 		})
+		if b := m.AfterBurst; b != nil {
+			out = append(out, Target{
+				Name: fmt.Sprintf("RSS per stream after a burst of %d, idle again", b.Events), Goal: "≤ 3 KiB",
+				Measured: fmt.Sprintf("%.1f KiB (heap %.1f + stacks %.1f KiB, over the streamer with no stream, %s streams; idle slope %.1f KiB)",
+					b.RSSPerConn/1024, b.HeapPerConn/1024, b.StackPerConn/1024, thousands(float64(b.Point.Connections)), m.RSSPerConn/1024),
+				Met: b.RSSPerConn <= goalBurstIdleBytes,
+			})
+		}
 	}
 	if b := largestBroadcast(r.Broadcast, backendEmbedded, modeBurst); b != nil {
 		out = append(out, Target{
@@ -138,6 +154,14 @@ func targets(r *Results) []Target {
 				Measured: thousands(c.PerServerCore), Met: c.PerServerCore >= goalConnects,
 			})
 		}
+	}
+	if f := r.FanOut; f != nil {
+		out = append(out, Target{
+			Name: "fan-out with 2 cores vs 1 (GOMAXPROCS), deliveries per wall second", Goal: "≥ 1.8×",
+			Measured: fmt.Sprintf("%.2f× (%s ÷ %s, a burst of %d to %s streams; the generator shares the machine's %d cores, which bounds the ratio)",
+				f.Speedup, thousands(f.Runs[1].PerSecond), thousands(f.Runs[0].PerSecond), f.Events, thousands(float64(f.Connections)), r.Machine.Cores),
+			Met: f.Speedup >= goalFanOutSpeedup,
+		})
 	}
 	return append(out, natsTargets(r)...)
 }
@@ -263,6 +287,14 @@ func renderMarkdown(r *Results) string {
 				mib(pt.StackBytes), thousands(float64(pt.Goroutines)))
 		}
 		p("\n")
+		if b := mem.AfterBurst; b != nil {
+			pt := b.Point
+			p("**After a burst** of %d system events (%d publish requests in flight) to the %s streams, once every stream has read them all and is idle again "+
+				"(same forced collections): RSS %s, heap %s, stacks %s, %s goroutines; over the streamer with no stream, "+
+				"%.1f KiB RSS, %.1f KiB heap, %.1f KiB stacks per stream (idle slope: %.1f KiB RSS).\n\n",
+				b.Events, publishers, thousands(float64(pt.Connections)), mib(pt.RSSBytes), mib(pt.HeapInuseBytes), mib(pt.StackBytes),
+				thousands(float64(pt.Goroutines)), b.RSSPerConn/1024, b.HeapPerConn/1024, b.StackPerConn/1024, mem.RSSPerConn/1024)
+		}
 	}
 	if len(r.Connect) > 0 {
 		p("**Connect rate**: streams opened %d at a time, each with its own token; a stream counts once its connection event is read.\n\n", r.Concurrency)
@@ -308,6 +340,18 @@ func renderMarkdown(r *Results) string {
 		p("| %s | %d | %s | **%s** | %.0f µs | %s | %s | %s | `%s` |\n\n", thousands(float64(rs.Connections)), rs.MissedEach,
 			thousands(rs.PerSecond), thousands(rs.PerServerCore), rs.CPUPerResume, p50p99(rs.TimeToResume),
 			cores(rs.CPU.StreamerCores), cores(rs.CPU.GeneratorCores), rs.Command)
+	}
+	if f := r.FanOut; f != nil {
+		p("**Fan-out over cores**: a burst of %d system events (%d publish requests in flight) to %s streams, the streamer's GOMAXPROCS at 1, then 2; "+
+			"two cores deliver **%.2f×** as many per wall second as one. The generator runs on the same %d cores, so the machine bounds the ratio. `%s`\n\n",
+			f.Events, publishers, thousands(float64(f.Connections)), f.Speedup, r.Machine.Cores, f.Command)
+		p("| GOMAXPROCS | deliveries / s | per server core-second | latency p50 / p99 / max | publish to last stream p50 / p99 / max | streamer CPU | generator CPU |\n")
+		p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, b := range f.Runs {
+			p("| %d | **%s** | %s | %s | %s | %s | %s |\n", b.GOMAXPROCS, thousands(b.PerSecond), thousands(b.PerServerCore),
+				p50p99max(b.Latency), p50p99max(b.ToLast), cores(b.CPU.StreamerCores), cores(b.CPU.GeneratorCores))
+		}
+		p("\n")
 	}
 	return b.String()
 }

@@ -39,7 +39,10 @@ type env struct {
 	concurrency int
 	// profiles, when set, is a folder for the streamer's pprof profiles.
 	profiles string
-	progress func(format string, args ...any)
+	// gomaxprocs, when above 0, is the GOMAXPROCS of the streamers started
+	// (withGOMAXPROCS); 0 leaves the runtime's default, one per core.
+	gomaxprocs int
+	progress   func(format string, args ...any)
 }
 
 // session is a fresh streamer and a pool of users for one scenario. Each
@@ -54,7 +57,7 @@ type session struct {
 }
 
 func (e *env) start(ctx context.Context, alg notifyv1alpha1.JWTAlgorithm, users int) (*session, error) {
-	s, err := startStreamer(ctx, e.herald, e.dir, alg, e.target)
+	s, err := startStreamer(ctx, e.herald, e.dir, alg, e.target, e.gomaxprocs)
 	if err != nil {
 		return nil, err
 	}
@@ -196,14 +199,31 @@ type MemoryResult struct {
 	HeapPerConn      float64       `json:"heapBytesPerConnection"`
 	StackPerConn     float64       `json:"stackBytesPerConnection"`
 	GoroutinesPerCon float64       `json:"goroutinesPerConnection"`
-	Command          string        `json:"command"`
+	// AfterBurst is the memory once the streams of the last step are idle
+	// again after a burst; nil when none was asked for.
+	AfterBurst *BurstMemory `json:"afterBurst,omitempty"`
+	Command    string       `json:"command"`
+}
+
+// BurstMemory is the streamer's memory after a burst of broadcast events to
+// every stream, once each has read them all and is idle again: what the
+// burst left behind. Per stream is over the streamer with no stream (the
+// ladder's first point), not a slope.
+type BurstMemory struct {
+	Events       int         `json:"events"`
+	Point        MemoryPoint `json:"point"`
+	RSSPerConn   float64     `json:"rssBytesPerConnection"`
+	HeapPerConn  float64     `json:"heapBytesPerConnection"`
+	StackPerConn float64     `json:"stackBytesPerConnection"`
 }
 
 // idleMemory opens streams in steps and reads the streamer's memory at each:
 // resident set size from the kernel, heap and stacks from the Go runtime's
 // metrics. Heap plus stacks is what the streamer's code controls; RSS adds
-// what the runtime holds on to.
-func idleMemory(ctx context.Context, e *env, steps []int) (*MemoryResult, error) {
+// what the runtime holds on to. Then, when burst is above 0, it broadcasts
+// burst events to the streams of the last step and reads memory again once
+// they are idle.
+func idleMemory(ctx context.Context, e *env, steps []int, burst int) (*MemoryResult, error) {
 	s, err := e.start(ctx, notifyv1alpha1.HS256, steps[len(steps)-1])
 	if err != nil {
 		return nil, err
@@ -239,7 +259,46 @@ func idleMemory(ctx context.Context, e *env, steps []int) (*MemoryResult, error)
 	result.HeapPerConn = slope(x, heap)
 	result.StackPerConn = slope(x, stack)
 	result.GoroutinesPerCon = slope(x, goroutines)
+	if burst > 0 {
+		if result.AfterBurst, err = s.memoryAfterBurst(ctx, steps[len(steps)-1], burst, result.Points[0]); err != nil {
+			return nil, err
+		}
+	}
 	return result, nil
+}
+
+// memoryAfterBurst broadcasts events system events to the session's n open
+// streams, with publishers requests in flight, waits until every stream has
+// read them all, and reads memory as the idle ladder does.
+func (s *session) memoryAfterBurst(ctx context.Context, n, events int, none MemoryPoint) (*BurstMemory, error) {
+	received := newSink(events)
+	s.pool.sink.Store(received)
+	defer s.pool.sink.Store(nil)
+	if err := publishConcurrently(events, func(seq int) error { return s.publishSystemEvent(ctx, seq) }); err != nil {
+		return nil, err
+	}
+	if err := received.wait(ctx, s.pool, int64(n*events), deliveryTimeout); err != nil {
+		return nil, err
+	}
+	point, err := s.memory(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	per := func(after, before int64) float64 { return float64(after-before) / float64(n) }
+	b := &BurstMemory{
+		Events: events, Point: point, RSSPerConn: per(point.RSSBytes, none.RSSBytes),
+		HeapPerConn: per(point.HeapInuseBytes, none.HeapInuseBytes), StackPerConn: per(point.StackBytes, none.StackBytes),
+	}
+	s.env.progress("memory after a burst of %d to %d streams: RSS %s, heap %s, stacks %s; %.1f KiB RSS per stream",
+		events, n, kib(point.RSSBytes), kib(point.HeapInuseBytes), kib(point.StackBytes), b.RSSPerConn/1024)
+	return b, nil
+}
+
+// publishSystemEvent publishes the system event seq of the scenario, to
+// every stream.
+func (s *session) publishSystemEvent(ctx context.Context, seq int) error {
+	_, err := s.pub.PublishSystemEvent(ctx, publisher.SystemEvent{EventType: "bench", Data: newPayload(seq)})
+	return err
 }
 
 // memory reads the streamer's memory once its n streams are idle.
@@ -322,11 +381,13 @@ func connectRate(ctx context.Context, e *env, alg notifyv1alpha1.JWTAlgorithm, n
 // times: how long each delivery took, how long until the last stream had
 // each event, and how many deliveries the streamer made per CPU second.
 type BroadcastResult struct {
-	Backend       string  `json:"backend"`
-	Connections   int     `json:"connections"`
-	Events        int     `json:"events"`
-	Mode          string  `json:"mode"`
-	IntervalMs    float64 `json:"intervalMs"`
+	Backend     string  `json:"backend"`
+	Connections int     `json:"connections"`
+	Events      int     `json:"events"`
+	Mode        string  `json:"mode"`
+	IntervalMs  float64 `json:"intervalMs"`
+	// GOMAXPROCS is the streamer's, as its runtime reports it.
+	GOMAXPROCS    int     `json:"gomaxprocs"`
 	Deliveries    int64   `json:"deliveries"`
 	PerSecond     float64 `json:"deliveriesPerSecond"`
 	PerServerCore float64 `json:"deliveriesPerServerCoreSecond"`
@@ -363,10 +424,7 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 	received := newSink(events)
 	s.pool.sink.Store(received)
 	cpu, err := s.measure(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
-		publish := func(seq int) error {
-			_, err := s.pub.PublishSystemEvent(ctx, publisher.SystemEvent{EventType: "bench", Data: newPayload(seq)})
-			return err
-		}
+		publish := func(seq int) error { return s.publishSystemEvent(ctx, seq) }
 		if interval == 0 {
 			if err := publishConcurrently(events, publish); err != nil {
 				return err
@@ -385,13 +443,53 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 		return nil, err
 	}
 	deliveries := received.received.Load()
+	procs, err := s.streamer.gomaxprocs(ctx)
+	if err != nil {
+		return nil, err
+	}
 	r := &BroadcastResult{
 		Backend: e.target.backend.name, Connections: n, Events: events, Mode: mode, IntervalMs: float64(interval) / float64(time.Millisecond),
+		GOMAXPROCS: procs,
 		Deliveries: deliveries, Latency: received.latency.summary(), ToLast: received.toLast(), CPU: cpu,
 		PerSecond: cpu.perWallSecond(float64(deliveries)), PerServerCore: cpu.perServerCore(float64(deliveries)),
 	}
-	e.progress("%s broadcast %s to %d: %d deliveries, %.0f per server core-second, p99 %.1f ms, to last p99 %.1f ms",
-		e.target.backend.name, mode, n, deliveries, r.PerServerCore, r.Latency.P99Ms, r.ToLast.P99Ms)
+	e.progress("%s broadcast %s to %d (GOMAXPROCS %d): %d deliveries, %.0f/s, %.0f per server core-second, p99 %.1f ms, to last p99 %.1f ms",
+		e.target.backend.name, mode, n, procs, deliveries, r.PerSecond, r.PerServerCore, r.Latency.P99Ms, r.ToLast.P99Ms)
+	return r, nil
+}
+
+// fanOutProcs are the streamer's GOMAXPROCS of the fan-out scenario, in
+// order: one core, then two.
+var fanOutProcs = []int{1, 2}
+
+// FanOutResult is the same broadcast burst to a streamer allowed one core,
+// then two: whether delivery spreads over cores or the hub serialises it.
+type FanOutResult struct {
+	Connections int `json:"connections"`
+	Events      int `json:"events"`
+	// Runs are the bursts, one per fanOutProcs.
+	Runs []*BroadcastResult `json:"runs"`
+	// Speedup is deliveries per wall second with two cores over one. The
+	// generator runs on the same cores, so the machine bounds it.
+	Speedup float64 `json:"speedup"`
+	Command string  `json:"command"`
+}
+
+// fanOut broadcasts a burst of events to n streams of a streamer with each
+// GOMAXPROCS of fanOutProcs in turn, and compares deliveries per wall
+// second: per CPU second would hide a hub that serialises, since a second
+// core waiting on a lock spends little CPU.
+func fanOut(ctx context.Context, e *env, n, events int) (*FanOutResult, error) {
+	r := &FanOutResult{Connections: n, Events: events}
+	for _, procs := range fanOutProcs {
+		b, err := broadcast(ctx, e.withGOMAXPROCS(procs), n, events, 0)
+		if err != nil {
+			return nil, fmt.Errorf("GOMAXPROCS %d: %w", procs, err)
+		}
+		r.Runs = append(r.Runs, b)
+	}
+	r.Speedup = ratioOf(r.Runs[1].PerSecond, r.Runs[0].PerSecond)
+	e.progress("fan-out to %d: %.2f× the deliveries per wall second with GOMAXPROCS 2 as with 1", n, r.Speedup)
 	return r, nil
 }
 
@@ -483,7 +581,7 @@ func resume(ctx context.Context, e *env, n, missed int) (*ResumeResult, error) {
 		return nil, err
 	}
 	for seq := range missed {
-		if _, err := s.pub.PublishSystemEvent(ctx, publisher.SystemEvent{EventType: "bench", Data: newPayload(seq)}); err != nil {
+		if err := s.publishSystemEvent(ctx, seq); err != nil {
 			return nil, err
 		}
 	}
@@ -517,11 +615,23 @@ func kib(b int64) string { return strconv.FormatInt(b>>10, 10) + " KiB" }
 
 // profileName is a profile's file name for the backend being measured: the
 // embedded log's keep the names they had before there were other backends.
+// A streamer with a GOMAXPROCS of its own adds it to the name.
 func (e *env) profileName(name string) string {
+	if e.gomaxprocs > 0 {
+		name += "-gomaxprocs" + strconv.Itoa(e.gomaxprocs)
+	}
 	if e.target.backend.name == backendEmbedded {
 		return name
 	}
 	return e.target.backend.name + "-" + name
+}
+
+// withGOMAXPROCS is e for streamers that run their Go code on at most procs
+// cores.
+func (e *env) withGOMAXPROCS(procs int) *env {
+	limited := *e
+	limited.gomaxprocs = procs
+	return &limited
 }
 
 // mkdirProfiles makes the profiles folder when profiles were asked for.

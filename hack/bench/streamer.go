@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -108,7 +109,9 @@ func buildHerald(ctx context.Context, dir string) (string, error) {
 // dir and starts the streamer on loopback ports the kernel picks. The
 // channel is named after the folder: on NATS every streamer then has a
 // stream of its own, and none starts with the events of an earlier one.
-func startStreamer(ctx context.Context, herald, dir string, alg notifyv1alpha1.JWTAlgorithm, target logTarget) (*streamerProcess, error) {
+// gomaxprocs, when above 0, is the streamer's GOMAXPROCS: how many cores its
+// Go code may run on at once.
+func startStreamer(ctx context.Context, herald, dir string, alg notifyv1alpha1.JWTAlgorithm, target logTarget, gomaxprocs int) (*streamerProcess, error) {
 	dir, err := os.MkdirTemp(dir, "streamer-")
 	if err != nil {
 		return nil, err
@@ -132,6 +135,9 @@ func startStreamer(ctx context.Context, herald, dir string, alg notifyv1alpha1.J
 
 	cmd := exec.Command(herald, "streamer", "--config", config,
 		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--pprof")
+	if gomaxprocs > 0 {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
+	}
 	c, line, err := startChild(ctx, "the streamer", cmd, "streamer started", startTimeout)
 	if err != nil {
 		return nil, err
@@ -190,6 +196,19 @@ func (s *streamerProcess) connections(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return int(m["herald_connections"]), nil
+}
+
+// gomaxprocs is the streamer's GOMAXPROCS, from its runtime's metrics.
+func (s *streamerProcess) gomaxprocs(ctx context.Context) (int, error) {
+	m, err := s.metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	procs, ok := m["go_sched_gomaxprocs_threads"]
+	if !ok {
+		return 0, errors.New("the streamer's /metrics has no go_sched_gomaxprocs_threads")
+	}
+	return int(procs), nil
 }
 
 // waitConnections waits until the streamer holds n streams: it counts a
