@@ -124,7 +124,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.herald, "herald", "", "herald binary to benchmark (default: go build one into a temporary folder)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&cfg.markdownOut, "markdown", "", "replace the results between the bench markers of this markdown file (default: print them)")
-	fs.StringVar(&cfg.profiles, "profiles", "", "save the streamer's pprof CPU profiles of each scenario, and its heap with idle streams, into this folder")
+	fs.StringVar(&cfg.profiles, "profiles", "", "save the streamer's pprof CPU profiles of each scenario, and its heap with idle streams and after the burst, into this folder")
 	backendList := fs.String("backend", strings.Join(backendNames(), ","), "the channel's event logs to measure, in turn, each with the scenarios of -scenarios it runs: "+backendsUsage())
 	fs.IntVar(&cfg.concurrency, "concurrency", cfg.concurrency, "streams the generator opens at once")
 	scenarios := fs.String("scenarios", strings.Join(cfg.scenarios, ","), "scenarios to run, of "+strings.Join(allScenarios, ","))

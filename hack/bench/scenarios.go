@@ -263,6 +263,11 @@ func idleMemory(ctx context.Context, e *env, steps []int, burst int) (*MemoryRes
 		if result.AfterBurst, err = s.memoryAfterBurst(ctx, steps[len(steps)-1], burst, result.Points[0]); err != nil {
 			return nil, err
 		}
+		if e.profiles != "" {
+			if err := s.streamer.profile(ctx, "heap", filepath.Join(e.profiles, e.profileName("after-burst")+".heap.pprof")); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return result, nil
 }
