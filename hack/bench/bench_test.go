@@ -138,12 +138,13 @@ var _ = Describe("the load generator", func() {
 			Expect(r.FanOut.Speedup).To(BeNumerically("~", r.FanOut.Runs[1].PerSecond/r.FanOut.Runs[0].PerSecond, 1e-9))
 
 			By("comparing with the targets and writing the tables between the markers")
-			Expect(r.Targets).To(HaveLen(6))
+			Expect(r.Targets).To(HaveLen(7))
 			var names []string
 			for _, t := range r.Targets {
 				names = append(names, t.Name)
 			}
 			Expect(names).To(ContainElements(
+				"streamer RSS with no stream (the pod's fixed cost)",
 				"RSS per stream after a burst of 5, idle again",
 				"fan-out with 2 cores vs 1 (GOMAXPROCS), deliveries per wall second"))
 			md, err := os.ReadFile(cfg.markdownOut)
