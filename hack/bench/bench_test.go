@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -253,6 +254,14 @@ func expectBroadcast(b *BroadcastResult) {
 	Expect(b.ToLast.Count).To(BeEquivalentTo(b.Events))
 	expectLatency(b.Latency)
 	expectLatency(b.ToLast)
+	if b.Mode == modeBurst {
+		// The median of its rounds, which are sorted.
+		Expect(b.RoundsPerServerCore).To(HaveLen(burstRounds))
+		Expect(slices.IsSorted(b.RoundsPerServerCore)).To(BeTrue())
+		Expect(b.PerServerCore).To(Equal(b.RoundsPerServerCore[burstRounds/2]))
+	} else {
+		Expect(b.RoundsPerServerCore).To(BeEmpty())
+	}
 }
 
 func namesOfInfo(bs []BackendInfo) []string {

@@ -320,7 +320,7 @@ func renderMarkdown(r *Results) string {
 		p("\n")
 	}
 	if len(r.Broadcast) > 0 {
-		p("**Broadcast**: system events to every stream, paced (one per interval) or in a burst (%d publish requests in flight); latency from publish to read.\n\n", publishers)
+		p("**Broadcast**: system events to every stream, paced (one per interval) or in a burst (%d publish requests in flight, %d bursts to the same streams, the row is the median by deliveries per server core-second); latency from publish to read.\n\n", publishers, burstRounds)
 		p("| log | streams | events | deliveries / s | per server core-second | latency p50 / p99 / max | publish to last stream p50 / p99 / max | streamer CPU | generator CPU | NATS CPU | command |\n")
 		p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, c := range r.Broadcast {
