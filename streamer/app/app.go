@@ -64,7 +64,7 @@ func Run(ctx context.Context, opts Options) error {
 	// and its keys load (which may mean waiting for the key Secret).
 	opsHandler := &switchHandler{}
 	opsHandler.set(startingHandler())
-	ops, err := listen(opts.MetricsListen, opsHandler)
+	ops, err := listen(opts.MetricsListen, opsHandler, logger)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func Run(ctx context.Context, opts Options) error {
 		_ = log.Close()
 		return err
 	}
-	api, err := listenWith(opts.Listen, srv.Handler(), apiServing(channel.Spec.HTTP, source.certificate))
+	api, err := listenWith(opts.Listen, srv.Handler(), apiServing(channel.Spec.HTTP, source.certificate), logger)
 	if err != nil {
 		_ = log.Close()
 		return err

@@ -198,6 +198,13 @@ var _ = Describe("herald streamer with spec.http", func() {
 
 		By("answering the probes on the metrics address in plain HTTP")
 		Expect(s.get("/readyz")()).To(HavePrefix("200 OK"))
+
+		By("logging a failed handshake in the streamer's own log, as a warning")
+		resp, err := http.Get("http://" + s.api + "/healthz")
+		if err == nil {
+			Expect(resp.Body.Close()).To(Succeed())
+		}
+		Eventually(s.logs.String).Should(MatchRegexp(`\{"time":"[^"]+","level":"WARN","msg":"http: TLS handshake error from 127\.0\.0\.1:\d+: [^"]*","source":"net/http"\}`))
 	})
 
 	It("serves unencrypted HTTP/2 to a prior-knowledge client, and HTTP/1.1 beside it", func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -56,8 +57,8 @@ type listener struct {
 }
 
 // listen starts a plain HTTP/1.1 server with the streamer's hardening.
-func listen(addr string, handler http.Handler) (*listener, error) {
-	return listenWith(addr, handler, serving{})
+func listen(addr string, handler http.Handler, logger *slog.Logger) (*listener, error) {
+	return listenWith(addr, handler, serving{}, logger)
 }
 
 // serving is how a listener serves, beyond plain HTTP/1.1 (spec.http).
@@ -75,8 +76,9 @@ func apiServing(spec notifyv1alpha1.HTTPSpec, certificate *tlscert.Served) servi
 
 // listenWith starts an HTTP server with the streamer's hardening, serving as
 // how says. Streams set their own per-write deadlines, so there is no
-// server-wide write timeout.
-func listenWith(addr string, handler http.Handler, how serving) (*listener, error) {
+// server-wide write timeout. What net/http logs of a connection (a TLS
+// handshake that failed, a panic) goes to logger as a warning.
+func listenWith(addr string, handler http.Handler, how serving, logger *slog.Logger) (*listener, error) {
 	ln, err := listenConfig().Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
@@ -87,6 +89,7 @@ func listenWith(addr string, handler http.Handler, how serving) (*listener, erro
 			ReadHeaderTimeout: readHeaderTimeout,
 			MaxHeaderBytes:    maxHeaderBytes,
 			IdleTimeout:       idleTimeout,
+			ErrorLog:          slog.NewLogLogger(logger.With("source", "net/http").Handler(), slog.LevelWarn),
 		},
 		addr:   ln.Addr().String(),
 		failed: make(chan error, 1),
