@@ -185,6 +185,29 @@ var _ = Describe("herald streamer --channel, on a NATS channel", func() {
 		Expect(user.next()).To(HaveKeyWithValue("data", HaveKeyWithValue("marker", "after")), "the same stream, no restart")
 	})
 
+	It("says a credentials Secret that changes the way to authenticate needs a restart, and keeps the credentials it holds", func(ctx SpecContext) {
+		ns := cluster.Namespace(ctx)
+		_, _, key := natsChannelWithToken(ctx, ns, "first")
+		startOperator(ns)
+		streamer := startChannelStreamerAs(ns, "app-streamer-0")
+		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionSecretsUsable)).Should(
+			conditionOf(metav1.ConditionTrue, notifyv1alpha1.ReasonSecretsValid))
+
+		secret := &corev1.Secret{}
+		Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: natsCredentialsSecret}, secret)).To(Succeed())
+		secret.Data = map[string][]byte{notifyv1alpha1.NATSUsernameKey: []byte("herald"), notifyv1alpha1.NATSPasswordKey: []byte("pw")}
+		Expect(cluster.Client.Update(ctx, secret)).To(Succeed())
+
+		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionSecretsUsable)).Should(And(
+			conditionOf(metav1.ConditionFalse, notifyv1alpha1.ReasonInvalidBrokerCredentials),
+			HaveField("Message", ContainSubstring(`Secret "`+natsCredentialsSecret+`" named by spec.broker.nats.credentialsSecretRef is unusable: `+
+				`the Secret now names a user and password (entries "username" and "password") instead of a token (entry "token"): `+
+				`the way to authenticate is set when a pod starts; restart the channel's pods to apply it`))))
+		Eventually(channelCondition(ctx, ns, notifyv1alpha1.ConditionDegraded)).Should(
+			conditionOf(metav1.ConditionTrue, notifyv1alpha1.ReasonInvalidBrokerCredentials))
+		streamer.publishCustom(key, "still connected with the token")
+	})
+
 	It("says IncompatibleStream, naming the stream and the field, before it exits on a stream it cannot use", func(ctx SpecContext) {
 		ns := cluster.Namespace(ctx)
 		nats, _ := natsChannel(ctx, ns)

@@ -150,8 +150,10 @@ func loadFromAPI(ctx context.Context, channelRef, pod string, logger *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	var heldCredentials atomic.Pointer[jetstreamlog.Credentials]
 	stopSecretsReport := goUntilStopped(kube.NewSecretsReporter(kube.SecretsReporterOptions{
 		Client: c, Clientset: clientset, Channel: channel, Pod: pod, Logger: logger,
+		BrokerCredentials: heldCredentials.Load,
 	}).Run)
 	defer func() {
 		if err != nil {
@@ -188,6 +190,7 @@ func loadFromAPI(ctx context.Context, channelRef, pod string, logger *slog.Logge
 		if brokerCredentials, err = jetstreamlog.NewCredentials(data); err != nil {
 			return nil, err
 		}
+		heldCredentials.Store(brokerCredentials)
 	}
 	var certificate *tlscert.Served
 	if name := channel.Spec.TLSSecretName(); name != "" {

@@ -33,6 +33,12 @@ type SecretsReporterOptions struct {
 	Channel *notifyv1alpha1.NotificationChannel
 	// Pod is the name of this pod, which the condition names.
 	Pod string
+	// BrokerCredentials, when set, returns the NATS credentials the pod
+	// connects with, or nil before it has them. A version of the Secret they
+	// would refuse (a change of the way to authenticate or of the CA, which
+	// applies only at a pod's start) is then reported unusable: the pod keeps
+	// the version it holds.
+	BrokerCredentials func() *jetstreamlog.Credentials
 	// Refresh is how often a pod whose Secrets are unusable refreshes its
 	// False, and how often every pod looks at the condition again; 0 means
 	// DefaultReportRefresh.
@@ -214,7 +220,7 @@ func (r *SecretsReporter) problem() (reason, message string) {
 				name, namespace, notifyv1alpha1.NATSCredsKey, notifyv1alpha1.NATSTokenKey,
 				notifyv1alpha1.NATSUsernameKey, notifyv1alpha1.NATSPasswordKey, notifyv1alpha1.NATSCAKey)
 		}
-		if _, err := jetstreamlog.NewCredentials(data); err != nil {
+		if err := r.checkBrokerSecret(data); err != nil {
 			return notifyv1alpha1.ReasonInvalidBrokerCredentials, fmt.Sprintf(
 				"Secret %q named by spec.broker.nats.credentialsSecretRef is unusable: %s", name, oneLine(err))
 		}
@@ -244,4 +250,16 @@ func algorithmList(algorithms []notifyv1alpha1.JWTAlgorithm) string {
 		names[i] = string(a)
 	}
 	return strings.Join(names, ", ")
+}
+
+// checkBrokerSecret checks a version of the NATS credentials Secret: against
+// the credentials the pod holds once it has them, as a rotation would.
+func (r *SecretsReporter) checkBrokerSecret(data map[string][]byte) error {
+	if r.opts.BrokerCredentials != nil {
+		if held := r.opts.BrokerCredentials(); held != nil {
+			return held.Check(data)
+		}
+	}
+	_, err := jetstreamlog.NewCredentials(data)
+	return err
 }

@@ -95,25 +95,39 @@ func (c *Credentials) Options() []nats.Option {
 // whether there is a CA, is refused with why, and the current one stays:
 // the options of a running connection cannot change that.
 func (c *Credentials) Update(entries map[string][]byte) error {
-	v, err := parseCredentials(entries)
+	v, err := c.check(entries)
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.current = v
+	return nil
+}
+
+// Check reports why Update would refuse the entries, without taking them.
+func (c *Credentials) Check(entries map[string][]byte) error {
+	_, err := c.check(entries)
+	return err
+}
+
+func (c *Credentials) check(entries map[string][]byte) (credentialValues, error) {
+	v, err := parseCredentials(entries)
+	if err != nil {
+		return credentialValues{}, err
+	}
 	if v.way != c.way {
-		return fmt.Errorf("the Secret now names %s instead of %s: the way to authenticate is set when a pod starts; restart the channel's pods to apply it", v.way, c.way)
+		return credentialValues{}, fmt.Errorf("the Secret now names %s instead of %s: the way to authenticate is set when a pod starts; restart the channel's pods to apply it", v.way, c.way)
 	}
 	if hasCA := v.ca != nil; hasCA != c.hasCA {
 		change := "no longer has its"
 		if hasCA {
 			change = "now has an"
 		}
-		return fmt.Errorf("the Secret %s entry %q: whether NATS is reached over TLS with the Secret's CA is set when a pod starts; restart the channel's pods to apply it",
+		return credentialValues{}, fmt.Errorf("the Secret %s entry %q: whether NATS is reached over TLS with the Secret's CA is set when a pod starts; restart the channel's pods to apply it",
 			change, notifyv1alpha1.NATSCAKey)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.current = v
-	return nil
+	return v, nil
 }
 
 func (c *Credentials) values() credentialValues {
