@@ -26,30 +26,44 @@ import (
 // a broker stream deleted and recreated), so a position of another epoch is
 // never mapped onto this one's events. Epochs increase with the time they
 // began, so positions order by epoch, then sequence.
+//
+// A log that stores several events under one sequence (a broker message
+// holding the events appended at the same time) tells them apart by
+// Following: how many events of the same sequence come after this one. The
+// last event of a sequence, and every event stored alone, has Following 0,
+// so a reader that has it has read the whole sequence.
 type Position struct {
-	Epoch uint64
-	Seq   uint64
+	Epoch     uint64
+	Seq       uint64
+	Following uint32
 }
 
-// String is the position as an SSE id: "<epoch>-<seq>" in decimal. Clients
-// treat ids as opaque strings.
+// String is the position as an SSE id: "<epoch>-<seq>" in decimal, and
+// "-<following>" after it when Following is not 0. Clients treat ids as
+// opaque strings.
 func (p Position) String() string {
-	return string(p.AppendText(make([]byte, 0, 41)))
+	return string(p.AppendText(make([]byte, 0, 52)))
 }
 
 // AppendText appends the position's String form to dst.
 func (p Position) AppendText(dst []byte) []byte {
 	dst = strconv.AppendUint(dst, p.Epoch, 10)
 	dst = append(dst, '-')
-	return strconv.AppendUint(dst, p.Seq, 10)
+	dst = strconv.AppendUint(dst, p.Seq, 10)
+	if p.Following != 0 {
+		dst = append(dst, '-')
+		dst = strconv.AppendUint(dst, uint64(p.Following), 10)
+	}
+	return dst
 }
 
 // ParsePosition reads a position written by String.
 func ParsePosition(s string) (Position, error) {
-	epoch, seq, ok := strings.Cut(strings.TrimSpace(s), "-")
+	epoch, rest, ok := strings.Cut(strings.TrimSpace(s), "-")
 	if !ok {
 		return Position{}, errors.New("not an event id of this channel: want <epoch>-<sequence>")
 	}
+	seq, following, hasFollowing := strings.Cut(rest, "-")
 	e, err := strconv.ParseUint(epoch, 10, 64)
 	if err != nil {
 		return Position{}, errors.New("not an event id of this channel: bad epoch")
@@ -58,12 +72,21 @@ func ParsePosition(s string) (Position, error) {
 	if err != nil {
 		return Position{}, errors.New("not an event id of this channel: bad sequence")
 	}
-	return Position{Epoch: e, Seq: q}, nil
+	var f uint64
+	if hasFollowing {
+		// Written only when not 0, so "-0" is not an id of this channel.
+		if f, err = strconv.ParseUint(following, 10, 32); err != nil || f == 0 {
+			return Position{}, errors.New("not an event id of this channel: bad event of its sequence")
+		}
+	}
+	return Position{Epoch: e, Seq: q, Following: uint32(f)}, nil
 }
 
-// Compare orders positions: by epoch, then sequence. It returns -1, 0 or +1.
+// Compare orders positions: by epoch, then sequence, then the events of a
+// sequence in the order stored (the most following first). It returns -1, 0
+// or +1.
 func (p Position) Compare(q Position) int {
-	return cmp.Or(cmp.Compare(p.Epoch, q.Epoch), cmp.Compare(p.Seq, q.Seq))
+	return cmp.Or(cmp.Compare(p.Epoch, q.Epoch), cmp.Compare(p.Seq, q.Seq), cmp.Compare(q.Following, p.Following))
 }
 
 // After reports whether p comes after q.

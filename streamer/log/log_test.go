@@ -99,9 +99,31 @@ var _ = Describe("the embedded log", func() {
 	})
 
 	It("refuses ids that are not positions", func() {
-		for _, id := range []string{"", "42", "a-1", "1-b", "1-2-3", "-1"} {
+		for _, id := range []string{"", "42", "a-1", "1-b", "-1", "1-2-", "1-2-0", "1-2-x", "1-2-3-4", "1-2-4294967296"} {
 			_, err := eventlog.ParsePosition(id)
 			Expect(err).To(HaveOccurred(), "id %q", id)
 		}
+	})
+
+	It("tells apart the events stored under one sequence, in the order stored", func() {
+		// A sequence holding three events, between two holding one each.
+		ordered := []eventlog.Position{
+			{Epoch: 7, Seq: 4},
+			{Epoch: 7, Seq: 5, Following: 2},
+			{Epoch: 7, Seq: 5, Following: 1},
+			{Epoch: 7, Seq: 5},
+			{Epoch: 7, Seq: 6},
+		}
+		for i, p := range ordered {
+			parsed, err := eventlog.ParsePosition(p.String())
+			Expect(err).NotTo(HaveOccurred())
+			Expect(parsed).To(Equal(p))
+			if i > 0 {
+				Expect(p.After(ordered[i-1])).To(BeTrue(), "%s after %s", p, ordered[i-1])
+				Expect(ordered[i-1].After(p)).To(BeFalse())
+			}
+		}
+		Expect(ordered[1].String()).To(Equal("7-5-2"))
+		Expect(ordered[3].String()).To(Equal("7-5"), "the last event of a sequence has the sequence's id")
 	})
 })

@@ -193,6 +193,9 @@ func New(cfg Config) (*Server, error) {
 		s.replicaID = cfg.Replicas.ID()
 		cfg.Replicas.Bind(s.answerReplica)
 	}
+	if metrics, ok := cfg.Log.(prometheus.Collector); ok {
+		cfg.Registry.MustRegister(metrics) // the log's own (the JetStream log's group commit)
+	}
 	if reporter, ok := cfg.Log.(HealthReporter); ok {
 		if cfg.LogUnhealthyGrace <= 0 {
 			cfg.LogUnhealthyGrace = DefaultLogUnhealthyGrace

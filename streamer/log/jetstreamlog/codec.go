@@ -8,9 +8,14 @@ import (
 	eventlog "github.com/herald-notify/herald/streamer/log"
 )
 
-// envelopeVersion is the first byte of every message body this package
-// writes; a later encoding takes another.
-const envelopeVersion = 1
+// Envelope versions: the first byte of every message body this package
+// writes. A later encoding takes another.
+const (
+	// envelopeEvent is a message holding one event.
+	envelopeEvent = 1
+	// envelopeBatch is a message holding the events of several appends.
+	envelopeBatch = 2
+)
 
 // encodeEvent is the message body of e: a small binary envelope
 //
@@ -24,18 +29,50 @@ const envelopeVersion = 1
 // notification to thousands of users would make one very long header line.
 // The envelope carries any bytes exactly and costs a few bytes per event.
 func encodeEvent(e eventlog.Event) []byte {
-	size := 1 + binary.MaxVarintLen64*(2+len(e.UserIDs)) + len(e.Type) + len(e.Data)
+	body := make([]byte, 0, 1+encodedSize(e))
+	body = append(body, envelopeEvent)
+	return appendEvent(body, e)
+}
+
+// encodeBatch is the message body of two or more events, in order:
+//
+//	version byte (2)
+//	uvarint count of events
+//	for each: uvarint length, then the event as encodeEvent writes it after
+//	its version byte
+func encodeBatch(events []eventlog.Event) []byte {
+	size := 1 + binary.MaxVarintLen64
+	for _, e := range events {
+		size += binary.MaxVarintLen64 + encodedSize(e)
+	}
+	body := make([]byte, 0, size)
+	body = append(body, envelopeBatch)
+	body = binary.AppendUvarint(body, uint64(len(events)))
+	for _, e := range events {
+		part := appendEvent(nil, e)
+		body = binary.AppendUvarint(body, uint64(len(part)))
+		body = append(body, part...)
+	}
+	return body
+}
+
+// encodedSize bounds the length appendEvent adds.
+func encodedSize(e eventlog.Event) int {
+	size := binary.MaxVarintLen64*(2+len(e.UserIDs)) + len(e.Type) + len(e.Data)
 	for _, u := range e.UserIDs {
 		size += len(u)
 	}
-	body := make([]byte, 0, size)
-	body = append(body, envelopeVersion)
-	body = appendString(body, e.Type)
-	body = binary.AppendUvarint(body, uint64(len(e.UserIDs)))
+	return size
+}
+
+// appendEvent appends e's type, users and data.
+func appendEvent(dst []byte, e eventlog.Event) []byte {
+	dst = appendString(dst, e.Type)
+	dst = binary.AppendUvarint(dst, uint64(len(e.UserIDs)))
 	for _, u := range e.UserIDs {
-		body = appendString(body, u)
+		dst = appendString(dst, u)
 	}
-	return append(body, e.Data...)
+	return append(dst, e.Data...)
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -45,13 +82,49 @@ func appendString(dst []byte, s string) []byte {
 
 var errNotAnEvent = errors.New("not a Herald event")
 
-// decodeEvent reads a body written by encodeEvent into e's Type, UserIDs and
-// Data. Data shares body's memory.
-func decodeEvent(body []byte, e *eventlog.Event) error {
-	if len(body) == 0 || body[0] != envelopeVersion {
-		return fmt.Errorf("%w: unknown envelope", errNotAnEvent)
+// decodeEvents reads a body written by encodeEvent or encodeBatch into its
+// events' Type, UserIDs and Data, in order. Data shares body's memory.
+func decodeEvents(body []byte) ([]eventlog.Event, error) {
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: empty", errNotAnEvent)
 	}
-	rest := body[1:]
+	switch body[0] {
+	case envelopeEvent:
+		events := make([]eventlog.Event, 1)
+		return events, decodeEvent(body[1:], &events[0])
+	case envelopeBatch:
+		rest := body[1:]
+		count, n := binary.Uvarint(rest)
+		// Every event takes at least its length byte and the two counts
+		// of an empty type and no user, which bounds a corrupt count.
+		if n <= 0 || count < 2 || count > uint64(len(rest)-n)/3 {
+			return nil, fmt.Errorf("%w: bad event count", errNotAnEvent)
+		}
+		rest = rest[n:]
+		events := make([]eventlog.Event, count)
+		for i := range events {
+			length, n := binary.Uvarint(rest)
+			if n <= 0 || length > uint64(len(rest)-n) {
+				return nil, fmt.Errorf("%w: truncated", errNotAnEvent)
+			}
+			end := n + int(length)
+			if err := decodeEvent(rest[n:end:end], &events[i]); err != nil {
+				return nil, err
+			}
+			rest = rest[end:]
+		}
+		if len(rest) > 0 {
+			return nil, fmt.Errorf("%w: bytes after the last event", errNotAnEvent)
+		}
+		return events, nil
+	}
+	return nil, fmt.Errorf("%w: unknown envelope", errNotAnEvent)
+}
+
+// decodeEvent reads an event written by appendEvent into e's Type, UserIDs
+// and Data. Data shares part's memory.
+func decodeEvent(part []byte, e *eventlog.Event) error {
+	rest := part
 	var err error
 	if e.Type, rest, err = readString(rest); err != nil {
 		return err

@@ -152,7 +152,8 @@ func (l *Log) adopt(info *jetstream.StreamInfo) (epoch, start uint64) {
 		if last >= uint64(l.opts.MaxEvents) {
 			start = max(start, last-uint64(l.opts.MaxEvents)+1)
 		}
-		l.covered, l.last, l.known = start, start-1, last
+		l.heldAfter = eventlog.Position{Epoch: epoch, Seq: start - 1}
+		l.last, l.known = start-1, last
 		l.notifyLocked()
 		l.markCaughtUpIfHeldLocked()
 		return epoch, start
@@ -189,11 +190,12 @@ func (l *Log) check(epoch uint64) error {
 // dropBeforeLocked forgets the events below first, which the stream no
 // longer has, so that readers of them are told they are not recovered.
 func (l *Log) dropBeforeLocked(first uint64) {
-	if first <= l.covered {
+	gone := eventlog.Position{Epoch: l.epoch, Seq: first - 1} // and the events before
+	if first == 0 || !gone.After(l.heldAfter) {
 		return
 	}
 	l.win.dropBefore(first)
-	l.covered = first
+	l.heldAfter = gone
 	l.last = max(l.last, first-1)
 }
 
@@ -201,7 +203,7 @@ func (l *Log) dropBeforeLocked(first uint64) {
 func (l *Log) evictExpiredLocked() {
 	oldest := l.opts.Now().Add(-l.opts.MaxAge)
 	for l.win.len() > 0 && l.win.at(0).Time.Before(oldest) {
-		l.covered = l.win.at(0).Position.Seq + 1
+		l.heldAfter = l.win.at(0).Position
 		l.win.popOldest()
 	}
 }
@@ -268,9 +270,9 @@ func (l *Log) deleteConsumer(cons jetstream.Consumer) {
 	}
 }
 
-// deliver is consumer gen's message handler: it adds each event to the
-// window in stream order, and reports a skipped delivery (the consumer
-// must then start again after the last event held).
+// deliver is consumer gen's message handler: it adds each message's events
+// to the window in stream order, and reports a skipped delivery (the
+// consumer must then start again after the last event held).
 func (l *Log) deliver(gen int, broken chan<- error) jetstream.MessageHandler {
 	return func(msg jetstream.Msg) {
 		meta, err := msg.Metadata()
@@ -294,15 +296,19 @@ func (l *Log) deliver(gen int, broken chan<- error) jetstream.MessageHandler {
 		}
 		l.last, l.known = seq, max(l.known, seq)
 		defer l.markCaughtUpIfHeldLocked()
-		e := entry{msgID: msg.Headers().Get(nats.MsgIdHdr)}
-		e.Position = eventlog.Position{Epoch: l.epoch, Seq: seq}
-		e.Time = meta.Timestamp
-		if err := decodeEvent(msg.Data(), &e.Event); err != nil {
+		events, err := decodeEvents(msg.Data())
+		if err != nil {
 			l.logger.Warn("skipped a message of the channel's stream", "seq", seq, "error", err)
 			return
 		}
-		if dropped := l.win.push(e); dropped != 0 {
-			l.covered = dropped + 1
+		msgID := msg.Headers().Get(nats.MsgIdHdr) // only ever on a message of one event
+		for i, event := range events {
+			e := entry{Event: event, msgID: msgID}
+			e.Position = eventlog.Position{Epoch: l.epoch, Seq: seq, Following: uint32(len(events) - 1 - i)}
+			e.Time = meta.Timestamp
+			if dropped, full := l.win.push(e); full {
+				l.heldAfter = dropped
+			}
 		}
 		l.notifyLocked()
 	}

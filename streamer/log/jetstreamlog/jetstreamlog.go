@@ -20,10 +20,12 @@
 //
 // # Events
 //
-// An event is one message; its body is a small binary envelope (see
-// encodeEvent) carrying the type, the user ids and the JSON data exactly as
-// appended. Event.Time is the time JetStream stored the message. A
-// de-duplication key is the message's Nats-Msg-Id: JetStream stores one
+// An event is one message, or a part of one: its body is a small binary
+// envelope (see encodeEvent) carrying the type, the user ids and the JSON data
+// exactly as appended, and appends without a key that wait for each other
+// are stored as one message of several such envelopes (see encodeBatch and
+// group.go), all or nothing. Event.Time is the time JetStream stored the
+// message. A de-duplication key is the message's Nats-Msg-Id: JetStream stores one
 // message per id within the stream's duplicate window, and acknowledges a
 // repeat with the sequence of the first, which Append returns with
 // Duplicate set. The window defaults to MaxAge, so a key is remembered as
@@ -33,7 +35,9 @@
 //
 // # Positions
 //
-// Seq is the stream sequence. Epoch is the stream's creation time
+// Seq is the stream sequence of the event's message, and Following the
+// number of events stored after it in the same message (0 for the last, and
+// for every event stored alone). Epoch is the stream's creation time
 // (StreamInfo.Created) in microseconds, the scale of the embedded log's
 // epochs: a stream deleted and recreated, or restored from a backup, is
 // created anew and gets a later epoch, so ids of its former life are
@@ -82,6 +86,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	eventlog "github.com/herald-notify/herald/streamer/log"
 )
@@ -223,12 +228,17 @@ type Log struct {
 	// deleting counts the consumer deletions under way (deleteLater).
 	deleting sync.WaitGroup
 
+	// groupMu guards groups, the appends gathering to be published together.
+	groupMu         sync.Mutex
+	groups          groups
+	appendsPerWrite prometheus.Histogram
+
 	mu    sync.Mutex
 	epoch uint64
 	win   window
-	// covered is the sequence from which the window holds every event the
-	// stream stored, up to last.
-	covered uint64
+	// heldAfter is the position after which the window holds every event
+	// the stream stored, up to last.
+	heldAfter eventlog.Position
 	// last is the sequence of the newest message the consumer delivered
 	// (or the one before where it started).
 	last uint64
@@ -246,6 +256,10 @@ type Log struct {
 	closed       bool
 	// health is why the log is not healthy (besides the connection), or nil.
 	health error
+
+	// beforeGroupPublish, when set (by tests), runs before each group's
+	// publish.
+	beforeGroupPublish func()
 }
 
 var _ eventlog.Log = (*Log)(nil)
@@ -267,6 +281,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		stopped:  make(chan struct{}),
 		caughtUp: make(chan struct{}),
 		changed:  make(chan struct{}),
+
+		appendsPerWrite: newAppendsPerWrite(),
 	}
 	l.logger = opts.Logger.With("stream", l.stream)
 	if l.nc == nil {

@@ -20,8 +20,8 @@ func (l *Log) ReadAfter(ctx context.Context, after eventlog.Position, limit int)
 		l.mu.Unlock()
 		return nil, false, nil
 	}
-	if after.Seq+1 >= l.covered {
-		events := l.win.after(after.Seq, limit)
+	if !l.heldAfter.After(after) {
+		events := l.win.after(after, limit)
 		closed := l.closed
 		l.mu.Unlock()
 		if len(events) == 0 && closed {
@@ -29,24 +29,29 @@ func (l *Log) ReadAfter(ctx context.Context, after eventlog.Position, limit int)
 		}
 		return events, true, nil
 	}
-	epoch, covered := l.epoch, l.covered
+	heldAfter := l.heldAfter
 	l.mu.Unlock()
-	return l.readStored(ctx, epoch, after.Seq+1, covered, limit)
+	return l.readStored(ctx, after, heldAfter, limit)
 }
 
-// readStored reads the events from sequence from on that the window no
-// longer holds (those below covered) from the stream, message by message,
-// then continues from the window.
-func (l *Log) readStored(ctx context.Context, epoch, from, covered uint64, limit int) ([]eventlog.Event, bool, error) {
+// readStored reads the events after after that the window no longer holds
+// (up to heldAfter) from the stream, message by message, then continues
+// from the window.
+func (l *Log) readStored(ctx context.Context, after, heldAfter eventlog.Position, limit int) ([]eventlog.Event, bool, error) {
+	epoch := heldAfter.Epoch
 	info, err := l.handle.Info(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("failed to read the state of stream %s: %w", l.stream, err)
+	}
+	from := after.Seq + 1
+	if after.Following > 0 {
+		from = after.Seq // the rest of its message
 	}
 	if epochOf(info.Created) != epoch || from < info.State.FirstSeq {
 		return nil, false, nil // another life of the stream, or aged out of it
 	}
 	var events []eventlog.Event
-	for seq := from; len(events) < limit && seq < covered; {
+	for seq := from; len(events) < limit && seq <= heldAfter.Seq; {
 		// The next message at or after seq: deleted ones leave holes.
 		msg, err := l.handle.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(l.subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -55,21 +60,31 @@ func (l *Log) readStored(ctx context.Context, epoch, from, covered uint64, limit
 		if err != nil {
 			return nil, false, fmt.Errorf("failed to read event %d of stream %s: %w", seq, l.stream, err)
 		}
-		if msg.Sequence >= covered {
+		if msg.Sequence > heldAfter.Seq {
 			break
 		}
-		e := eventlog.Event{Position: eventlog.Position{Epoch: epoch, Seq: msg.Sequence}, Time: msg.Time}
-		if err := decodeEvent(msg.Data, &e); err == nil {
-			events = append(events, e)
+		stored, err := decodeEvents(msg.Data)
+		if err != nil {
+			stored = nil // not a Herald event: skipped, as the consumer does
+		}
+		for i, e := range stored {
+			if len(events) == limit {
+				break
+			}
+			e.Position = eventlog.Position{Epoch: epoch, Seq: msg.Sequence, Following: uint32(len(stored) - 1 - i)}
+			e.Time = msg.Time
+			if e.Position.After(after) && !e.Position.After(heldAfter) {
+				events = append(events, e)
+			}
 		}
 		seq = msg.Sequence + 1
 	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.epoch == epoch && l.covered == covered && len(events) < limit {
+	if l.epoch == epoch && l.heldAfter == heldAfter && len(events) < limit {
 		// The window still starts where the stream's part ended.
-		events = append(events, l.win.after(covered-1, limit-len(events))...)
+		events = append(events, l.win.after(heldAfter, limit-len(events))...)
 	}
 	return events, true, nil
 }

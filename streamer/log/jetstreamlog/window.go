@@ -12,11 +12,11 @@ type entry struct {
 	msgID string
 }
 
-// window is the retained events in stream-sequence order, oldest first: a
-// ring that grows up to its bound, so that a quiet channel does not pay for
-// the capacity it is allowed. Sequences increase but may skip (a message
-// deleted from the stream, one that is not a Herald event). Not safe for
-// concurrent use: the Log's lock guards it.
+// window is the retained events in position order, oldest first: a ring
+// that grows up to its bound, so that a quiet channel does not pay for the
+// capacity it is allowed. Sequences increase but may skip (a message deleted
+// from the stream, one that is not a Herald event); the events of one message
+// share its sequence. Not safe for concurrent use: the Log's lock guards it.
 type window struct {
 	bound int
 	ring  []entry
@@ -32,10 +32,10 @@ func (w *window) len() int { return w.count }
 func (w *window) at(i int) *entry { return &w.ring[(w.head+i)%len(w.ring)] }
 
 // push appends e, dropping the oldest entry when the window is full; it
-// returns the dropped entry's sequence, or 0.
-func (w *window) push(e entry) (dropped uint64) {
+// returns the dropped entry's position, if any.
+func (w *window) push(e entry) (dropped eventlog.Position, full bool) {
 	if w.count == w.bound {
-		dropped = w.at(0).Position.Seq
+		dropped, full = w.at(0).Position, true
 		w.popOldest()
 	}
 	if w.count == len(w.ring) {
@@ -47,7 +47,7 @@ func (w *window) push(e entry) (dropped uint64) {
 	}
 	w.ring[(w.head+w.count)%len(w.ring)] = e
 	w.count++
-	return dropped
+	return dropped, full
 }
 
 func (w *window) popOldest() {
@@ -70,24 +70,24 @@ func (w *window) reset() {
 	}
 }
 
-// firstAfter is the index of the oldest entry whose sequence is above seq,
-// or len() when there is none.
-func (w *window) firstAfter(seq uint64) int {
-	return sort.Search(w.count, func(i int) bool { return w.at(i).Position.Seq > seq })
+// firstAfter is the index of the oldest entry after pos, or len() when
+// there is none.
+func (w *window) firstAfter(pos eventlog.Position) int {
+	return sort.Search(w.count, func(i int) bool { return w.at(i).Position.After(pos) })
 }
 
-// find is the entry with sequence seq, or nil.
-func (w *window) find(seq uint64) *entry {
-	i := w.firstAfter(seq - 1)
-	if i == w.count || w.at(i).Position.Seq != seq {
+// find is the entry at pos, or nil.
+func (w *window) find(pos eventlog.Position) *entry {
+	i := sort.Search(w.count, func(i int) bool { return w.at(i).Position.Compare(pos) >= 0 })
+	if i == w.count || w.at(i).Position != pos {
 		return nil
 	}
 	return w.at(i)
 }
 
-// after copies up to limit events that follow seq.
-func (w *window) after(seq uint64, limit int) []eventlog.Event {
-	i := w.firstAfter(seq)
+// after copies up to limit events that follow pos.
+func (w *window) after(pos eventlog.Position, limit int) []eventlog.Event {
+	i := w.firstAfter(pos)
 	n := min(w.count-i, limit)
 	events := make([]eventlog.Event, n)
 	for j := range n {

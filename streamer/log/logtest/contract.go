@@ -6,6 +6,7 @@ package logtest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -190,6 +191,38 @@ func DescribeContract(subject Subject) {
 		Expect(positionsOf(events)).To(Equal(appended))
 		_, _, err = l.ReadAfter(ctx, appended[1], 10)
 		Expect(err).To(MatchError(eventlog.ErrClosed))
+	})
+
+	It("gives appends made at the same time positions of their own, and reads back after each", func() {
+		const appenders = 24
+		start := l.Last()
+		receipts := make([]eventlog.Receipt, appenders)
+		var wg sync.WaitGroup
+		for i := range appenders {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				var err error
+				receipts[i], err = l.Append(ctx, eventlog.Event{Type: "custom", Data: fmt.Appendf(nil, `{"n":%d}`, i)}, "")
+				Expect(err).NotTo(HaveOccurred())
+			})
+		}
+		wg.Wait()
+
+		events, recovered, err := l.ReadAfter(ctx, start, 100)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(recovered).To(BeTrue())
+		Expect(events).To(HaveLen(appenders))
+		for _, r := range receipts {
+			Expect(positionsOf(events)).To(ContainElement(r.Position))
+		}
+		for i, e := range events {
+			n := slices.IndexFunc(receipts, func(r eventlog.Receipt) bool { return r.Position == e.Position })
+			Expect(string(e.Data)).To(Equal(fmt.Sprintf(`{"n":%d}`, n)), "the event at %s", e.Position)
+			got, recovered := readAfter(e.Position, 100)
+			Expect(recovered).To(BeTrue())
+			Expect(got).To(Equal(positionsOf(events[i+1:])), "after %s", e.Position)
+		}
+		Expect(l.Last()).To(Equal(events[appenders-1].Position))
 	})
 
 	It("hands every event exactly once, in order, to concurrent readers", func() {

@@ -1,0 +1,24 @@
+package jetstreamlog
+
+// SetBeforeGroupPublish makes l run f before it publishes each group of
+// appends.
+func SetBeforeGroupPublish(l *Log, f func()) { l.beforeGroupPublish = f }
+
+// GatheringAppends is the number of appends waiting in groups to be
+// published.
+func GatheringAppends(l *Log) int {
+	l.groupMu.Lock()
+	defer l.groupMu.Unlock()
+	n := 0
+	for _, g := range l.groups.queue {
+		n += g.live
+	}
+	return n
+}
+
+// EncodeBatch and DecodeEvents are the message bodies' codec.
+var (
+	EncodeBatch  = encodeBatch
+	EncodeEvent  = encodeEvent
+	DecodeEvents = decodeEvents
+)

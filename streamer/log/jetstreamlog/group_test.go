@@ -1,0 +1,223 @@
+package jetstreamlog_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+
+	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
+)
+
+var _ = Describe("appends made at the same time", func() {
+	var (
+		ctx context.Context
+		// l publishes; its first group waits until release is closed.
+		l       *jetstreamlog.Log
+		channel string
+		held    atomic.Bool
+		release chan struct{}
+	)
+	BeforeEach(func() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+		DeferCleanup(cancel)
+		channel = newChannel()
+		l = open(testOptions(channel, 100))
+		held.Store(false)
+		release = make(chan struct{})
+		jetstreamlog.SetBeforeGroupPublish(l, func() {
+			if held.CompareAndSwap(false, true) {
+				<-release
+			}
+		})
+	})
+
+	type outcome struct {
+		data    string
+		receipt eventlog.Receipt
+		err     error
+	}
+	// appendAsync appends an event with data {"n":n} in the background.
+	appendAsync := func(ctx context.Context, n int, wg *sync.WaitGroup, outcomes chan<- outcome) {
+		wg.Go(func() {
+			data := fmt.Sprintf(`{"n":%d}`, n)
+			r, err := l.Append(ctx, eventlog.Event{Type: "notification", UserIDs: []string{fmt.Sprintf("u%d", n)}, Data: []byte(data)}, "")
+			outcomes <- outcome{data: data, receipt: r, err: err}
+		})
+	}
+	lastSeq := func() uint64 {
+		GinkgoHelper()
+		s, err := admin.Stream(ctx, l.StreamName())
+		Expect(err).NotTo(HaveOccurred())
+		info, err := s.Info(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		return info.State.LastSeq
+	}
+
+	It("are stored as one message, with positions every replica shares, and read back from any of them", func() {
+		start := l.Last()
+		var wg sync.WaitGroup
+		outcomes := make(chan outcome, 10)
+		appendAsync(ctx, 0, &wg, outcomes)
+		Eventually(held.Load).Should(BeTrue(), "the first append is on its way")
+		for n := 1; n < 10; n++ {
+			appendAsync(ctx, n, &wg, outcomes)
+		}
+		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(9))
+		close(release)
+		wg.Wait()
+		close(outcomes)
+
+		dataAt := map[eventlog.Position]string{}
+		var following []uint32
+		for o := range outcomes {
+			Expect(o.err).NotTo(HaveOccurred())
+			Expect(o.receipt.Duplicate).To(BeFalse())
+			dataAt[o.receipt.Position] = o.data
+			if o.data != `{"n":0}` {
+				Expect(o.receipt.Position.Seq).To(Equal(start.Seq+2), "the nine gathered into the second message")
+				following = append(following, o.receipt.Position.Following)
+			}
+		}
+		slices.Sort(following)
+		Expect(following).To(Equal([]uint32{0, 1, 2, 3, 4, 5, 6, 7, 8}))
+		Expect(lastSeq()).To(Equal(start.Seq+2), "two messages for ten events")
+		Expect(l.Last()).To(Equal(eventlog.Position{Epoch: start.Epoch, Seq: start.Seq + 2}))
+		registry := prometheus.NewRegistry()
+		Expect(registry.Register(l)).To(Succeed())
+		families, err := registry.Gather()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(families).To(HaveLen(1))
+		Expect(families[0].GetName()).To(Equal("herald_log_appends_per_write"))
+		Expect(families[0].GetMetric()[0].GetHistogram().GetSampleCount()).To(Equal(uint64(2)), "two writes")
+		Expect(families[0].GetMetric()[0].GetHistogram().GetSampleSum()).To(Equal(10.0), "of ten events")
+
+		// Every event is read back as appended, in position order, from
+		// this log, from a replica, and from a replica whose window holds
+		// only the last five (so that the rest of the message is read from
+		// the stream).
+		replica := open(testOptions(channel, 100))
+		small := open(testOptions(channel, 5))
+		for _, reader := range []*jetstreamlog.Log{l, replica, small} {
+			events, recovered, err := reader.ReadAfter(ctx, start, 100)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(recovered).To(BeTrue())
+			Expect(events).To(HaveLen(10))
+			for i, e := range events {
+				Expect(string(e.Data)).To(Equal(dataAt[e.Position]), "event %s", e.Position)
+				Expect(e.UserIDs).To(HaveLen(1))
+				if i > 0 {
+					Expect(e.Position.After(events[i-1].Position)).To(BeTrue())
+				}
+			}
+			// A reader that stopped in the middle of the message gets
+			// the rest of it, and only that.
+			middle := events[4].Position
+			Expect(middle.Following).To(Equal(uint32(5)))
+			rest, recovered, err := reader.ReadAfter(ctx, middle, 100)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(recovered).To(BeTrue())
+			Expect(positionsOf(rest)).To(Equal(positionsOf(events[5:])))
+			// and a limit may end in the middle of a message
+			some, _, err := reader.ReadAfter(ctx, events[1].Position, 3)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(positionsOf(some)).To(Equal(positionsOf(events[2:5])))
+		}
+	})
+
+	It("store nothing of an append that gave up before its group left", func() {
+		start := l.Last()
+		var wg sync.WaitGroup
+		outcomes := make(chan outcome, 3)
+		appendAsync(ctx, 0, &wg, outcomes)
+		Eventually(held.Load).Should(BeTrue())
+		giveUp, cancel := context.WithCancel(ctx)
+		appendAsync(giveUp, 1, &wg, outcomes)
+		appendAsync(ctx, 2, &wg, outcomes)
+		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(2))
+		cancel()
+		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(1))
+		close(release)
+		wg.Wait()
+		close(outcomes)
+
+		stored := map[string]eventlog.Position{}
+		for o := range outcomes {
+			if o.data == `{"n":1}` {
+				Expect(o.err).To(MatchError(ContainSubstring("nothing was stored")))
+				Expect(o.err).To(MatchError(context.Canceled))
+				continue
+			}
+			Expect(o.err).NotTo(HaveOccurred())
+			stored[o.data] = o.receipt.Position
+		}
+		Expect(stored).To(Equal(map[string]eventlog.Position{
+			`{"n":0}`: {Epoch: start.Epoch, Seq: start.Seq + 1},
+			`{"n":2}`: {Epoch: start.Epoch, Seq: start.Seq + 2},
+		}), "the one left is a message of its own")
+		events, _, err := l.ReadAfter(ctx, start, 100)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(events).To(HaveLen(2))
+	})
+
+	It("fail together when the log closes before their group is published", func() {
+		var wg sync.WaitGroup
+		outcomes := make(chan outcome, 3)
+		appendAsync(ctx, 0, &wg, outcomes)
+		Eventually(held.Load).Should(BeTrue())
+		appendAsync(ctx, 1, &wg, outcomes)
+		appendAsync(ctx, 2, &wg, outcomes)
+		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(2))
+		closed := make(chan error)
+		go func() { closed <- l.Close() }()
+		close(release)
+		wg.Wait()
+		close(outcomes)
+		Eventually(closed).Should(Receive(BeNil()))
+		for o := range outcomes {
+			if o.data != `{"n":0}` {
+				Expect(o.err).To(HaveOccurred(), "%s was not stored", o.data)
+			}
+		}
+	})
+})
+
+var _ = Describe("the message body", func() {
+	events := []eventlog.Event{
+		{Type: "notification", UserIDs: []string{"u1", "a,b"}, Data: []byte(`{"a":1}`)},
+		{Type: "custom", Data: []byte("{}")},
+		{Type: "system"},
+	}
+
+	It("carries several events exactly, in order", func() {
+		decoded, err := jetstreamlog.DecodeEvents(jetstreamlog.EncodeBatch(events))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(decoded).To(Equal(events))
+		one, err := jetstreamlog.DecodeEvents(jetstreamlog.EncodeEvent(events[0]))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(one).To(Equal(events[:1]))
+	})
+
+	It("is refused when it is not one this version writes, naming why", func() {
+		batch := jetstreamlog.EncodeBatch(events)
+		for body, why := range map[string]string{
+			"":                                 "empty",
+			"\x03":                             "unknown envelope",
+			string(batch[:len(batch)-3]):       "truncated",
+			string(batch) + "x":                "bytes after the last event",
+			"\x02\x01\x05custom":               "bad event count", // a batch of one
+			"\x02\xff\xff\xff\xff\x0f\x00\x00": "bad event count",
+		} {
+			_, err := jetstreamlog.DecodeEvents([]byte(body))
+			Expect(err).To(MatchError(ContainSubstring(why)), "body %q", body)
+		}
+	})
+})
