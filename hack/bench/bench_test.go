@@ -42,7 +42,7 @@ func tinyConfig(herald, dir string) config {
 	cfg.connect = 100
 	cfg.broadcastSizes = []int{100}
 	cfg.pacedEvents, cfg.pacedInterval, cfg.burstEvents = 3, 20*time.Millisecond, 5
-	cfg.perUserConns, cfg.perUserCount = 100, 200
+	cfg.perUserConns, cfg.perUserCount, cfg.perUserInFlight = 100, 200, []int{2, 8}
 	cfg.resumeConns, cfg.resumeMissed = 100, 3
 	cfg.fanOutConns, cfg.fanOutEvents = 100, 5
 	return cfg
@@ -118,10 +118,13 @@ var _ = Describe("the load generator", func() {
 			Expect(r.Broadcast[1].Mode).To(Equal(modeBurst))
 
 			By("delivering every notification to its user")
-			Expect(r.PerUser).To(HaveLen(1))
-			Expect(r.PerUser[0].Backend).To(Equal("embedded"))
-			Expect(r.PerUser[0].Latency.Count).To(BeEquivalentTo(200))
-			expectLatency(r.PerUser[0].Latency)
+			Expect(r.PerUser).To(HaveLen(2), "one run per number of requests in flight")
+			for i, u := range r.PerUser {
+				Expect(u.Backend).To(Equal("embedded"))
+				Expect(u.Publishers).To(Equal([]int{2, 8}[i]))
+				Expect(u.Latency.Count).To(BeEquivalentTo(200))
+				expectLatency(u.Latency)
+			}
 
 			By("replaying what every stream missed when it resumed")
 			Expect(r.Resume.Replayed).To(BeEquivalentTo(100 * 3))
@@ -194,9 +197,10 @@ var _ = Describe("the load generator", func() {
 			Expect(r.Broadcast[0].CPU.BrokerSeconds).To(BeZero())
 
 			By("delivering every notification to its user, with either fsync")
-			Expect(r.PerUser).To(HaveLen(3))
+			Expect(r.PerUser).To(HaveLen(6))
 			for i, u := range r.PerUser {
-				Expect(u.Backend).To(Equal(r.Backends[i].Name))
+				Expect(u.Backend).To(Equal(r.Backends[i/2].Name))
+				Expect(u.Publishers).To(Equal([]int{2, 8}[i%2]))
 				Expect(u.Latency.Count).To(BeEquivalentTo(40))
 				expectLatency(u.Latency)
 			}
@@ -208,11 +212,12 @@ var _ = Describe("the load generator", func() {
 			}
 			Expect(names).To(ContainElements(
 				"NATS ÷ embedded, broadcast deliveries per server core-second",
-				"NATS ÷ embedded, per-user notifications per server core-second"))
+				"NATS ÷ embedded, per-user notifications per server core-second, 2 in flight",
+				"NATS ÷ embedded, per-user notifications per server core-second, 8 in flight"))
 			md, err := os.ReadFile(cfg.markdownOut)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(md)).To(ContainSubstring("| nats | 20 |"))
-			Expect(string(md)).To(ContainSubstring("| nats-default-sync | 20 | 40 |"))
+			Expect(string(md)).To(ContainSubstring("| nats-default-sync | 20 | 40 | 8 |"))
 		}, SpecTimeout(3*time.Minute))
 	})
 
@@ -222,7 +227,7 @@ var _ = Describe("the load generator", func() {
 		Expect(cfg.runCommand()).To(Equal("make bench"))
 		embedded, nats := backendsNamed(backendEmbedded)[0], backendsNamed(backendNATS)[0]
 		Expect(cfg.command(embedded, scenarioResume)).To(Equal("go run ./hack/bench -scenarios resume -resume 10000 -resume-missed 10"))
-		Expect(cfg.command(embedded, scenarioPerUser)).To(Equal("go run ./hack/bench -backend embedded -scenarios peruser -peruser 10000 -peruser-count 20000"))
+		Expect(cfg.command(embedded, scenarioPerUser)).To(Equal("go run ./hack/bench -backend embedded -scenarios peruser -peruser 10000 -peruser-count 20000 -peruser-in-flight 8,64"))
 		Expect(cfg.command(embedded, scenarioMemory)).To(Equal("go run ./hack/bench -scenarios memory -memory 1000,2500,5000,10000 -memory-burst 50"))
 		Expect(cfg.command(embedded, scenarioFanOut)).To(Equal("go run ./hack/bench -scenarios fanout -fanout 10000 -fanout-events 50"))
 		Expect(cfg.command(nats, scenarioBroadcast)).To(HavePrefix("go run ./hack/bench -backend nats -scenarios broadcast -broadcast 1000,10000 "))

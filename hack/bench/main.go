@@ -68,7 +68,9 @@ type config struct {
 	burstEvents    int
 	perUserConns   int
 	perUserCount   int
-	resumeConns    int
+	// perUserInFlight are the publish requests kept in flight, one run each.
+	perUserInFlight []int
+	resumeConns     int
 	resumeMissed   int
 	fanOutConns    int
 	fanOutEvents   int
@@ -91,7 +93,12 @@ func defaultConfig() config {
 		burstEvents:    50,
 		perUserConns:   10000,
 		perUserCount:   20000,
-		resumeConns:    10000,
+		// As a few backend replicas publishing one at a time would, and a
+		// busy application: with NATS, publishing is bound by the write's
+		// acknowledgement (an fsync on each replica) until requests share
+		// writes.
+		perUserInFlight: []int{8, 64},
+		resumeConns:     10000,
 		resumeMissed:   10,
 		fanOutConns:    10000,
 		fanOutEvents:   50,
@@ -137,6 +144,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.burstEvents, "burst-events", cfg.burstEvents, "broadcast throughput: events published with 8 requests in flight")
 	fs.IntVar(&cfg.perUserConns, "peruser", cfg.perUserConns, "per-user notifications: streams open")
 	fs.IntVar(&cfg.perUserCount, "peruser-count", cfg.perUserCount, "per-user notifications: notifications published, one user each")
+	perUserInFlight := fs.String("peruser-in-flight", joinInts(cfg.perUserInFlight), "per-user notifications: publish requests kept in flight, one run for each")
 	fs.IntVar(&cfg.resumeConns, "resume", cfg.resumeConns, "resume: streams that drop and reconnect at once")
 	fs.IntVar(&cfg.resumeMissed, "resume-missed", cfg.resumeMissed, "resume: events each stream misses while away")
 	fs.IntVar(&cfg.fanOutConns, "fanout", cfg.fanOutConns, "fan-out over cores: streams a burst is broadcast to, with the streamer's GOMAXPROCS at 1, then 2")
@@ -159,6 +167,12 @@ func parseFlags(args []string) (config, error) {
 	}
 	if !slices.ContainsFunc(cfg.backends, func(b backend) bool { return len(b.runs(cfg.scenarios)) > 0 }) {
 		return cfg, fmt.Errorf("-backend %s runs none of -scenarios %s", *backendList, *scenarios)
+	}
+	if cfg.perUserInFlight, err = parseInts(*perUserInFlight); err != nil {
+		return cfg, fmt.Errorf("-peruser-in-flight: %w", err)
+	}
+	if slices.Max(cfg.perUserInFlight) > maxInFlight {
+		return cfg, fmt.Errorf("-peruser-in-flight: at most %d requests in flight", maxInFlight)
 	}
 	if cfg.memorySteps, err = parseInts(*memory); err != nil {
 		return cfg, fmt.Errorf("-memory: %w", err)
@@ -299,12 +313,14 @@ func runScenario(ctx context.Context, e *env, cfg config, name string, report *R
 			}
 		}
 	case scenarioPerUser:
-		r, err := perUser(ctx, e, cfg.perUserConns, cfg.perUserCount)
+		rows, err := perUser(ctx, e, cfg.perUserConns, cfg.perUserCount, cfg.perUserInFlight)
 		if err != nil {
 			return err
 		}
-		r.Command = command
-		report.PerUser = append(report.PerUser, r)
+		for _, r := range rows {
+			r.Command = command
+		}
+		report.PerUser = append(report.PerUser, rows...)
 	case scenarioResume:
 		r, err := resume(ctx, e, cfg.resumeConns, cfg.resumeMissed)
 		if err != nil {
@@ -365,7 +381,8 @@ func (c config) sizeArgs(scenario string) []string {
 		return []string{"-broadcast " + joinInts(c.broadcastSizes), "-paced-events " + strconv.Itoa(c.pacedEvents),
 			"-paced-interval " + c.pacedInterval.String(), "-burst-events " + strconv.Itoa(c.burstEvents)}
 	case scenarioPerUser:
-		return []string{"-peruser " + strconv.Itoa(c.perUserConns), "-peruser-count " + strconv.Itoa(c.perUserCount)}
+		return []string{"-peruser " + strconv.Itoa(c.perUserConns), "-peruser-count " + strconv.Itoa(c.perUserCount),
+			"-peruser-in-flight " + joinInts(c.perUserInFlight)}
 	case scenarioResume:
 		return []string{"-resume " + strconv.Itoa(c.resumeConns), "-resume-missed " + strconv.Itoa(c.resumeMissed)}
 	case scenarioFanOut:
@@ -379,7 +396,7 @@ func (c config) sameSizes(d config) bool {
 	return c.sameBackends(d) && slices.Equal(c.memorySteps, d.memorySteps) && c.memoryBurst == d.memoryBurst && c.connect == d.connect &&
 		slices.Equal(c.broadcastSizes, d.broadcastSizes) && c.pacedEvents == d.pacedEvents &&
 		c.pacedInterval == d.pacedInterval && c.burstEvents == d.burstEvents &&
-		c.perUserConns == d.perUserConns && c.perUserCount == d.perUserCount &&
+		c.perUserConns == d.perUserConns && c.perUserCount == d.perUserCount && slices.Equal(c.perUserInFlight, d.perUserInFlight) &&
 		c.resumeConns == d.resumeConns && c.resumeMissed == d.resumeMissed &&
 		c.fanOutConns == d.fanOutConns && c.fanOutEvents == d.fanOutEvents
 }

@@ -74,7 +74,8 @@ func (e *env) start(ctx context.Context, alg notifyv1alpha1.JWTAlgorithm, users 
 		s.stop()
 		return nil, err
 	}
-	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}}
+	// One connection per request in flight, kept between requests.
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxInFlight}}
 	pub, err := publisher.New("http://"+s.api, publisher.WithToken(token), publisher.WithHTTPClient(httpc))
 	if err != nil {
 		s.stop()
@@ -155,18 +156,21 @@ func newPayload(seq int) payload {
 	return payload{Seq: seq, SentAt: time.Now().UnixNano(), Message: "Benchmark event: nothing to see here"}
 }
 
-// publishers is how many publish requests the per-user scenario and a
-// broadcast burst keep in flight, as a few backend replicas would.
+// publishers is how many publish requests a broadcast burst keeps in
+// flight, as a few backend replicas would.
 const publishers = 8
 
-// publishConcurrently calls publish for 0 … count-1 from publishers
+// maxInFlight bounds the publish requests a scenario keeps in flight.
+const maxInFlight = 1024
+
+// publishConcurrently calls publish for 0 … count-1 from inFlight
 // goroutines, each taking the next number when its request is answered, and
 // returns the first error.
-func publishConcurrently(count int, publish func(seq int) error) error {
+func publishConcurrently(count, inFlight int, publish func(seq int) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	errs := make([]error, publishers)
-	for w := range publishers {
+	errs := make([]error, inFlight)
+	for w := range inFlight {
 		wg.Go(func() {
 			for {
 				seq := int(next.Add(1)) - 1
@@ -282,7 +286,7 @@ func (s *session) memoryAfterBurst(ctx context.Context, n, events int, none Memo
 	received := newSink(events)
 	s.pool.sink.Store(received)
 	defer s.pool.sink.Store(nil)
-	if err := publishConcurrently(events, func(seq int) error { return s.publishSystemEvent(ctx, seq) }); err != nil {
+	if err := publishConcurrently(events, publishers, func(seq int) error { return s.publishSystemEvent(ctx, seq) }); err != nil {
 		return nil, err
 	}
 	if err := received.wait(ctx, s.pool, int64(n*events), deliveryTimeout); err != nil {
@@ -475,7 +479,7 @@ func (s *session) broadcastRound(ctx context.Context, n, events int, interval ti
 	cpu, err := s.measure(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
 		publish := func(seq int) error { return s.publishSystemEvent(ctx, seq) }
 		if interval == 0 {
-			if err := publishConcurrently(events, publish); err != nil {
+			if err := publishConcurrently(events, publishers, publish); err != nil {
 				return err
 			}
 		} else {
@@ -571,40 +575,45 @@ type PerUserResult struct {
 }
 
 // perUser opens n streams and publishes count notifications, each to one
-// user in turn, from publishers concurrent requests. Each is one publish
-// request (token check, JSON, log append) and one delivery.
-func perUser(ctx context.Context, e *env, n, count int) (*PerUserResult, error) {
+// user in turn, with each of inFlight concurrent requests in turn, to the
+// same streams. Each is one publish request (token check, JSON, log append)
+// and one delivery.
+func perUser(ctx context.Context, e *env, n, count int, inFlight []int) ([]*PerUserResult, error) {
 	s, err := e.startOpen(ctx, notifyv1alpha1.HS256, n)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	received := newSink(count)
-	s.pool.sink.Store(received)
-	cpu, err := s.measure(ctx, "per-user", 2, func() error {
-		err := publishConcurrently(count, func(seq int) error {
-			_, err := s.pub.PublishNotification(ctx, publisher.Notification{
-				RecipientUserIDs: []string{s.pool.clients[seq%n].user},
-				NotificationType: "BENCH", Action: "CREATE", Data: newPayload(seq),
+	var rows []*PerUserResult
+	for _, requests := range inFlight {
+		received := newSink(count)
+		s.pool.sink.Store(received)
+		cpu, err := s.measure(ctx, fmt.Sprintf("per-user-%d", requests), 2, func() error {
+			err := publishConcurrently(count, requests, func(seq int) error {
+				_, err := s.pub.PublishNotification(ctx, publisher.Notification{
+					RecipientUserIDs: []string{s.pool.clients[seq%n].user},
+					NotificationType: "BENCH", Action: "CREATE", Data: newPayload(seq),
+				})
+				return err
 			})
-			return err
+			if err != nil {
+				return err
+			}
+			return received.wait(ctx, s.pool, int64(count), deliveryTimeout)
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return received.wait(ctx, s.pool, int64(count), deliveryTimeout)
-	})
-	if err != nil {
-		return nil, err
+		r := &PerUserResult{
+			Backend: e.target.backend.name, Connections: n, Notifications: count, Publishers: requests,
+			Latency: received.latency.summary(), CPU: cpu,
+			PerSecond: cpu.perWallSecond(float64(count)), PerServerCore: cpu.perServerCore(float64(count)),
+		}
+		e.progress("%s per-user notifications to %d, %d in flight: %.0f/s, %.0f per server core-second, p99 %.1f ms",
+			e.target.backend.name, n, requests, r.PerSecond, r.PerServerCore, r.Latency.P99Ms)
+		rows = append(rows, r)
 	}
-	r := &PerUserResult{
-		Backend: e.target.backend.name, Connections: n, Notifications: count, Publishers: publishers,
-		Latency: received.latency.summary(), CPU: cpu,
-		PerSecond: cpu.perWallSecond(float64(count)), PerServerCore: cpu.perServerCore(float64(count)),
-	}
-	e.progress("%s per-user notifications to %d: %.0f/s, %.0f per server core-second, p99 %.1f ms",
-		e.target.backend.name, n, r.PerSecond, r.PerServerCore, r.Latency.P99Ms)
-	return r, nil
+	return rows, nil
 }
 
 // ResumeResult is a reconnect storm: every stream drops, events are
