@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/herald-notify/herald/internal/testutil/fleettest"
+	"github.com/herald-notify/herald/internal/testutil/freeport"
 )
 
 // stopTimeout bounds a streamer's drain at the end (its grace is 1 s).
@@ -25,11 +26,20 @@ type fleet struct {
 	procs []*fleettest.Process // nil while killed
 }
 
-// startFleet starts n streamers on ports the kernel picks.
+// startFleet starts n streamers on ports that a restart finds free
+// (freeport.StableAddr).
 func startFleet(binary, config string, n int) (*fleet, error) {
 	f := &fleet{binary: binary, config: config, addrs: make([]fleettest.Addrs, n), procs: make([]*fleettest.Process, n)}
 	for i := range n {
-		p, err := f.start(i, "", "")
+		listen, err := freeport.StableAddr()
+		if err != nil {
+			return f, err
+		}
+		metrics, err := freeport.StableAddr()
+		if err != nil {
+			return f, err
+		}
+		p, err := f.start(i, listen, metrics)
 		if err != nil {
 			return f, err
 		}

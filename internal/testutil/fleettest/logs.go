@@ -21,6 +21,7 @@ type logLines struct {
 	partial []byte
 	found   bool
 	raced   bool
+	last    []byte // the last line, which says why a streamer exited
 }
 
 func newLogLines(out io.Writer, prefix string) *logLines {
@@ -54,7 +55,15 @@ func (l *logLines) line(line []byte) {
 	if bytes.Contains(line, raceReport) {
 		l.raced = true
 	}
+	l.last = append(l.last[:0], line...)
 	_, _ = io.WriteString(l.out, l.prefix+string(line)+"\n")
+}
+
+// lastLine is the last line the streamer logged.
+func (l *logLines) lastLine() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.last)
 }
 
 // raceReported is whether a line said the race detector found a race.

@@ -80,7 +80,7 @@ func StartProcess(opts ProcessOptions) (*Process, error) {
 	case p.Addrs = <-p.lines.started:
 		return p, nil
 	case <-p.exited:
-		return nil, fmt.Errorf("streamer %s exited while starting: %v", opts.Name, p.err)
+		return nil, fmt.Errorf("streamer %s exited while starting: %v (its last line: %s)", opts.Name, p.err, p.lines.lastLine())
 	case <-time.After(startTimeout):
 		_ = p.Kill()
 		return nil, fmt.Errorf("streamer %s did not start within %s", opts.Name, startTimeout)

@@ -8,7 +8,6 @@ package natstest
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/herald-notify/herald/internal/testutil/freeport"
 )
 
 // Options shape a cluster. Zero values are the defaults.
@@ -84,7 +85,7 @@ func Start(opts Options) (*Cluster, error) {
 		}
 		c.dir, c.ownsDir = dir, true
 	}
-	ports, err := freePorts(2 * opts.Nodes)
+	ports, err := freeport.Stable(2 * opts.Nodes) // a node restarts on its ports
 	if err != nil {
 		c.Shutdown()
 		return nil, err
@@ -273,27 +274,6 @@ func (c *Cluster) serverOptions(n *node) *server.Options {
 		opts.Routes = routes
 	}
 	return opts
-}
-
-// freePorts reserves n loopback ports by listening on them at once (so that
-// none is handed out twice), then frees them for the servers.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	listeners := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("failed to find a free loopback port: %w", err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // SetToken changes the token clients must present on the nodes started
