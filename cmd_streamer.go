@@ -48,7 +48,7 @@ func runStreamer(args []string, stdout, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level must be debug, info, warn or error, not %q", errUsage, logLevel)
 	}
-	opts.ReleaseStartupMemory = true
+	opts.ReleaseMemory = true
 	opts.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -71,9 +71,9 @@ type config struct {
 	// perUserInFlight are the publish requests kept in flight, one run each.
 	perUserInFlight []int
 	resumeConns     int
-	resumeMissed   int
-	fanOutConns    int
-	fanOutEvents   int
+	resumeMissed    int
+	fanOutConns     int
+	fanOutEvents    int
 }
 
 // defaultConfig is the full benchmark. The largest scenario, 10,000 streams,
@@ -99,9 +99,9 @@ func defaultConfig() config {
 		// writes.
 		perUserInFlight: []int{8, 64},
 		resumeConns:     10000,
-		resumeMissed:   10,
-		fanOutConns:    10000,
-		fanOutEvents:   50,
+		resumeMissed:    10,
+		fanOutConns:     10000,
+		fanOutEvents:    50,
 	}
 }
 

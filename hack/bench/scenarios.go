@@ -26,6 +26,12 @@ const (
 	deliveryTimeout = 2 * time.Minute
 	// idleSettle lets freshly opened streams park before memory is read.
 	idleSettle = 2 * time.Second
+	// rssStill is how long the streamer's RSS must not change to be read:
+	// the streamer gives memory back within about two seconds of going
+	// quiet (memrelease.WhenQuiet checks every second), the pages of the
+	// bench's own metrics request included; rssSettleLimit bounds the wait.
+	rssStill       = 3 * time.Second
+	rssSettleLimit = 20 * time.Second
 	// settleGCs is how many full collections run before memory is read: a
 	// collection halves a goroutine stack at most once, and only the stacks
 	// of parked goroutines that use under a quarter of theirs.
@@ -329,7 +335,7 @@ func (s *session) memory(ctx context.Context, n int) (MemoryPoint, error) {
 	if err != nil {
 		return MemoryPoint{}, err
 	}
-	rss, err := residentBytes(s.streamer.pid())
+	rss, err := settledResident(ctx, s.streamer.pid())
 	if err != nil {
 		return MemoryPoint{}, err
 	}

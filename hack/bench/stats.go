@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -225,6 +226,34 @@ func residentBytes(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
+}
+
+// settledResident is the process's RSS once it has not changed by more than
+// 64 KiB for rssStill, or after rssSettleLimit.
+func settledResident(ctx context.Context, pid int) (int64, error) {
+	const poll, noise = 200 * time.Millisecond, 64 << 10
+	last, err := residentBytes(pid)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	still := start
+	for time.Since(still) < rssStill && time.Since(start) < rssSettleLimit {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(poll):
+		}
+		rss, err := residentBytes(pid)
+		if err != nil {
+			return 0, err
+		}
+		if rss > last+noise || rss < last-noise {
+			still = time.Now()
+		}
+		last = rss
+	}
+	return last, nil
 }
 
 // slope is the least-squares slope of y over x: the cost of one more x.

@@ -10,9 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
-	"github.com/herald-notify/herald/internal/startupmem"
+	"github.com/herald-notify/herald/internal/memrelease"
 	"github.com/herald-notify/herald/streamer/announce"
 	"github.com/herald-notify/herald/streamer/server"
 )
@@ -39,10 +40,12 @@ type Options struct {
 	PodName string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// ReleaseStartupMemory gives back, once the streamer serves, the memory
-	// only its start used (startupmem.Release): for the herald command,
-	// whose every process runs the inits of the operator's packages too.
-	ReleaseStartupMemory bool
+	// ReleaseMemory gives back, once the streamer serves, the memory only
+	// its start used (memrelease.Release), and then what it grew to for a
+	// burst once it is quiet again (memrelease.WhenQuiet): for the herald
+	// command, whose every process runs the inits of the operator's
+	// packages too, and which is alone in its process.
+	ReleaseMemory bool
 }
 
 // shutdownTimeout bounds the wait, after the drain, for handlers and streams
@@ -148,8 +151,8 @@ func Run(ctx context.Context, opts Options) error {
 		serverOps = withPprof(serverOps)
 	}
 	opsHandler.set(serverOps)
-	if opts.ReleaseStartupMemory {
-		if err := startupmem.Release(); err != nil {
+	if opts.ReleaseMemory {
+		if err := memrelease.Release(); err != nil {
 			logger.Warn("could not give back the memory of the start; serving on", "error", err.Error())
 		}
 	}
@@ -157,9 +160,14 @@ func Run(ctx context.Context, opts Options) error {
 	logger.Info("streamer started", "channel", channel.Namespace+"/"+channel.Name, "listen", api.addr,
 		"protocols", apiServing(channel.Spec.HTTP, source.certificate).String(), "metricsListen", ops.addr, "keys", source.keys.KeyIDs())
 
+	var releasing sync.WaitGroup
+	defer releasing.Wait()
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	go srv.Run(runCtx)
+	if opts.ReleaseMemory {
+		releasing.Go(func() { memrelease.WhenQuiet(runCtx, memrelease.QuietOptions{Registry: cfg.Registry, Logger: logger}) })
+	}
 	if source.watch != nil {
 		go func() {
 			if err := source.watch(runCtx, srv, announcer); err != nil {

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"crypto/rand"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -49,7 +50,7 @@ var _ = Describe("herald streamer", func() {
 			// As the herald command runs it: what only the start used is
 			// given back before it serves.
 			done <- app.Run(ctx, withLogger(app.Options{Config: config, SecretsDir: filepath.Join(dir, "secrets"),
-				Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", ReleaseStartupMemory: true}, slog.New(slog.NewJSONHandler(logs, nil))))
+				Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", ReleaseMemory: true}, slog.New(slog.NewJSONHandler(logs, nil))))
 		}()
 		var api string
 		Eventually(func() string { api = logField(logs, "streamer started", "listen"); return api }).ShouldNot(BeEmpty())
@@ -87,7 +88,10 @@ var _ = Describe("herald streamer", func() {
 		metrics, err := http.Get("http://" + metricsAddr + "/metrics")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(metrics.StatusCode).To(Equal(http.StatusOK))
+		body, err := io.ReadAll(metrics.Body)
+		Expect(err).NotTo(HaveOccurred())
 		Expect(metrics.Body.Close()).To(Succeed())
+		Expect(string(body)).To(ContainSubstring("herald_memory_released_bytes_total"), "it gives memory back once quiet")
 
 		By("shutting down: the open stream ends and serveStreamer returns")
 		stop()

@@ -1,4 +1,4 @@
-package startupmem
+package memrelease
 
 import (
 	"strings"

@@ -1,4 +1,6 @@
-// Package startupmem gives back the memory a process needed only to start.
+// Package memrelease gives memory back to the kernel: what a process needed
+// only to start (Release), and what it grew to for a burst of work once it is
+// quiet again (WhenQuiet).
 //
 // A herald binary holds the operator, the streamer and everything they link:
 // every package's init runs in every process, and touches code and read-only
@@ -7,7 +9,7 @@
 // those pages afterwards. Release unmaps the rest: they stay in the kernel's
 // page cache, shared and reclaimable, and a page the process uses again is
 // mapped again on its first access (a minor fault, no read).
-package startupmem
+package memrelease
 
 import (
 	"bufio"

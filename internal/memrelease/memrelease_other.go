@@ -1,6 +1,6 @@
 //go:build !linux
 
-package startupmem
+package memrelease
 
 // releaseExecutable does nothing where there is no /proc/self/maps.
 func releaseExecutable() error { return nil }
