@@ -252,9 +252,11 @@ var _ = Describe("the runner", func() {
 		Expect(minReady).To(BeNumerically(">=", 2), "maxUnavailable 0")
 		Expect(maxPods).To(BeNumerically("<=", 3), "maxSurge 1")
 		By("stopping the old pods with SIGTERM, so they drained")
+		// The last old pod leaves the Deployment's status as it is told to
+		// stop, and drains after: within its grace period.
 		for i, p := range before {
-			Expect(logOf(p)).To(ContainSubstring(`"msg":"draining"`))
-			Expect(processGone(beforePIDs[i])).To(BeTrue())
+			Eventually(func() string { return logOf(p) }, 30*time.Second).Should(ContainSubstring(`"msg":"draining"`))
+			Eventually(func() bool { return processGone(beforePIDs[i]) }, 30*time.Second).Should(BeTrue())
 		}
 	}, SpecTimeout(4*time.Minute))
 
