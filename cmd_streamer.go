@@ -23,6 +23,7 @@ func runStreamer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&opts.Config, "config", "", "NotificationChannel manifest to serve, outside Kubernetes")
 	fs.StringVar(&opts.Channel, "channel", "", "NAMESPACE/NAME of the NotificationChannel to serve, read from the API (KUBECONFIG, or in-cluster)")
 	fs.StringVar(&opts.SecretsDir, "secrets-dir", "", "directory with one folder per Secret the channel names, one file per entry, as Kubernetes mounts them (default: \"secrets\" beside --config)")
+	fs.DurationVar(&opts.SecretsPoll, "secrets-poll", app.DefaultSecretsPoll, "with --config: how often the Secrets' folders are read again, so that rotated keys, a renewed certificate and new NATS credentials apply without a restart")
 	fs.StringVar(&opts.Listen, "listen", ":8080", "address of the stream and publish API")
 	fs.StringVar(&opts.MetricsListen, "metrics-listen", ":9090", "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -43,6 +44,9 @@ func runStreamer(args []string, stdout, stderr io.Writer) error {
 		if _, err := kube.ParseChannelRef(opts.Channel); err != nil {
 			return fmt.Errorf("%w: --channel: %v", errUsage, err)
 		}
+	}
+	if opts.SecretsPoll <= 0 {
+		return fmt.Errorf("%w: --secrets-poll must be a positive duration (such as 5s), not %s", errUsage, opts.SecretsPoll)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {

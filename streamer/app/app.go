@@ -6,6 +6,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,10 @@ type Options struct {
 	// SecretsDir holds one folder per Secret the channel names, one file per
 	// entry, as Kubernetes mounts them. Empty means "secrets" beside Config.
 	SecretsDir string
+	// SecretsPoll is how often, with Config, the Secrets' folders are read
+	// again (rotated keys, a renewed certificate, new NATS credentials);
+	// 0 means DefaultSecretsPoll.
+	SecretsPoll time.Duration
 	// Channel is the NAMESPACE/NAME of the NotificationChannel to serve,
 	// read from the API (KUBECONFIG, or in-cluster).
 	Channel string
@@ -78,7 +83,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Channel != "" {
 		source, err = loadFromAPI(ctx, opts.Channel, podName(opts.PodName), logger)
 	} else {
-		source, err = loadFromFile(ctx, opts.Config, opts.SecretsDir)
+		source, err = loadFromFile(ctx, opts.Config, opts.SecretsDir, cmp.Or(opts.SecretsPoll, DefaultSecretsPoll), logger)
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -38,6 +38,8 @@ type tlsStreamer struct {
 	key                  []byte
 	kid                  string
 	logs                 *testutil.Buffer
+	// secrets is the secrets folder of a streamer run from a manifest.
+	secrets string
 }
 
 // fileStreamer runs `herald streamer --config` with the spec line
@@ -56,8 +58,9 @@ func fileStreamer(httpSpec string, tlsData map[string][]byte) *tlsStreamer {
 		writeSecretDir(filepath.Join(dir, "secrets", "app-tls"), tlsData)
 		scheme = "https"
 	}
-	s := &tlsStreamer{scheme: scheme, key: key, kid: "local", logs: &testutil.Buffer{}}
-	run(app.Options{Config: config, SecretsDir: filepath.Join(dir, "secrets"), Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}, s.logs)
+	s := &tlsStreamer{scheme: scheme, key: key, kid: "local", logs: &testutil.Buffer{}, secrets: filepath.Join(dir, "secrets")}
+	run(app.Options{Config: config, SecretsDir: s.secrets, SecretsPoll: 50 * time.Millisecond,
+		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}, s.logs)
 	s.waitStarted()
 	return s
 }
@@ -205,6 +208,58 @@ var _ = Describe("herald streamer with spec.http", func() {
 			Expect(resp.Body.Close()).To(Succeed())
 		}
 		Eventually(s.logs.String).Should(MatchRegexp(`\{"time":"[^"]+","level":"WARN","msg":"http: TLS handshake error from 127\.0\.0\.1:\d+: [^"]*","source":"net/http"\}`))
+	})
+
+	It("takes a renewed certificate and rotated keys from its secrets folders without a restart or a dropped stream", func() {
+		ca := certtest.NewCA()
+		s := fileStreamer("{tls: {secretRef: {name: app-tls}}}", ca.Issue("first"))
+		h1 := httpClient(ca.Pool(), http1)
+		open := s.connect(h1, "u1")
+		handshake := func() string {
+			conn, err := tls.Dial("tcp", s.api, &tls.Config{RootCAs: ca.Pool()})
+			if err != nil {
+				return err.Error()
+			}
+			defer conn.Close()
+			return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+		}
+		Expect(handshake()).To(Equal("first"))
+
+		By("serving the renewed certificate to new handshakes")
+		writeSecretDir(filepath.Join(s.secrets, "app-tls"), ca.Issue("second"))
+		Eventually(handshake).Should(Equal("second"))
+
+		By("taking a rotated key, and refusing the one withdrawn")
+		oldToken := s.sign("u2", false)
+		next := make([]byte, 32)
+		_, _ = rand.Read(next)
+		writeSecretDir(filepath.Join(s.secrets, "dev-keys"), map[string][]byte{"next": next})
+		Expect(os.Remove(filepath.Join(s.secrets, "dev-keys", "local"))).To(Succeed())
+		s.kid, s.key = "next", next
+		status := func(token string) func() int {
+			return func() int {
+				req, err := http.NewRequest(http.MethodGet, s.scheme+"://"+s.api+"/api/v1/sse/notifications", nil)
+				Expect(err).NotTo(HaveOccurred())
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := h1.Do(req)
+				if err != nil {
+					return 0
+				}
+				_ = resp.Body.Close()
+				return resp.StatusCode
+			}
+		}
+		Eventually(status(s.sign("u2", false))).Should(Equal(http.StatusOK))
+		Expect(status(oldToken)()).To(Equal(http.StatusUnauthorized))
+
+		By("keeping the keys in use when a new version is unusable, and saying so")
+		writeSecretDir(filepath.Join(s.secrets, "dev-keys"), map[string][]byte{"next": []byte("short")})
+		Eventually(s.logs.String).Should(ContainSubstring("ignoring an unusable version of the Secret; keeping the one in use"))
+		Expect(status(s.sign("u3", false))()).To(Equal(http.StatusOK))
+
+		By("the stream opened before it all still delivering")
+		s.publish(h1, "still")
+		Expect(open.next()).To(ContainSubstring(`"marker":"still"`))
 	})
 
 	It("serves unencrypted HTTP/2 to a prior-knowledge client, and HTTP/1.1 beside it", func() {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -59,9 +60,10 @@ func (s *channelSource) stopSecretsReport() {
 	}
 }
 
-// loadFromFile reads the channel manifest and its key Secret's folder in
-// secretsDir (default: "secrets" beside the manifest).
-func loadFromFile(ctx context.Context, manifest, secretsDir string) (*channelSource, error) {
+// loadFromFile reads the channel manifest and its Secrets' folders in
+// secretsDir (default: "secrets" beside the manifest), and reads the
+// folders again every poll (watchFiles).
+func loadFromFile(ctx context.Context, manifest, secretsDir string, poll time.Duration, logger *slog.Logger) (*channelSource, error) {
 	channel, err := channelspec.LoadFile(ctx, manifest)
 	if err != nil {
 		return nil, err
@@ -69,36 +71,39 @@ func loadFromFile(ctx context.Context, manifest, secretsDir string) (*channelSou
 	if secretsDir == "" {
 		secretsDir = filepath.Join(filepath.Dir(manifest), "secrets")
 	}
-	secretName := channel.Spec.Auth.KeySecretRef.Name
-	entries, err := readSecretDir(filepath.Join(secretsDir, secretName))
-	if err != nil {
-		return nil, fmt.Errorf("failed to read the key Secret %q named by spec.auth.keySecretRef: %w", secretName, err)
+	keysDir := &secretDir{name: channel.Spec.Auth.KeySecretRef.Name, field: "spec.auth.keySecretRef"}
+	keysDir.dir = filepath.Join(secretsDir, keysDir.name)
+	if keysDir.held, err = readSecretDir(keysDir.dir); err != nil {
+		return nil, fmt.Errorf("failed to read the key Secret %q named by spec.auth.keySecretRef: %w", keysDir.name, err)
 	}
-	keys, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, entries)
+	keys, err := auth.ParseKeys(channel.Spec.Auth.Algorithms, keysDir.held)
 	if err != nil {
-		return nil, fmt.Errorf("the key Secret %q holds no usable keys: %w", secretName, err)
+		return nil, fmt.Errorf("the key Secret %q holds no usable keys: %w", keysDir.name, err)
 	}
 	source := &channelSource{channel: channel, keys: keys}
-	if name := channel.Spec.BrokerSecretName(); name != "" {
-		data, err := readSecretDir(filepath.Join(secretsDir, name))
-		if err != nil {
-			return nil, fmt.Errorf("failed to read the NATS credentials Secret %q named by %s: %w", name, brokerSecretField, err)
+	credentialsDir := &secretDir{name: channel.Spec.BrokerSecretName(), field: brokerSecretField}
+	if credentialsDir.name != "" {
+		credentialsDir.dir = filepath.Join(secretsDir, credentialsDir.name)
+		if credentialsDir.held, err = readSecretDir(credentialsDir.dir); err != nil {
+			return nil, fmt.Errorf("failed to read the NATS credentials Secret %q named by %s: %w", credentialsDir.name, brokerSecretField, err)
 		}
-		if source.brokerCredentials, err = jetstreamlog.NewCredentials(data); err != nil {
-			return nil, fmt.Errorf("the NATS credentials Secret %q named by %s is unusable: %w", name, brokerSecretField, err)
+		if source.brokerCredentials, err = jetstreamlog.NewCredentials(credentialsDir.held); err != nil {
+			return nil, fmt.Errorf("the NATS credentials Secret %q named by %s is unusable: %w", credentialsDir.name, brokerSecretField, err)
 		}
 	}
-	if name := channel.Spec.TLSSecretName(); name != "" {
-		data, err := readSecretDir(filepath.Join(secretsDir, name))
-		if err != nil {
-			return nil, fmt.Errorf("failed to read the TLS Secret %q named by %s: %w", name, tlsSecretField, err)
+	certificateDir := &secretDir{name: channel.Spec.TLSSecretName(), field: tlsSecretField}
+	if certificateDir.name != "" {
+		certificateDir.dir = filepath.Join(secretsDir, certificateDir.name)
+		if certificateDir.held, err = readSecretDir(certificateDir.dir); err != nil {
+			return nil, fmt.Errorf("failed to read the TLS Secret %q named by %s: %w", certificateDir.name, tlsSecretField, err)
 		}
-		cert, err := tlscert.Parse(data)
+		cert, err := tlscert.Parse(certificateDir.held)
 		if err != nil {
-			return nil, fmt.Errorf("the TLS Secret %q named by %s is unusable: %w", name, tlsSecretField, err)
+			return nil, fmt.Errorf("the TLS Secret %q named by %s is unusable: %w", certificateDir.name, tlsSecretField, err)
 		}
 		source.certificate = tlscert.NewServed(cert)
 	}
+	source.watch = source.watchFiles(keysDir, certificateDir, credentialsDir, poll, logger)
 	return source, nil
 }
 
