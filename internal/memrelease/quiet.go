@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // QuietOptions configure WhenQuiet. Zero values are the defaults.
@@ -44,16 +45,7 @@ type QuietOptions struct {
 func WhenQuiet(ctx context.Context, opts QuietOptions) {
 	opts = opts.withDefaults()
 	q := newQuiet(opts)
-	ticker := time.NewTicker(opts.Check)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			q.check()
-		}
-	}
+	wait.UntilWithContext(ctx, func(context.Context) { q.check() }, opts.Check)
 }
 
 func (o QuietOptions) withDefaults() QuietOptions {

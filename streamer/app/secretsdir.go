@@ -7,6 +7,8 @@ import (
 	"maps"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/herald-notify/herald/streamer/announce"
 	"github.com/herald-notify/herald/streamer/auth"
 	"github.com/herald-notify/herald/streamer/server"
@@ -34,18 +36,11 @@ type secretDir struct {
 // folder, updated in place by the kubelet). An unusable version is logged
 // and the one in use kept.
 func watchSecretDirs(ctx context.Context, dirs []*secretDir, poll time.Duration, logger *slog.Logger) {
-	ticker := time.NewTicker(poll)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	wait.UntilWithContext(ctx, func(context.Context) {
 		for _, d := range dirs {
 			d.reload(logger)
 		}
-	}
+	}, poll)
 }
 
 // reload reads d's folder and applies it if it changed.
