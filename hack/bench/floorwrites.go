@@ -46,6 +46,19 @@ type BroadcastFloor struct {
 	ReaderCPUMicros float64 `json:"readerCPUMicros"`
 }
 
+// atScale is the broadcast floor a broadcast to many streams is measured
+// against: the most sockets, readers in another process; nil if none was
+// measured.
+func (f Floor) atScale() *BroadcastFloor {
+	var largest *BroadcastFloor
+	for i, b := range f.Broadcast {
+		if b.OtherProcess && (largest == nil || b.Sockets > largest.Sockets) {
+			largest = &f.Broadcast[i]
+		}
+	}
+	return largest
+}
+
 // Sizes of the broadcast floors. The largest is the broadcast scenario's
 // 10,000 streams: with its readers in a child process, each process holds
 // 10,000 sockets, within the 20,000 open files a process may have here (the
