@@ -301,6 +301,7 @@ func expectBroadcastFloors(f Floor) {
 		Expect(b.WallMicros).To(BeNumerically(">", 0))
 		Expect(b.WriterCPUMicros).To(BeNumerically(">", 0))
 		Expect(b.ReaderCPUMicros).To(BeNumerically(">", 0))
+		Expect(b.ToLastReadMs).To(BeNumerically(">", 0))
 	}
 	Expect(f.atScale()).To(Equal(&f.Broadcast[len(f.Broadcast)-1]))
 	Expect(f.atScale().Sockets).To(Equal(goalToLastStreams))

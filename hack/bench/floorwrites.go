@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,11 @@ type BroadcastFloor struct {
 	// ReaderCPUMicros is the readers' CPU time per write: waking up,
 	// reading, parking again.
 	ReaderCPUMicros float64 `json:"readerCPUMicros"`
+	// ToLastReadMs is the median round's time from its first write to the
+	// readers having read every socket's frame: a paced broadcast's
+	// "publish to the last stream" with nothing but the writes, by one
+	// thread.
+	ToLastReadMs float64 `json:"toLastReadMs"`
 }
 
 // atScale is the broadcast floor a broadcast to many streams is measured
@@ -152,6 +158,7 @@ func timeRounds(f BroadcastFloor, conns []net.Conn, rounds int, readers *floorRe
 	frame := make([]byte, floorFrame)
 	var wall, writerCPU time.Duration
 	var readerStart, readerEnd time.Duration
+	toLastRead := make([]time.Duration, 0, rounds)
 	for round := range rounds + 1 {
 		time.Sleep(broadcastFloorIdle)
 		cpu0, err := threadCPU()
@@ -173,6 +180,7 @@ func timeRounds(f BroadcastFloor, conns []net.Conn, rounds int, readers *floorRe
 		if err != nil {
 			return f, fmt.Errorf("waiting for the readers of round %d: %w", round, err)
 		}
+		read := time.Since(start)
 		if round == 0 {
 			// The first round warms the connections up; the readers' CPU
 			// is counted from its end.
@@ -182,7 +190,10 @@ func timeRounds(f BroadcastFloor, conns []net.Conn, rounds int, readers *floorRe
 		wall += elapsed
 		writerCPU += cpu1 - cpu0
 		readerEnd = readerCPU
+		toLastRead = append(toLastRead, read)
 	}
+	slices.Sort(toLastRead)
+	f.ToLastReadMs = float64(toLastRead[len(toLastRead)/2].Microseconds()) / 1e3
 	f.Writes = len(conns) * rounds
 	writes := float64(f.Writes)
 	f.WallMicros = float64(wall.Nanoseconds()) / 1e3 / writes

@@ -333,14 +333,14 @@ func renderMarkdown(r *Results) string {
 		m.Floor.SyscallMicros, floorFrame, m.Floor.WriteMicros, m.Floor.WriteReadCPUMicros)
 	if len(m.Floor.Broadcast) > 0 {
 		p("The same write as a paced broadcast sees it (a round of one write per socket, the readers parked between rounds):\n\n")
-		p("| sockets | readers | writes | wall per write | writer CPU per write | readers' CPU per write |\n| ---: | --- | ---: | ---: | ---: | ---: |\n")
+		p("| sockets | readers | writes | wall per write | writer CPU per write | readers' CPU per write | first write to last read, median round |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, f := range m.Floor.Broadcast {
 			readers := "same process"
 			if f.OtherProcess {
 				readers = "another process"
 			}
-			p("| %s | %s | %s | %.1f µs | **%.1f µs** | %.1f µs |\n", thousands(float64(f.Sockets)), readers, thousands(float64(f.Writes)),
-				f.WallMicros, f.WriterCPUMicros, f.ReaderCPUMicros)
+			p("| %s | %s | %s | %.1f µs | **%.1f µs** | %.1f µs | %s ms |\n", thousands(float64(f.Sockets)), readers, thousands(float64(f.Writes)),
+				f.WallMicros, f.WriterCPUMicros, f.ReaderCPUMicros, ms(f.ToLastReadMs))
 		}
 		p("\n")
 	}
