@@ -39,8 +39,9 @@ type BroadcastFloor struct {
 	// WallMicros is the wall time of one write, over the rounds' write
 	// loops only.
 	WallMicros float64 `json:"wallMicros"`
-	// WriterCPUMicros is the writing thread's CPU time of one write: what the write costs the process that
-	// broadcasts, the kernel's loopback delivery to the reader included.
+	// WriterCPUMicros is the writing thread's CPU time of one write: what
+	// the write costs the process that broadcasts, the kernel's loopback
+	// delivery to the reader included.
 	WriterCPUMicros float64 `json:"writerCPUMicros"`
 	// ReaderCPUMicros is the readers' CPU time per write: waking up,
 	// reading, parking again.
@@ -233,6 +234,10 @@ type floorReaders struct {
 	closeFn      func()
 }
 
+// noCPUTime is the acknowledgement of readers that could not read their
+// CPU time.
+const noCPUTime = ^uint64(0)
+
 // awaitRound waits for the readers to have read a round, and returns
 // their process's CPU time then.
 func (r *floorReaders) awaitRound() (time.Duration, error) {
@@ -240,7 +245,11 @@ func (r *floorReaders) awaitRound() (time.Duration, error) {
 	if _, err := io.ReadFull(r.acks, ack[:]); err != nil {
 		return 0, err
 	}
-	return time.Duration(binary.LittleEndian.Uint64(ack[:])), nil
+	cpu := binary.LittleEndian.Uint64(ack[:])
+	if cpu == noCPUTime {
+		return 0, errors.New("the readers could not read their CPU time")
+	}
+	return time.Duration(cpu), nil
 }
 
 func (r *floorReaders) close() { r.closeOnce.Do(r.closeFn) }
@@ -376,14 +385,14 @@ func serveFloorReaders(ln net.Listener, sockets int, acks io.Writer) error {
 	}
 }
 
-// ackRound writes the process's CPU time to acks.
+// ackRound writes the process's CPU time to acks, or noCPUTime.
 func ackRound(mu *sync.Mutex, acks io.Writer) {
-	cpu, err := processCPUSelf()
-	if err != nil {
-		cpu = 0
+	cpu := noCPUTime
+	if t, err := processCPUSelf(); err == nil {
+		cpu = uint64(t)
 	}
 	var ack [8]byte
-	binary.LittleEndian.PutUint64(ack[:], uint64(cpu))
+	binary.LittleEndian.PutUint64(ack[:], cpu)
 	mu.Lock()
 	defer mu.Unlock()
 	_, _ = acks.Write(ack[:])
