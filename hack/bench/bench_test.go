@@ -265,7 +265,7 @@ var _ = Describe("the load generator", func() {
 		b := &BroadcastResult{Connections: 10000, Mode: modePaced, GOMAXPROCS: 2, PerServerCore: 180000, ToLast: Latency{P99Ms: 75}}
 		ts := pacedFloorTargets(b, m)
 		Expect(ts).To(HaveLen(2))
-		Expect(ts[0].Goal).To(Equal("≥ 90 % (of 1 ÷ 5.0 µs: 180,000)"))
+		Expect(ts[0].Goal).To(Equal("≥ 90 % of 1 ÷ 5.0 µs = 180,000"))
 		Expect(ts[0].Measured).To(HavePrefix("90 % (180,000 to 10,000 streams, 5.6 µs of streamer CPU per delivery)"))
 		Expect(ts[0].Measured).To(HaveSuffix("(10,000 sockets, readers in another process: 8.0 µs of the writer's CPU per write) 144 %"))
 		Expect(ts[0].Met).To(BeTrue())
