@@ -277,6 +277,13 @@ var _ = Describe("the load generator", func() {
 		ts = pacedFloorTargets(b, m)
 		Expect(ts[0].Met).To(BeFalse())
 		Expect(ts[1].Met).To(BeTrue())
+
+		By("saying so when the floor's write took much longer than its CPU time")
+		m.Floor.WriteMicros = 10
+		ts = pacedFloorTargets(b, m)
+		for _, t := range ts {
+			Expect(t.Measured).To(ContainSubstring("; a busy machine: the floor's write took 10.0 µs of wall time for 5.0 µs of CPU"))
+		}
 	})
 
 	It("refuses unknown scenarios and backends, and backends that run none of the scenarios", func() {

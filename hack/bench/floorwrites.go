@@ -66,6 +66,18 @@ func (f Floor) atScale() *BroadcastFloor {
 	return largest
 }
 
+// busyNote is a note for the rows compared with the floor's write when its
+// wall time was well above the CPU time of the same write (200 sockets,
+// readers in the same process, paced), or "".
+func (f Floor) busyNote() string {
+	for _, b := range f.Broadcast {
+		if !b.OtherProcess && b.Sockets == floorConns && b.WriterCPUMicros > 0 && f.WriteMicros > busyWallOverCPU*b.WriterCPUMicros {
+			return fmt.Sprintf("; a busy machine: the floor's write took %.1f µs of wall time for %.1f µs of CPU, which flatters the ratio", f.WriteMicros, b.WriterCPUMicros)
+		}
+	}
+	return ""
+}
+
 // Sizes of the broadcast floors. The largest is the broadcast scenario's
 // 10,000 streams: with its readers in a child process, each process holds
 // 10,000 sockets, within the 20,000 open files a process may have here (the
