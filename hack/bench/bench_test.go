@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +77,7 @@ var _ = Describe("the load generator", func() {
 			Expect(r.Machine.Cores).To(BeNumerically(">", 0))
 			Expect(r.Machine.Floor.SyscallMicros).To(BeNumerically(">", 0))
 			Expect(r.Machine.Floor.WriteMicros).To(BeNumerically(">", 0))
+			expectBroadcastFloors(r.Machine.Floor)
 			Expect(r.Command).To(HavePrefix("go run ./hack/bench -backend embedded -scenarios memory,connect,broadcast,peruser,resume,fanout"))
 			Expect(r.Backends).To(HaveLen(1))
 			Expect(r.Backends[0].Scenarios).To(Equal(allScenarios))
@@ -142,7 +145,7 @@ var _ = Describe("the load generator", func() {
 			Expect(r.FanOut.Speedup).To(BeNumerically("~", r.FanOut.Runs[1].PerSecond/r.FanOut.Runs[0].PerSecond, 1e-9))
 
 			By("comparing with the targets and writing the tables between the markers")
-			Expect(r.Targets).To(HaveLen(7))
+			Expect(r.Targets).To(HaveLen(9))
 			var names []string
 			for _, t := range r.Targets {
 				names = append(names, t.Name)
@@ -150,13 +153,27 @@ var _ = Describe("the load generator", func() {
 			Expect(names).To(ContainElements(
 				"streamer RSS with no stream (the pod's fixed cost)",
 				"RSS per stream after a burst of 5, idle again",
-				"fan-out with 2 cores vs 1 (GOMAXPROCS), deliveries per wall second"))
+				"fan-out with 2 cores vs 1 (GOMAXPROCS), deliveries per wall second",
+				"paced broadcast to 10,000 streams, deliveries per server core-second ÷ one per floor write",
+				"paced broadcast p99, publish to the last of 10,000 streams, against the floor"))
+			By("comparing the paced broadcast with the floor, as the issue defines it and at scale")
+			floorTargets := slices.DeleteFunc(slices.Clone(r.Targets), func(t Target) bool {
+				return !strings.HasPrefix(t.Name, "paced broadcast")
+			})
+			Expect(floorTargets).To(HaveLen(2))
+			for _, t := range floorTargets {
+				Expect(t.Goal).To(ContainSubstring(fmt.Sprintf("%.1f µs", r.Machine.Floor.WriteMicros)))
+				Expect(t.Measured).To(ContainSubstring("against the floor at scale"))
+				// 100 streams are not the 10,000 the targets are about.
+				Expect(t.Met).To(BeFalse())
+			}
 			md, err := os.ReadFile(cfg.markdownOut)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(md)).To(HavePrefix("# Benchmarks\n\nprose\n" + beginMarker + "\nMeasured "))
 			Expect(string(md)).To(HaveSuffix(endMarker + "\nmore prose\n"))
 			Expect(string(md)).NotTo(ContainSubstring("\nold\n"))
 			Expect(string(md)).To(ContainSubstring("| ES256 | 100 |"))
+			Expect(string(md)).To(ContainSubstring("| 10,000 | another process | "))
 			Expect(string(md)).To(ContainSubstring("**After a burst** of 5 system events"))
 			Expect(string(md)).To(ContainSubstring("`go run ./hack/bench -scenarios fanout -fanout 100 -fanout-events 5`"))
 		}, SpecTimeout(3*time.Minute))
@@ -241,6 +258,39 @@ var _ = Describe("the load generator", func() {
 		Expect(cfg.runCommand()).To(HavePrefix("go run ./hack/bench -backend nats -scenarios broadcast,peruser -broadcast "))
 	})
 
+	It("compares the paced broadcast to 10,000 streams with the floor's write, as issue #13 defines it and at scale", func() {
+		m := Machine{Cores: 2, Floor: Floor{WriteMicros: 5, Broadcast: []BroadcastFloor{
+			{Sockets: 200, WallMicros: 5, WriterCPUMicros: 5},
+			{Sockets: 200, OtherProcess: true, WallMicros: 6, WriterCPUMicros: 6},
+			{Sockets: 10000, OtherProcess: true, WallMicros: 10, WriterCPUMicros: 8},
+		}}}
+		// 180,000 per core-second is 90 % of one per 5 µs write, and 144 %
+		// of one per 8 µs; 10,000 writes of 5 µs over 2 cores take 25 ms,
+		// and 1.5 × that is 37.5 ms.
+		b := &BroadcastResult{Connections: 10000, Mode: modePaced, GOMAXPROCS: 2, PerServerCore: 180000, ToLast: Latency{P99Ms: 75}}
+		ts := pacedFloorTargets(b, m)
+		Expect(ts).To(HaveLen(2))
+		Expect(ts[0].Goal).To(Equal("≥ 90 % of 1 ÷ 5.0 µs = 180,000"))
+		Expect(ts[0].Measured).To(HavePrefix("90 % (180,000 to 10,000 streams, 5.6 µs of streamer CPU per delivery)"))
+		Expect(ts[0].Measured).To(HaveSuffix("(10,000 sockets, readers in another process: 8.0 µs of the writer's CPU per write) 144 %"))
+		Expect(ts[0].Met).To(BeTrue())
+		Expect(ts[1].Goal).To(Equal("≤ 1.5 × (10,000 × 5.0 µs ÷ 2) = 37.5 ms"))
+		Expect(ts[1].Measured).To(Equal("75.0 ms, 2.00× the bound; against the floor at scale (10.0 µs per write: 75.0 ms) 1.00×"))
+		Expect(ts[1].Met).To(BeFalse())
+
+		b.PerServerCore, b.ToLast.P99Ms = 170000, 37
+		ts = pacedFloorTargets(b, m)
+		Expect(ts[0].Met).To(BeFalse())
+		Expect(ts[1].Met).To(BeTrue())
+
+		By("saying so when the floor's write took much longer than its CPU time")
+		m.Floor.WriteMicros = 10
+		ts = pacedFloorTargets(b, m)
+		for _, t := range ts {
+			Expect(t.Measured).To(ContainSubstring("; a busy machine: the floor's write took 10.0 µs of wall time for 5.0 µs of CPU"))
+		}
+	})
+
 	It("refuses unknown scenarios and backends, and backends that run none of the scenarios", func() {
 		_, err := parseFlags([]string{"-scenarios", "memory,fanin"})
 		Expect(err).To(MatchError(ContainSubstring(`unknown scenario "fanin"`)))
@@ -250,6 +300,24 @@ var _ = Describe("the load generator", func() {
 		Expect(err).To(MatchError(ContainSubstring("runs none of -scenarios memory")))
 	})
 })
+
+// expectBroadcastFloors checks that the floor's write was timed at every
+// size, with the readers where each size says.
+func expectBroadcastFloors(f Floor) {
+	GinkgoHelper()
+	Expect(f.Broadcast).To(HaveLen(len(broadcastFloorSizes)))
+	for i, b := range f.Broadcast {
+		Expect(b.Sockets).To(Equal(broadcastFloorSizes[i].sockets))
+		Expect(b.OtherProcess).To(Equal(broadcastFloorSizes[i].otherProcess))
+		Expect(b.Writes).To(BeNumerically(">=", b.Sockets*broadcastFloorMinRounds))
+		Expect(b.WallMicros).To(BeNumerically(">", 0))
+		Expect(b.WriterCPUMicros).To(BeNumerically(">", 0))
+		Expect(b.ReaderCPUMicros).To(BeNumerically(">", 0))
+		Expect(b.ToLastReadMs).To(BeNumerically(">", 0))
+	}
+	Expect(f.atScale()).To(Equal(&f.Broadcast[len(f.Broadcast)-1]))
+	Expect(f.atScale().Sockets).To(Equal(goalToLastStreams))
+}
 
 // expectBroadcast checks that every stream had every event.
 func expectBroadcast(b *BroadcastResult) {

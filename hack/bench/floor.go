@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net"
 	"os"
@@ -24,6 +25,10 @@ type Floor struct {
 	// the other end: the least one delivery costs both processes together
 	// when every event is a write of its own.
 	WriteReadCPUMicros float64 `json:"loopbackWriteReadCPUMicros"`
+	// Broadcast is the same write as a paced broadcast sees it, to 200 and
+	// to 10,000 sockets in turn, with the readers parked in this process
+	// or in another (BroadcastFloor).
+	Broadcast []BroadcastFloor `json:"broadcastWrites"`
 }
 
 // Sizes of the floor measurement.
@@ -34,7 +39,7 @@ const (
 	floorFrame    = 200
 )
 
-func measureFloor() (Floor, error) {
+func measureFloor(ctx context.Context) (Floor, error) {
 	var f Floor
 	start := time.Now()
 	for range floorSyscalls {
@@ -93,5 +98,6 @@ func measureFloor() (Floor, error) {
 	const writes = floorConns * floorRounds
 	f.WriteMicros = float64(wall.Microseconds()) / writes
 	f.WriteReadCPUMicros = float64((cpu1 - cpu0).Microseconds()) / writes
-	return f, nil
+	f.Broadcast, err = measureBroadcastFloors(ctx)
+	return f, err
 }

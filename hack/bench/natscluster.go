@@ -32,14 +32,24 @@ const natsStartedMsg = "nats cluster started"
 // leader first, which takes several seconds on a busy machine.
 const natsStartTimeout = time.Minute
 
-// subcommand runs the hidden subcommand named by args[0], if it is one; ok
+// subcommand runs the hidden subcommand named by args[0], if it is one
+// (the NATS cluster, or the readers of the floor's broadcast writes); ok
 // says whether it was, and code is then the exit code.
 func subcommand(args []string) (code int, ok bool) {
-	if len(args) == 0 || args[0] != natsClusterCommand {
+	if len(args) == 0 {
 		return 0, false
 	}
-	if err := natsClusterMain(args[1:], os.Stdin, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "bench "+natsClusterCommand+":", err)
+	var err error
+	switch args[0] {
+	case natsClusterCommand:
+		err = natsClusterMain(args[1:], os.Stdin, os.Stderr)
+	case floorReadersCommand:
+		err = floorReadersMain(args[1:], os.Stdin, os.Stdout, os.Stderr)
+	default:
+		return 0, false
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench "+args[0]+":", err)
 		return 1, true
 	}
 	return 0, true
