@@ -3,8 +3,6 @@
 package server
 
 import (
-	"errors"
-	"net"
 	"sync"
 	"syscall"
 )
@@ -35,18 +33,10 @@ type closeWatcher struct {
 // whether any stream is left to watch, in milliseconds.
 const closeWatchWait = 1000
 
-// add watches the detached stream st's connection nc and returns the ID to
+// add watches the detached stream st's socket fd and returns the ID to
 // remove it with; when the client goes away, st.clientGone is called. An
-// error means nc cannot be watched this way.
-func (cw *closeWatcher) add(nc net.Conn, st *stream) (uint64, error) {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return 0, errors.New("not a socket")
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
+// error means fd cannot be watched this way.
+func (cw *closeWatcher) add(fd int, st *stream) (uint64, error) {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
 	if !cw.running {
@@ -63,14 +53,8 @@ func (cw *closeWatcher) add(nc net.Conn, st *stream) (uint64, error) {
 	cw.lastID++
 	id := cw.lastID
 	ev := syscall.EpollEvent{Events: syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
-	var ctlErr error
-	if err := raw.Control(func(fd uintptr) {
-		ctlErr = syscall.EpollCtl(cw.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
-	}); err != nil {
+	if err := syscall.EpollCtl(cw.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return 0, err
-	}
-	if ctlErr != nil {
-		return 0, ctlErr
 	}
 	cw.streams[id] = st
 	return id, nil

@@ -2,16 +2,13 @@
 
 package server
 
-import (
-	"errors"
-	"net"
-)
+import "errors"
 
 // closeWatcher is the shared watcher of closed connections, on Linux only:
 // elsewhere each detached stream watches its own (stream.watch).
 type closeWatcher struct{}
 
-func (*closeWatcher) add(net.Conn, *stream) (uint64, error) {
+func (*closeWatcher) add(int, *stream) (uint64, error) {
 	return 0, errors.New("no shared close watcher on this system")
 }
 

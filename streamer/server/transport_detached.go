@@ -3,10 +3,12 @@ package server
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/herald-notify/herald/streamer/hub"
@@ -20,13 +22,20 @@ import (
 // without waiting for the client (tryWrite), a goroutine of the stream's own
 // what the socket did not take at once (writeRest); the server's close
 // watcher notices the client going away (docs/benchmarks.md).
+//
+// Once the stream is open and its socket watched, a plain TCP stream on
+// Linux keeps its socket as a bare descriptor (bare): the net package's
+// state of the connection (its netFD, both addresses, the runtime poller's
+// descriptor, about 0.5 KiB) is released, and a write that must wait for
+// the client goes through a pollable duplicate for that write only.
 type detachedWriter struct {
+	// nc is the connection; nil once the socket is bare.
 	nc net.Conn
-	// fd is nc's socket, written without the runtime's poller, or -1 where
+	// fd is the socket, written without the runtime's poller, or -1 where
 	// that cannot be (TLS, or another system than Linux): every write then
 	// goes through nc, from a goroutine that may wait. Only the goroutine
-	// serving the stream writes and closes nc, so the descriptor is valid
-	// whenever it writes.
+	// serving the stream writes and closes the socket, so the descriptor is
+	// valid whenever it writes.
 	fd       int
 	deadline writeDeadline
 	// head is the response's head, written with the first chunk.
@@ -91,8 +100,7 @@ func (dw *detachedWriter) buffer() []byte {
 // socket (after the response's head, the first time), waiting for the
 // client up to the write timeout.
 func (dw *detachedWriter) write(buf []byte) error {
-	dw.deadline.arm(dw.nc.SetWriteDeadline)
-	_, err := dw.nc.Write(dw.frame(buf, false))
+	err := dw.writeRest(dw.frame(buf, false))
 	dw.release(buf)
 	return err
 }
@@ -133,6 +141,9 @@ func (dw *detachedWriter) tryWrite(buf []byte, last bool) ([]byte, error) {
 // writeRest writes what tryWrite left, waiting for the client up to the
 // write timeout.
 func (dw *detachedWriter) writeRest(rest []byte) error {
+	if dw.nc == nil {
+		return writeWaiting(dw.fd, rest, dw.deadline.timeout)
+	}
 	dw.deadline.arm(dw.nc.SetWriteDeadline)
 	_, err := dw.nc.Write(rest)
 	return err
@@ -164,14 +175,49 @@ func chunk(buf []byte) []byte {
 
 // watch has the client's closing of the connection noticed, and st told:
 // by the server's close watcher for all streams at once, or where it cannot,
-// by a goroutine of the stream's own.
+// by a goroutine of the stream's own. A plain TCP socket that the close
+// watcher watches is then kept bare (dw.nc released).
 func (dw *detachedWriter) watch(closes *closeWatcher, st *stream) {
-	if id, err := closes.add(socketOf(dw.nc), st); err == nil {
+	if fd, err := bareSocket(dw.nc); err == nil {
+		if id, err := closes.add(fd, st); err == nil {
+			dw.closes, dw.watchID = closes, id
+			// The duplicate keeps the socket open: closing nc takes its
+			// descriptor out of the runtime's poller and frees its state.
+			_ = dw.nc.Close()
+			dw.nc, dw.fd = nil, fd
+			return
+		}
+		_ = closeSocket(fd)
+	}
+	err := controlFD(socketOf(dw.nc), func(fd int) error {
+		id, err := closes.add(fd, st)
 		dw.closes, dw.watchID = closes, id
+		return err
+	})
+	if err == nil {
 		return
 	}
+	dw.closes, dw.watchID = nil, 0
 	dw.watched = make(chan struct{})
 	go dw.watchAlone(st)
+}
+
+// controlFD calls f with the descriptor of nc's socket, valid during the
+// call only.
+func controlFD(nc net.Conn, f func(fd int) error) error {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return errors.New("not a socket")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // socketOf is the TCP connection under nc: a TLS connection's own. The close
@@ -204,6 +250,10 @@ func (dw *detachedWriter) watchAlone(st *stream) {
 func (dw *detachedWriter) finish(hub.CloseReason) {
 	if dw.watchID != 0 {
 		dw.closes.remove(dw.watchID)
+	}
+	if dw.nc == nil {
+		_ = closeSocket(dw.fd)
+		return
 	}
 	_ = dw.nc.Close()
 	if dw.watched != nil {
