@@ -89,6 +89,17 @@ func (w wakeChan) Notify() {
 	}
 }
 
+// Notifier is who is told that the stream has work: the writer given to
+// RegisterContext or SetNotifier, or nil.
+func (c *Conn) Notifier() Notifier {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.notifier.(wakeChan); ok {
+		return nil
+	}
+	return c.notifier
+}
+
 // User is the stream's user id.
 func (c *Conn) User() string { return c.user }
 

@@ -55,13 +55,14 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	// Counted before the hub admits it, so that WaitStreams, called after a
 	// drain closed the hub, waits for every stream the hub admitted.
 	s.streamStarted()
-	conn, joinedAt, err := s.hub.RegisterContext(r.Context(), identity.UserID)
+	st := newStream(s, identity)
+	conn, joinedAt, err := s.hub.RegisterContext(r.Context(), identity.UserID, st)
 	if err != nil {
 		s.streamEnded()
 		s.refuse(w, err)
 		return
 	}
-	st := newStream(s, conn, identity)
+	st.conn = conn
 	// What a resuming client missed is read before anything is written, so
 	// that a log that cannot be read is answered with a status the client
 	// retries on.
@@ -76,7 +77,6 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connects.WithLabelValues(connectOK).Inc()
 	s.metrics.connections.Inc()
 	st.opened = monoNow()
-	s.remember(st)
 
 	// HTTP/1.1 streams leave net/http once their headers are written; HTTP/2
 	// and HTTP/1.0 (no chunked framing) stay on the handler's path.
@@ -171,11 +171,11 @@ type opening struct {
 // (docs/benchmarks.md).
 //
 //go:noinline
-func newStream(s *Server, conn *hub.Conn, identity auth.Identity) *stream {
+func newStream(s *Server, identity auth.Identity) *stream {
 	// Owned by the goroutine that opens it until it starts (serve,
 	// startDetached): work that comes meanwhile is pending, not scheduled.
 	return &stream{
-		server: s, conn: conn, user: identity.UserID, expiresAt: identity.ExpiresAt, scheduled: true, dueIndex: -1,
+		server: s, user: identity.UserID, expiresAt: identity.ExpiresAt, scheduled: true, dueIndex: -1,
 	}
 }
 
@@ -187,7 +187,9 @@ func (st *stream) end(reason hub.CloseReason) {
 	s := st.server
 	s.due.remove(st)
 	s.hub.Unregister(st.conn, reason)
-	s.forget(st)
+	// A refresh no longer finds the stream in the hub; one that found it
+	// before can no longer move its expiry.
+	st.endToken()
 	if st.opened != 0 {
 		s.metrics.connections.Dec()
 		s.logger.Debug("stream closed", "user", st.user, "reason", string(reason), "duration", time.Duration(monoNow()-st.opened).String())
@@ -263,7 +265,6 @@ func (st *stream) serve(gone <-chan struct{}, o *opening) hub.CloseReason {
 		wakeUp(st.kick)
 	}
 	st.mu.Unlock()
-	st.conn.SetNotifier(st)
 	return st.loop(gone)
 }
 
@@ -320,13 +321,20 @@ func (st *stream) startDetached(o *opening) {
 	}
 	st.out.(*detachedWriter).watch(&st.server.closes, st)
 	st.startTimer()
-	st.conn.SetNotifier(st)
 	st.release()
 }
 
 // clientGone ends a detached stream whose client closed its connection: the
 // hub closes the stream's queue, which wakes its writer.
 func (st *stream) clientGone() { st.server.hub.Unregister(st.conn, hub.CloseClient) }
+
+// clientGone ends the detached stream id, if still open, whose client closed
+// its connection (the close watcher's).
+func (s *Server) clientGone(id hub.StreamID) {
+	if c := s.hub.Lookup(id); c != nil {
+		s.hub.Unregister(c, hub.CloseClient)
+	}
+}
 
 // serveDetached writes one round of a detached stream's work, for a writer
 // of the pool. It never waits for the client: what the socket does not take

@@ -44,10 +44,9 @@ type detachedWriter struct {
 	// a detached stream keeps no buffer.
 	bufp *[]byte
 	// The client closing the connection is noticed by the server's close
-	// watcher (watchID), or by a goroutine of the stream's own (watchAlone),
-	// which closes watched when it returns.
+	// watcher (closes, nil until it watches the socket), or by a goroutine
+	// of the stream's own (watchAlone), which closes watched when it returns.
 	closes  *closeWatcher
-	watchID uint64
 	watched chan struct{}
 }
 
@@ -178,9 +177,10 @@ func chunk(buf []byte) []byte {
 // by a goroutine of the stream's own. A plain TCP socket that the close
 // watcher watches is then kept bare (dw.nc released).
 func (dw *detachedWriter) watch(closes *closeWatcher, st *stream) {
+	id := st.conn.ID()
 	if fd, err := bareSocket(dw.nc); err == nil {
-		if id, err := closes.add(fd, st); err == nil {
-			dw.closes, dw.watchID = closes, id
+		if err := closes.add(fd, id); err == nil {
+			dw.closes = closes
 			// The duplicate keeps the socket open: closing nc takes its
 			// descriptor out of the runtime's poller and frees its state.
 			_ = dw.nc.Close()
@@ -189,15 +189,10 @@ func (dw *detachedWriter) watch(closes *closeWatcher, st *stream) {
 		}
 		_ = closeSocket(fd)
 	}
-	err := controlFD(socketOf(dw.nc), func(fd int) error {
-		id, err := closes.add(fd, st)
-		dw.closes, dw.watchID = closes, id
-		return err
-	})
-	if err == nil {
+	if err := controlFD(socketOf(dw.nc), func(fd int) error { return closes.add(fd, id) }); err == nil {
+		dw.closes = closes
 		return
 	}
-	dw.closes, dw.watchID = nil, 0
 	dw.watched = make(chan struct{})
 	go dw.watchAlone(st)
 }
@@ -248,8 +243,8 @@ func (dw *detachedWriter) watchAlone(st *stream) {
 // reading the response as HTTP/1.1 sees the stream end between events, went
 // with the stream's last write (tryWrite's last), the end event's.
 func (dw *detachedWriter) finish(hub.CloseReason) {
-	if dw.watchID != 0 {
-		dw.closes.remove(dw.watchID)
+	if dw.closes != nil {
+		dw.closes.remove()
 	}
 	if dw.nc == nil {
 		_ = closeSocket(dw.fd)
