@@ -61,7 +61,7 @@ var _ = Describe("the hub's index of streams by id", func() {
 		Expect(h.Lookup(c.ID())).To(BeIdenticalTo(c))
 		Expect(h.Lookup(c.ID()).Notifier()).To(BeIdenticalTo(n))
 		Expect(h.Lookup(other.ID()).Notifier()).To(BeNil(), "registered without one")
-		Expect(h.Lookup(other.ID() + 1)).To(BeNil(), "an id never assigned")
+		Expect(h.Lookup(other.ID()+1)).To(BeNil(), "an id never assigned")
 
 		h.Unregister(c, hub.CloseClient)
 		Expect(h.Lookup(c.ID())).To(BeNil())
