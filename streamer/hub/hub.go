@@ -97,6 +97,8 @@ const readRetryDelay = time.Second
 // Hub tracks the connected streams and delivers the log's events to them.
 type Hub struct {
 	log eventlog.Log
+	// observer is opts.Observer, which SetLimits keeps: read without the lock.
+	observer Observer
 
 	mu    sync.Mutex
 	opts  Options            // SetLimits replaces the limits
@@ -116,6 +118,7 @@ type Hub struct {
 // New returns a hub that delivers the events appended to log from now on.
 func New(log eventlog.Log, opts Options) *Hub {
 	h := &Hub{log: log, opts: withDefaults(opts), users: map[string][]*Conn{}, byID: map[StreamID]*Conn{}, cursor: log.Last()}
+	h.observer = h.opts.Observer
 	if h.opts.Presence != nil {
 		h.opts.Presence.Bind(h.closeReplaced)
 	}
@@ -289,31 +292,37 @@ func EncodeEvent(e *eventlog.Event, user string) []byte {
 // event addressed to user through its queue, and reads earlier ones from the
 // log.
 func (h *Hub) Register(user string) (*Conn, eventlog.Position, error) {
-	return h.RegisterContext(context.Background(), user, nil)
+	c := new(Conn)
+	joinedAt, err := h.RegisterConn(context.Background(), c, user, nil)
+	if err != nil {
+		return nil, eventlog.Position{}, err
+	}
+	return c, joinedAt, nil
 }
 
-// RegisterContext is Register, ctx bounding the admission by the channel's
-// Presence, if any, the stream's writer told through n (nil: through Wake or
-// a later SetNotifier). n is the Conn's from the start, so that Lookup finds
-// the writer of any stream it finds.
-func (h *Hub) RegisterContext(ctx context.Context, user string, n Notifier) (*Conn, eventlog.Position, error) {
+// RegisterConn is Register for c, a zero Conn of the caller's, which the hub
+// fills (the caller may hold it within a larger struct): ctx bounds the
+// admission by the channel's Presence, if any, and the stream's writer is
+// told through n (nil: through Wake or a later SetNotifier). n is the Conn's
+// from the start, so that Lookup finds the writer of any stream it finds.
+func (h *Hub) RegisterConn(ctx context.Context, c *Conn, user string, n Notifier) (eventlog.Position, error) {
 	h.mu.Lock()
 	presence := h.opts.Presence
 	if presence == nil {
 		defer h.mu.Unlock()
-		return h.registerLocked(user, n)
+		return h.registerLocked(c, user, n)
 	}
 	if h.closed {
 		h.mu.Unlock()
-		return nil, eventlog.Position{}, ErrClosed
+		return eventlog.Position{}, ErrClosed
 	}
 	if h.count >= h.opts.MaxConnections {
 		h.mu.Unlock()
-		return nil, eventlog.Position{}, ErrProcessLimit
+		return eventlog.Position{}, ErrProcessLimit
 	}
 	// The stream joins before the channel-wide admission, so that a replica
 	// that replaces it meanwhile finds it to close, and it misses no event.
-	c, joinedAt := h.addLocked(user, n)
+	joinedAt := h.addLocked(c, user, n)
 	limit, policy := h.opts.MaxPerUser, h.opts.Policy
 	h.mu.Unlock()
 
@@ -324,52 +333,50 @@ func (h *Hub) RegisterContext(ctx context.Context, user string, n Notifier) (*Co
 	switch {
 	case errors.Is(err, ErrUserLimit):
 		h.dropLocked(c)
-		return nil, eventlog.Position{}, ErrUserLimit
+		return eventlog.Position{}, ErrUserLimit
 	case err != nil:
 		// The record is out of reach: the local limit still holds (the
 		// presence counts and logs the failure).
 		if err := h.limitLocally(c); err != nil {
 			h.dropLocked(c)
-			return nil, eventlog.Position{}, err
+			return eventlog.Position{}, err
 		}
 	}
 	for _, id := range evicted {
 		h.closeLocked(user, id, CloseReplaced)
 	}
-	return c, joinedAt, nil
+	return joinedAt, nil
 }
 
-// registerLocked admits a stream within this process's limits only.
-func (h *Hub) registerLocked(user string, n Notifier) (*Conn, eventlog.Position, error) {
+// registerLocked admits c within this process's limits only.
+func (h *Hub) registerLocked(c *Conn, user string, n Notifier) (eventlog.Position, error) {
 	if h.closed {
-		return nil, eventlog.Position{}, ErrClosed
+		return eventlog.Position{}, ErrClosed
 	}
 	existing := h.users[user]
 	if len(existing) >= h.opts.MaxPerUser {
 		if h.opts.Policy == Reject {
-			return nil, eventlog.Position{}, ErrUserLimit
+			return eventlog.Position{}, ErrUserLimit
 		}
 		// More than one to close only after SetLimits lowered the limit.
 		for _, oldest := range existing[:len(existing)-h.opts.MaxPerUser+1] {
 			h.removeLocked(oldest, CloseReplaced)
 		}
 	} else if h.count >= h.opts.MaxConnections {
-		return nil, eventlog.Position{}, ErrProcessLimit
+		return eventlog.Position{}, ErrProcessLimit
 	}
-	c, joinedAt := h.addLocked(user, n)
-	return c, joinedAt, nil
+	return h.addLocked(c, user, n), nil
 }
 
-// addLocked adds a new stream of user, told through n, and returns it with
-// the position it joins at.
-func (h *Hub) addLocked(user string, n Notifier) (*Conn, eventlog.Position) {
+// addLocked adds c, a new stream of user told through n, and returns the
+// position it joins at.
+func (h *Hub) addLocked(c *Conn, user string, n Notifier) eventlog.Position {
 	h.nextID++
-	c := newConn(h.nextID, user, h.opts.SendQueueBytes, h.opts.Observer)
-	c.notifier = n
+	c.init(h.nextID, user, h.opts.SendQueueBytes, n)
 	h.users[user] = append(h.users[user], c)
 	h.byID[c.id] = c
 	h.count++
-	return c, h.cursor
+	return h.cursor
 }
 
 // limitLocally applies the per-user limit within this process to c, just

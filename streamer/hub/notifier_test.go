@@ -53,7 +53,8 @@ var _ = Describe("the hub's index of streams by id", func() {
 	It("finds an open stream with the notifier it registered with, and no longer once the stream is closed", func() {
 		h, _ := running(hub.Options{})
 		n := &countingNotifier{}
-		c, _, err := h.RegisterContext(GinkgoT().Context(), "u1", n)
+		c := new(hub.Conn)
+		_, err := h.RegisterConn(GinkgoT().Context(), c, "u1", n)
 		Expect(err).NotTo(HaveOccurred())
 		other, _, err := h.Register("u2")
 		Expect(err).NotTo(HaveOccurred())

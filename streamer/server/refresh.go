@@ -211,7 +211,7 @@ func (s *Server) refreshStream(id string, identity auth.Identity) refreshResult 
 	if st == nil {
 		return unknownStream(id)
 	}
-	if identity.UserID != st.user {
+	if identity.UserID != st.user() {
 		return refreshResult{Code: httpapi.CodeForbidden, Message: "the token is for another user than the stream's"}
 	}
 	if !st.moveExpiry(identity.ExpiresAt) {

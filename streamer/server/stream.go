@@ -56,13 +56,12 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	// drain closed the hub, waits for every stream the hub admitted.
 	s.streamStarted()
 	st := newStream(s, identity)
-	conn, joinedAt, err := s.hub.RegisterContext(r.Context(), identity.UserID, st)
+	joinedAt, err := s.hub.RegisterConn(r.Context(), &st.conn, identity.UserID, st)
 	if err != nil {
 		s.streamEnded()
 		s.refuse(w, err)
 		return
 	}
-	st.conn = conn
 	// What a resuming client missed is read before anything is written, so
 	// that a log that cannot be read is answered with a status the client
 	// retries on.
@@ -81,7 +80,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	// HTTP/1.1 streams leave net/http once their headers are written; HTTP/2
 	// and HTTP/1.0 (no chunked framing) stay on the handler's path.
 	if r.ProtoMajor == 1 && r.ProtoMinor >= 1 {
-		out, err := detach(w, r, s.writeTimeout)
+		out, err := detach(w, r, s)
 		switch {
 		case err == nil:
 			st.out = out
@@ -122,8 +121,10 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 type stream struct {
 	server *Server
 	out    streamWriter
-	conn   *hub.Conn
-	user   string
+	// conn is the stream's share of the hub, held here rather than in an
+	// allocation of its own (hub.RegisterConn); conn.User() is the stream's
+	// user.
+	conn hub.Conn
 	// opened is when the stream opened (monoNow), 0 before.
 	opened int64
 	// skipUpTo is the position up to which the stream's opening already
@@ -136,9 +137,11 @@ type stream struct {
 	// scheduled: a goroutine serves the detached stream, or will (it is in
 	// the writers' ready list); it stays set once the stream ended.
 	scheduled bool
-	// expiresAt is when the stream's token expires, which a refresh moves;
-	// tokenEnded is set once the stream ended, and a refresh can no longer.
-	expiresAt  time.Time
+	// expiresAt is when the stream's token expires (Unix milliseconds, the
+	// precision of the events that tell it), which
+	// a refresh moves; tokenEnded is set once the stream ended, and a
+	// refresh can no longer.
+	expiresAt  int64
 	tokenEnded bool
 	// kick wakes the handler goroutine of a stream on net/http's path; nil
 	// for a detached stream.
@@ -175,9 +178,12 @@ func newStream(s *Server, identity auth.Identity) *stream {
 	// Owned by the goroutine that opens it until it starts (serve,
 	// startDetached): work that comes meanwhile is pending, not scheduled.
 	return &stream{
-		server: s, user: identity.UserID, expiresAt: identity.ExpiresAt, scheduled: true, dueIndex: -1,
+		server: s, expiresAt: identity.ExpiresAt.UnixMilli(), scheduled: true, dueIndex: -1,
 	}
 }
+
+// user is the stream's user.
+func (st *stream) user() string { return st.conn.User() }
 
 // id names the stream for a token refresh (streamID).
 func (st *stream) id() string { return st.server.streamID(st.conn.ID()) }
@@ -186,13 +192,13 @@ func (st *stream) id() string { return st.server.streamID(st.conn.ID()) }
 func (st *stream) end(reason hub.CloseReason) {
 	s := st.server
 	s.due.remove(st)
-	s.hub.Unregister(st.conn, reason)
+	s.hub.Unregister(&st.conn, reason)
 	// A refresh no longer finds the stream in the hub; one that found it
 	// before can no longer move its expiry.
 	st.endToken()
 	if st.opened != 0 {
 		s.metrics.connections.Dec()
-		s.logger.Debug("stream closed", "user", st.user, "reason", string(reason), "duration", time.Duration(monoNow()-st.opened).String())
+		s.logger.Debug("stream closed", "user", st.user(), "reason", string(reason), "duration", time.Duration(monoNow()-st.opened).String())
 	}
 	s.streamEnded()
 }
@@ -319,14 +325,14 @@ func (st *stream) startDetached(o *opening) {
 		st.end(hub.CloseClient)
 		return
 	}
-	st.out.(*detachedWriter).watch(&st.server.closes, st)
+	st.out.(*detachedWriter).watch(st)
 	st.startTimer()
 	st.release()
 }
 
 // clientGone ends a detached stream whose client closed its connection: the
 // hub closes the stream's queue, which wakes its writer.
-func (st *stream) clientGone() { st.server.hub.Unregister(st.conn, hub.CloseClient) }
+func (st *stream) clientGone() { st.server.hub.Unregister(&st.conn, hub.CloseClient) }
 
 // clientGone ends the detached stream id, if still open, whose client closed
 // its connection (the close watcher's).
@@ -461,7 +467,7 @@ func (st *stream) delivered(r round) {
 	now := st.server.now()
 	for _, f := range *r.frames {
 		if f.Position.After(st.skipUpTo) {
-			st.conn.Delivered(f, now)
+			st.server.hub.Delivered(f, now)
 		}
 	}
 }
@@ -503,7 +509,7 @@ func (st *stream) prepare(r *http.Request, joinedAt eventlog.Position) (*opening
 			seen = lastID
 		}
 		// Those logged up to joinedAt: later ones arrive live.
-		o.announced = announcements.Active(st.user, seen, joinedAt)
+		o.announced = announcements.Active(st.user(), seen, joinedAt)
 	}
 	return o, nil
 }
@@ -550,8 +556,8 @@ func (st *stream) replay(r *http.Request, lastID, joinedAt eventlog.Position) ([
 				return out, true, nil
 			}
 			cursor = e.Position
-			if e.ForUser(st.user) {
-				out = append(out, hub.EncodeEvent(e, st.user)...)
+			if e.ForUser(st.user()) {
+				out = append(out, hub.EncodeEvent(e, st.user())...)
 				st.server.metrics.replayed.Inc()
 			}
 		}
@@ -577,7 +583,7 @@ func maxPosition(a, b eventlog.Position) eventlog.Position {
 
 func (st *stream) connectionEvent(recovered *bool) []byte {
 	data, _ := json.Marshal(connectionEvent{
-		Type: event.TypeConnection, Message: "SSE connection established", UserID: st.user,
+		Type: event.TypeConnection, Message: "SSE connection established", UserID: st.user(),
 		StreamID: st.id(), Timestamp: event.Timestamp(st.server.now()), Recovered: recovered,
 	})
 	return data

@@ -28,26 +28,32 @@ import (
 // state of the connection (its netFD, both addresses, the runtime poller's
 // descriptor, about 0.5 KiB) is released, and a write that must wait for
 // the client goes through a pollable duplicate for that write only.
+//
+// An idle stream holds this writer between writes: its fields are kept few
+// and small (docs/benchmarks.md).
 type detachedWriter struct {
 	// nc is the connection; nil once the socket is bare.
 	nc net.Conn
+	// server's write timeout bounds a write that waits, and its close
+	// watcher watches the socket.
+	server *Server
 	// fd is the socket, written without the runtime's poller, or -1 where
 	// that cannot be (TLS, or another system than Linux): every write then
 	// goes through nc, from a goroutine that may wait. Only the goroutine
 	// serving the stream writes and closes the socket, so the descriptor is
 	// valid whenever it writes.
-	fd       int
+	fd int32
+	// The client closing the connection is noticed by the server's close
+	// watcher (watching), or by a goroutine of the stream's own
+	// (watchAlone), which closes watched when it returns.
+	watching bool
+	watched  chan struct{}
 	deadline writeDeadline
 	// head is the response's head, written with the first chunk.
-	head []byte
+	head *bytes.Buffer
 	// bufp holds the pooled buffer of a write in progress; between writes
 	// a detached stream keeps no buffer.
 	bufp *[]byte
-	// The client closing the connection is noticed by the server's close
-	// watcher (closes, nil until it watches the socket), or by a goroutine
-	// of the stream's own (watchAlone), which closes watched when it returns.
-	closes  *closeWatcher
-	watched chan struct{}
 }
 
 // chunkHeadroom is the room for a chunk's size line at the start of every
@@ -67,7 +73,7 @@ const maxPooledBuffer = 64 << 10
 // detach hijacks an HTTP/1.1 stream's connection. It returns an error
 // wrapping http.ErrNotSupported, having written nothing, when the connection
 // cannot be hijacked: the stream is then served through net/http.
-func detach(w http.ResponseWriter, r *http.Request, timeout time.Duration) (*detachedWriter, error) {
+func detach(w http.ResponseWriter, r *http.Request, s *Server) (*detachedWriter, error) {
 	h := w.Header()
 	setHeaders(h, r)
 	// Only the connection is kept: net/http's buffers, request and response
@@ -85,7 +91,7 @@ func detach(w http.ResponseWriter, r *http.Request, timeout time.Duration) (*det
 	head := bytes.NewBuffer(append(make([]byte, 0, 512), "HTTP/1.1 200 OK\r\n"...))
 	_ = h.Write(head)
 	head.WriteString("\r\n")
-	return &detachedWriter{nc: nc, fd: socketFD(nc), head: head.Bytes(), deadline: writeDeadline{timeout: timeout}}, nil
+	return &detachedWriter{nc: nc, server: s, fd: int32(socketFD(nc)), head: head}, nil
 }
 
 func (dw *detachedWriter) buffer() []byte {
@@ -112,7 +118,7 @@ func (dw *detachedWriter) frame(buf []byte, last bool) []byte {
 		out = append(out, lastChunk...)
 	}
 	if dw.head != nil {
-		out = append(dw.head, out...)
+		out = append(dw.head.Bytes(), out...)
 		dw.head = nil
 	}
 	return out
@@ -127,7 +133,7 @@ func (dw *detachedWriter) tryWrite(buf []byte, last bool) ([]byte, error) {
 	if dw.fd < 0 {
 		return out, nil
 	}
-	n, err := writeNow(dw.fd, out)
+	n, err := writeNow(int(dw.fd), out)
 	if err != nil {
 		return nil, err
 	}
@@ -141,9 +147,9 @@ func (dw *detachedWriter) tryWrite(buf []byte, last bool) ([]byte, error) {
 // write timeout.
 func (dw *detachedWriter) writeRest(rest []byte) error {
 	if dw.nc == nil {
-		return writeWaiting(dw.fd, rest, dw.deadline.timeout)
+		return writeWaiting(int(dw.fd), rest, dw.server.writeTimeout)
 	}
-	dw.deadline.arm(dw.nc.SetWriteDeadline)
+	dw.deadline.arm(dw.server.writeTimeout, dw.nc.SetWriteDeadline)
 	_, err := dw.nc.Write(rest)
 	return err
 }
@@ -176,21 +182,21 @@ func chunk(buf []byte) []byte {
 // by the server's close watcher for all streams at once, or where it cannot,
 // by a goroutine of the stream's own. A plain TCP socket that the close
 // watcher watches is then kept bare (dw.nc released).
-func (dw *detachedWriter) watch(closes *closeWatcher, st *stream) {
-	id := st.conn.ID()
+func (dw *detachedWriter) watch(st *stream) {
+	closes, id := &dw.server.closes, st.conn.ID()
 	if fd, err := bareSocket(dw.nc); err == nil {
 		if err := closes.add(fd, id); err == nil {
-			dw.closes = closes
+			dw.watching = true
 			// The duplicate keeps the socket open: closing nc takes its
 			// descriptor out of the runtime's poller and frees its state.
 			_ = dw.nc.Close()
-			dw.nc, dw.fd = nil, fd
+			dw.nc, dw.fd = nil, int32(fd)
 			return
 		}
 		_ = closeSocket(fd)
 	}
 	if err := controlFD(socketOf(dw.nc), func(fd int) error { return closes.add(fd, id) }); err == nil {
-		dw.closes = closes
+		dw.watching = true
 		return
 	}
 	dw.watched = make(chan struct{})
@@ -243,11 +249,11 @@ func (dw *detachedWriter) watchAlone(st *stream) {
 // reading the response as HTTP/1.1 sees the stream end between events, went
 // with the stream's last write (tryWrite's last), the end event's.
 func (dw *detachedWriter) finish(hub.CloseReason) {
-	if dw.closes != nil {
-		dw.closes.remove()
+	if dw.watching {
+		dw.server.closes.remove()
 	}
 	if dw.nc == nil {
-		_ = closeSocket(dw.fd)
+		_ = closeSocket(int(dw.fd))
 		return
 	}
 	_ = dw.nc.Close()
