@@ -246,6 +246,34 @@ var _ = Describe("a plain HTTP/1.1 stream on Linux, once open", func() {
 	})
 })
 
+var _ = Describe("a detached stream that ended", func() {
+	It("leaves nothing that holds its state, whether its client went away or a newer stream replaced it", func() {
+		s := startStreamer(nil)
+		users := []string{"leaves", "replaced", "stays"}
+		streams := s.openRawAll(users)
+		Eventually(s.srv.Streams).Should(Equal(len(users)))
+		left := server.Collected(s.srv, "leaves")
+		replaced := server.Collected(s.srv, "replaced")
+		stays := server.Collected(s.srv, "stays")
+		Expect([]func() bool{left, replaced, stays}).NotTo(ContainElement(BeNil()))
+
+		By("closing one client, and opening a newer stream for another user (one stream per user)")
+		Expect(streams[0].conn.Close()).To(Succeed())
+		newer := s.openRaw("replaced", time.Hour)
+		newer.head()
+		newer.chunk()
+		Expect(streams[1].dataChunk()).To(ContainSubstring(`"reason":"replaced"`))
+		Expect(streams[1].chunk()).To(BeEmpty(), "the last chunk")
+		streams[1].expectClosed()
+		Eventually(s.srv.Streams, 5*time.Second).Should(Equal(2))
+
+		By("collecting garbage: the hub, the writers, the due instants and the close watcher let go of both")
+		Eventually(left).Should(BeTrue())
+		Eventually(replaced).Should(BeTrue())
+		Expect(stays()).To(BeFalse(), "an open stream stays")
+	})
+})
+
 // openDescriptors is how many file descriptors the process holds.
 func openDescriptors() int {
 	GinkgoHelper()

@@ -1,5 +1,10 @@
 package server
 
+import (
+	"runtime"
+	"weak"
+)
+
 // SetWriters bounds the writers that serve s's detached streams to n.
 func SetWriters(s *Server, n int) {
 	s.writers.mu.Lock()
@@ -49,4 +54,20 @@ func BareStreams(s *Server) int {
 		}
 	}
 	return n
+}
+
+// Collected returns, for the open stream of user, a function that collects
+// garbage and reports whether the stream's state was freed; nil when user
+// has no open stream.
+func Collected(s *Server, user string) func() bool {
+	for _, c := range s.hub.Conns() {
+		if c.User() == user {
+			state := weak.Make(streamOfConn(c))
+			return func() bool {
+				runtime.GC()
+				return state.Value() == nil
+			}
+		}
+	}
+	return nil
 }

@@ -132,17 +132,22 @@ type stream struct {
 	skipUpTo eventlog.Position
 
 	// mu guards what other goroutines than the one serving the stream set.
+	// The small fields are next to each other: an idle stream is this
+	// struct, and padding counts (docs/benchmarks.md).
 	mu      sync.Mutex
 	pending work
 	// scheduled: a goroutine serves the detached stream, or will (it is in
 	// the writers' ready list); it stays set once the stream ended.
 	scheduled bool
-	// expiresAt is when the stream's token expires (Unix milliseconds, the
-	// precision of the events that tell it), which
-	// a refresh moves; tokenEnded is set once the stream ended, and a
-	// refresh can no longer.
-	expiresAt  int64
+	// tokenEnded is set once the stream ended: a refresh can no longer move
+	// expiresAt, when the stream's token expires (Unix milliseconds, the
+	// precision of the events that tell it).
 	tokenEnded bool
+	// dueIndex and dueAt are the stream's entry in dueStreams, guarded by
+	// its lock; dueIndex is -1 out of it.
+	dueIndex  int32
+	expiresAt int64
+	dueAt     int64
 	// kick wakes the handler goroutine of a stream on net/http's path; nil
 	// for a detached stream.
 	kick chan struct{}
@@ -152,10 +157,6 @@ type stream struct {
 	// once written, until a refresh), and when the expiry is due to be
 	// checked.
 	keepAliveAt, warningAt, expiryAt int64
-	// dueAt and dueIndex are the stream's entry in dueStreams, guarded by
-	// its lock; dueIndex is -1 out of it.
-	dueAt    int64
-	dueIndex int32
 }
 
 // opening is what a stream writes first: its connection event, what the
