@@ -44,11 +44,15 @@ func (r CloseReason) byServer() bool { return r != CloseClient && r != CloseToke
 
 // Conn is one stream's share of the hub: a send queue bounded in bytes, which
 // the stream's writer drains. The hub never blocks on a client.
+//
+// The hub fills a Conn when it registers it (RegisterConn), so that a
+// stream's writer may hold its Conn within its own state, one allocation
+// per stream (docs/benchmarks.md); a Conn is registered once, and not
+// copied.
 type Conn struct {
-	id       StreamID
-	user     string
-	observer Observer
-	limit    int32
+	id    StreamID
+	user  string
+	limit int32
 
 	mu     sync.Mutex
 	queued int32 // bytes in queue
@@ -75,8 +79,9 @@ type Notifier interface {
 // idle stream holds at most this many frames' room.
 const maxKeptQueue = 1
 
-func newConn(id StreamID, user string, limit int, observer Observer) *Conn {
-	return &Conn{id: id, user: user, limit: int32(min(limit, math.MaxInt32)), observer: observer}
+// init fills a new Conn.
+func (c *Conn) init(id StreamID, user string, limit int, n Notifier) {
+	c.id, c.user, c.limit, c.notifier = id, user, int32(min(limit, math.MaxInt32)), n
 }
 
 // wakeChan is the Notifier of Wake: a channel with room for one signal.
@@ -87,6 +92,17 @@ func (w wakeChan) Notify() {
 	case w <- struct{}{}:
 	default:
 	}
+}
+
+// Notifier is who is told that the stream has work: the writer given to
+// RegisterConn or SetNotifier, or nil.
+func (c *Conn) Notifier() Notifier {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.notifier.(wakeChan); ok {
+		return nil
+	}
+	return c.notifier
 }
 
 // User is the stream's user id.
@@ -196,7 +212,7 @@ func (c *Conn) QueueCap() int {
 	return cap(c.queue)
 }
 
-// Delivered records that a frame was written to the client.
-func (c *Conn) Delivered(f Frame, now time.Time) {
-	c.observer.Delivered(f.Type, now.Sub(f.Appended))
+// Delivered records that a frame was written to a client.
+func (h *Hub) Delivered(f Frame, now time.Time) {
+	h.observer.Delivered(f.Type, now.Sub(f.Appended))
 }

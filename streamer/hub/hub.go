@@ -97,10 +97,15 @@ const readRetryDelay = time.Second
 // Hub tracks the connected streams and delivers the log's events to them.
 type Hub struct {
 	log eventlog.Log
+	// observer is opts.Observer, which SetLimits keeps: read without the lock.
+	observer Observer
 
-	mu     sync.Mutex
-	opts   Options            // SetLimits replaces the limits
-	users  map[string][]*Conn // a user's streams, oldest first
+	mu    sync.Mutex
+	opts  Options            // SetLimits replaces the limits
+	users map[string][]*Conn // a user's streams, oldest first
+	// byID holds the same streams by id (Lookup): the one index of the
+	// process's streams by id, for refreshes and the close watcher.
+	byID   map[StreamID]*Conn
 	count  int
 	cursor eventlog.Position // the last event dispatched to the connections
 	closed bool
@@ -112,7 +117,8 @@ type Hub struct {
 
 // New returns a hub that delivers the events appended to log from now on.
 func New(log eventlog.Log, opts Options) *Hub {
-	h := &Hub{log: log, opts: withDefaults(opts), users: map[string][]*Conn{}, cursor: log.Last()}
+	h := &Hub{log: log, opts: withDefaults(opts), users: map[string][]*Conn{}, byID: map[StreamID]*Conn{}, cursor: log.Last()}
+	h.observer = h.opts.Observer
 	if h.opts.Presence != nil {
 		h.opts.Presence.Bind(h.closeReplaced)
 	}
@@ -286,29 +292,37 @@ func EncodeEvent(e *eventlog.Event, user string) []byte {
 // event addressed to user through its queue, and reads earlier ones from the
 // log.
 func (h *Hub) Register(user string) (*Conn, eventlog.Position, error) {
-	return h.RegisterContext(context.Background(), user)
+	c := new(Conn)
+	joinedAt, err := h.RegisterConn(context.Background(), c, user, nil)
+	if err != nil {
+		return nil, eventlog.Position{}, err
+	}
+	return c, joinedAt, nil
 }
 
-// RegisterContext is Register, ctx bounding the admission by the channel's
-// Presence, if any.
-func (h *Hub) RegisterContext(ctx context.Context, user string) (*Conn, eventlog.Position, error) {
+// RegisterConn is Register for c, a zero Conn of the caller's, which the hub
+// fills (the caller may hold it within a larger struct): ctx bounds the
+// admission by the channel's Presence, if any, and the stream's writer is
+// told through n (nil: through Wake or a later SetNotifier). n is the Conn's
+// from the start, so that Lookup finds the writer of any stream it finds.
+func (h *Hub) RegisterConn(ctx context.Context, c *Conn, user string, n Notifier) (eventlog.Position, error) {
 	h.mu.Lock()
 	presence := h.opts.Presence
 	if presence == nil {
 		defer h.mu.Unlock()
-		return h.registerLocked(user)
+		return h.registerLocked(c, user, n)
 	}
 	if h.closed {
 		h.mu.Unlock()
-		return nil, eventlog.Position{}, ErrClosed
+		return eventlog.Position{}, ErrClosed
 	}
 	if h.count >= h.opts.MaxConnections {
 		h.mu.Unlock()
-		return nil, eventlog.Position{}, ErrProcessLimit
+		return eventlog.Position{}, ErrProcessLimit
 	}
 	// The stream joins before the channel-wide admission, so that a replica
 	// that replaces it meanwhile finds it to close, and it misses no event.
-	c, joinedAt := h.addLocked(user)
+	joinedAt := h.addLocked(c, user, n)
 	limit, policy := h.opts.MaxPerUser, h.opts.Policy
 	h.mu.Unlock()
 
@@ -319,50 +333,50 @@ func (h *Hub) RegisterContext(ctx context.Context, user string) (*Conn, eventlog
 	switch {
 	case errors.Is(err, ErrUserLimit):
 		h.dropLocked(c)
-		return nil, eventlog.Position{}, ErrUserLimit
+		return eventlog.Position{}, ErrUserLimit
 	case err != nil:
 		// The record is out of reach: the local limit still holds (the
 		// presence counts and logs the failure).
 		if err := h.limitLocally(c); err != nil {
 			h.dropLocked(c)
-			return nil, eventlog.Position{}, err
+			return eventlog.Position{}, err
 		}
 	}
 	for _, id := range evicted {
 		h.closeLocked(user, id, CloseReplaced)
 	}
-	return c, joinedAt, nil
+	return joinedAt, nil
 }
 
-// registerLocked admits a stream within this process's limits only.
-func (h *Hub) registerLocked(user string) (*Conn, eventlog.Position, error) {
+// registerLocked admits c within this process's limits only.
+func (h *Hub) registerLocked(c *Conn, user string, n Notifier) (eventlog.Position, error) {
 	if h.closed {
-		return nil, eventlog.Position{}, ErrClosed
+		return eventlog.Position{}, ErrClosed
 	}
 	existing := h.users[user]
 	if len(existing) >= h.opts.MaxPerUser {
 		if h.opts.Policy == Reject {
-			return nil, eventlog.Position{}, ErrUserLimit
+			return eventlog.Position{}, ErrUserLimit
 		}
 		// More than one to close only after SetLimits lowered the limit.
 		for _, oldest := range existing[:len(existing)-h.opts.MaxPerUser+1] {
 			h.removeLocked(oldest, CloseReplaced)
 		}
 	} else if h.count >= h.opts.MaxConnections {
-		return nil, eventlog.Position{}, ErrProcessLimit
+		return eventlog.Position{}, ErrProcessLimit
 	}
-	c, joinedAt := h.addLocked(user)
-	return c, joinedAt, nil
+	return h.addLocked(c, user, n), nil
 }
 
-// addLocked adds a new stream of user, and returns it with the position it
-// joins at.
-func (h *Hub) addLocked(user string) (*Conn, eventlog.Position) {
+// addLocked adds c, a new stream of user told through n, and returns the
+// position it joins at.
+func (h *Hub) addLocked(c *Conn, user string, n Notifier) eventlog.Position {
 	h.nextID++
-	c := newConn(h.nextID, user, h.opts.SendQueueBytes, h.opts.Observer)
+	c.init(h.nextID, user, h.opts.SendQueueBytes, n)
 	h.users[user] = append(h.users[user], c)
+	h.byID[c.id] = c
 	h.count++
-	return c, h.cursor
+	return h.cursor
 }
 
 // limitLocally applies the per-user limit within this process to c, just
@@ -396,12 +410,16 @@ func (h *Hub) closeReplaced(user string, id StreamID) {
 }
 
 func (h *Hub) closeLocked(user string, id StreamID, reason CloseReason) {
-	for _, c := range h.users[user] {
-		if c.id == id {
-			h.removeLocked(c, reason)
-			return
-		}
+	if c := h.byID[id]; c != nil && c.user == user {
+		h.removeLocked(c, reason)
 	}
+}
+
+// Lookup is the open stream id, or nil: one the hub has not closed.
+func (h *Hub) Lookup(id StreamID) *Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byID[id]
 }
 
 // Unregister removes a stream that ended on its own (client gone, token
@@ -422,6 +440,7 @@ func (h *Hub) removeLocked(c *Conn, reason CloseReason) {
 			} else {
 				h.users[c.user] = conns
 			}
+			delete(h.byID, c.id)
 			h.count--
 			if h.opts.Presence != nil {
 				h.opts.Presence.Release(c.user, c.id)
@@ -432,6 +451,17 @@ func (h *Hub) removeLocked(c *Conn, reason CloseReason) {
 			return
 		}
 	}
+}
+
+// Conns are the open streams.
+func (h *Hub) Conns() []*Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := make([]*Conn, 0, h.count)
+	for _, conns := range h.users {
+		all = append(all, conns...)
+	}
+	return all
 }
 
 // Len is the number of connected streams.
@@ -449,11 +479,8 @@ func (h *Hub) Len() int {
 func (h *Hub) Drain(ctx context.Context, period, jitter time.Duration, random func(time.Duration) time.Duration) {
 	h.mu.Lock()
 	h.closed = true
-	var all []*Conn
-	for _, conns := range h.users {
-		all = append(all, conns...)
-	}
 	h.mu.Unlock()
+	all := h.Conns()
 
 	var step time.Duration
 	if len(all) > 0 {

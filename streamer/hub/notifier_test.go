@@ -48,3 +48,39 @@ var _ = Describe("a Conn with a Notifier", func() {
 		Expect(c.QueueCap()).To(BeNumerically("<=", 1), "at most one frame's room is kept")
 	})
 })
+
+var _ = Describe("the hub's index of streams by id", func() {
+	It("finds an open stream with the notifier it registered with, and no longer once the stream is closed", func() {
+		h, _ := running(hub.Options{})
+		n := &countingNotifier{}
+		c := new(hub.Conn)
+		_, err := h.RegisterConn(GinkgoT().Context(), c, "u1", n)
+		Expect(err).NotTo(HaveOccurred())
+		other, _, err := h.Register("u2")
+		Expect(err).NotTo(HaveOccurred())
+
+		Expect(h.Lookup(c.ID())).To(BeIdenticalTo(c))
+		Expect(h.Lookup(c.ID()).Notifier()).To(BeIdenticalTo(n))
+		Expect(h.Lookup(other.ID()).Notifier()).To(BeNil(), "registered without one")
+		Expect(h.Lookup(other.ID()+1)).To(BeNil(), "an id never assigned")
+
+		h.Unregister(c, hub.CloseClient)
+		Expect(h.Lookup(c.ID())).To(BeNil())
+		Expect(h.Lookup(other.ID())).To(BeIdenticalTo(other))
+	})
+
+	It("forgets a stream replaced by a newer one of its user, and each stream a drain closes", func() {
+		h, _ := running(hub.Options{})
+		first, _, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		second, _, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(h.Lookup(first.ID())).To(BeNil(), "replaced (one stream per user)")
+		Expect(h.Lookup(second.ID())).To(BeIdenticalTo(second))
+		Expect(h.Conns()).To(ConsistOf(second))
+
+		h.Drain(GinkgoT().Context(), 0, 0, nil)
+		Expect(h.Lookup(second.ID())).To(BeNil())
+		Expect(h.Conns()).To(BeEmpty())
+	})
+})

@@ -4,15 +4,18 @@ package server
 
 import (
 	"errors"
-	"net"
+
+	"github.com/herald-notify/herald/streamer/hub"
 )
 
 // closeWatcher is the shared watcher of closed connections, on Linux only:
 // elsewhere each detached stream watches its own (stream.watch).
-type closeWatcher struct{}
-
-func (*closeWatcher) add(net.Conn, *stream) (uint64, error) {
-	return 0, errors.New("no shared close watcher on this system")
+type closeWatcher struct {
+	gone func(hub.StreamID)
 }
 
-func (*closeWatcher) remove(uint64) {}
+func (*closeWatcher) add(int, hub.StreamID) error {
+	return errors.New("no shared close watcher on this system")
+}
+
+func (*closeWatcher) remove() {}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -212,6 +213,74 @@ var _ = Describe("an HTTP/1.1 stream, written off net/http's request path", func
 		Expect(err).NotTo(HaveOccurred(), "the connection ends with EOF")
 	})
 })
+
+var _ = Describe("a plain HTTP/1.1 stream on Linux, once open", func() {
+	It("holds its socket without the net package's connection, delivers through it, and closes it when it ends", func() {
+		if runtime.GOOS != "linux" {
+			Skip("bare sockets are Linux's; elsewhere a detached stream keeps its connection")
+		}
+		s := startStreamer(nil)
+		before := openDescriptors()
+		users := usersNamed("bare", 10)
+		streams := s.openRawAll(users)
+		Eventually(func() int { return server.BareStreams(s.srv) }).Should(Equal(len(users)))
+
+		By("delivering an event to each")
+		id := s.custom("hello")
+		for _, c := range streams {
+			Expect(frameIDs(c.dataChunk())).To(ContainElement(id))
+		}
+
+		By("noticing each client go away, and closing each socket")
+		for _, c := range streams {
+			Expect(c.conn.Close()).To(Succeed())
+		}
+		Eventually(s.srv.Streams, 5*time.Second).Should(BeZero())
+		Expect(s.srv.WaitStreams(GinkgoT().Context())).To(Succeed())
+		// The close watcher's epoll instance goes too, within its wait; the
+		// publish request's kept-alive connection is not the streams'.
+		Eventually(func() int {
+			s.client.CloseIdleConnections()
+			return openDescriptors()
+		}, 5*time.Second).Should(BeNumerically("<=", before), "no descriptor is left behind")
+	})
+})
+
+var _ = Describe("a detached stream that ended", func() {
+	It("leaves nothing that holds its state, whether its client went away or a newer stream replaced it", func() {
+		s := startStreamer(nil)
+		users := []string{"leaves", "replaced", "stays"}
+		streams := s.openRawAll(users)
+		Eventually(s.srv.Streams).Should(Equal(len(users)))
+		left := server.Collected(s.srv, "leaves")
+		replaced := server.Collected(s.srv, "replaced")
+		stays := server.Collected(s.srv, "stays")
+		Expect([]func() bool{left, replaced, stays}).NotTo(ContainElement(BeNil()))
+
+		By("closing one client, and opening a newer stream for another user (one stream per user)")
+		Expect(streams[0].conn.Close()).To(Succeed())
+		newer := s.openRaw("replaced", time.Hour)
+		newer.head()
+		newer.chunk()
+		Expect(streams[1].dataChunk()).To(ContainSubstring(`"reason":"replaced"`))
+		Expect(streams[1].chunk()).To(BeEmpty(), "the last chunk")
+		streams[1].expectClosed()
+		Eventually(s.srv.Streams, 5*time.Second).Should(Equal(2))
+
+		By("collecting garbage: the hub, the writers, the due instants and the close watcher let go of both")
+		Eventually(left).Should(BeTrue())
+		Eventually(replaced).Should(BeTrue())
+		Expect(stays()).To(BeFalse(), "an open stream stays")
+	})
+})
+
+// openDescriptors is how many file descriptors the process holds.
+func openDescriptors() int {
+	GinkgoHelper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	Expect(err).NotTo(HaveOccurred())
+	return len(entries)
+}
 
 var _ = Describe("an HTTP/2 stream", func() {
 	It("stays on net/http's path: same headers, events, and the client's close noticed", func() {

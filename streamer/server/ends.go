@@ -153,7 +153,7 @@ func (st *stream) collectDue(r *round, moved bool) {
 func (st *stream) expiry() time.Time {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.expiresAt
+	return time.UnixMilli(st.expiresAt)
 }
 
 // moveExpiry sets a new expiry, for a refresh; false when the stream
@@ -164,7 +164,7 @@ func (st *stream) moveExpiry(expiresAt time.Time) bool {
 		st.mu.Unlock()
 		return false
 	}
-	st.expiresAt = expiresAt
+	st.expiresAt = expiresAt.UnixMilli()
 	st.mu.Unlock()
 	st.notify(workMoved)
 	return true
@@ -175,11 +175,12 @@ func (st *stream) moveExpiry(expiresAt time.Time) bool {
 func (st *stream) expire(now time.Time) (time.Time, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if now.Before(st.expiresAt) {
-		return st.expiresAt, false
+	expiresAt := time.UnixMilli(st.expiresAt)
+	if now.Before(expiresAt) {
+		return expiresAt, false
 	}
 	st.tokenEnded = true
-	return st.expiresAt, true
+	return expiresAt, true
 }
 
 // endToken records that the stream ended: a refresh can no longer move it.

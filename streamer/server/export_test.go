@@ -1,5 +1,10 @@
 package server
 
+import (
+	"runtime"
+	"weak"
+)
+
 // SetWriters bounds the writers that serve s's detached streams to n.
 func SetWriters(s *Server, n int) {
 	s.writers.mu.Lock()
@@ -21,9 +26,8 @@ func WaitingWrites(s *Server) int { return int(s.writers.waiting.Load()) }
 // Holdings is what s's open streams hold between writes: how many hold a
 // write buffer (or are being written), and the capacity of their hub queues, in frames.
 func Holdings(s *Server) (buffers, queued int) {
-	s.byIDMu.Lock()
-	defer s.byIDMu.Unlock()
-	for _, st := range s.byID {
+	for _, c := range s.hub.Conns() {
+		st := streamOfConn(c)
 		// Read once the writer released the stream (its lock orders them).
 		st.mu.Lock()
 		busy := st.scheduled
@@ -34,4 +38,36 @@ func Holdings(s *Server) (buffers, queued int) {
 		queued += st.conn.QueueCap()
 	}
 	return buffers, queued
+}
+
+// BareStreams is how many of s's open streams hold their socket as a bare
+// descriptor, without the net package's connection.
+func BareStreams(s *Server) int {
+	n := 0
+	for _, c := range s.hub.Conns() {
+		if st := streamOfConn(c); st != nil {
+			st.mu.Lock()
+			if dw, ok := st.out.(*detachedWriter); ok && !st.scheduled && dw.nc == nil {
+				n++
+			}
+			st.mu.Unlock()
+		}
+	}
+	return n
+}
+
+// Collected returns, for the open stream of user, a function that collects
+// garbage and reports whether the stream's state was freed; nil when user
+// has no open stream.
+func Collected(s *Server, user string) func() bool {
+	for _, c := range s.hub.Conns() {
+		if c.User() == user {
+			state := weak.Make(streamOfConn(c))
+			return func() bool {
+				runtime.GC()
+				return state.Value() == nil
+			}
+		}
+	}
+	return nil
 }

@@ -80,23 +80,6 @@ func replicaOf(streamID string) (string, bool) {
 	return replica, true
 }
 
-// remember makes an open stream reachable by its id.
-func (s *Server) remember(st *stream) {
-	s.byIDMu.Lock()
-	defer s.byIDMu.Unlock()
-	s.byID[st.conn.ID()] = st
-}
-
-// forget ends the stream's refreshes.
-func (s *Server) forget(st *stream) {
-	st.endToken()
-	s.byIDMu.Lock()
-	defer s.byIDMu.Unlock()
-	if s.byID[st.conn.ID()] == st {
-		delete(s.byID, st.conn.ID())
-	}
-}
-
 // streamOf is the open stream of this replica that id names, or nil.
 func (s *Server) streamOf(id string) *stream {
 	replica, n, _ := strings.Cut(id, ".")
@@ -107,9 +90,16 @@ func (s *Server) streamOf(id string) *stream {
 	if err != nil {
 		return nil
 	}
-	s.byIDMu.Lock()
-	defer s.byIDMu.Unlock()
-	return s.byID[hub.StreamID(hubID)]
+	return streamOfConn(s.hub.Lookup(hub.StreamID(hubID)))
+}
+
+// streamOfConn is the stream of a hub Conn, its notifier, or nil.
+func streamOfConn(c *hub.Conn) *stream {
+	if c == nil {
+		return nil
+	}
+	st, _ := c.Notifier().(*stream)
+	return st
 }
 
 // refreshRequest is a refresh on its way to the replica holding the stream.
@@ -221,7 +211,7 @@ func (s *Server) refreshStream(id string, identity auth.Identity) refreshResult 
 	if st == nil {
 		return unknownStream(id)
 	}
-	if identity.UserID != st.user {
+	if identity.UserID != st.user() {
 		return refreshResult{Code: httpapi.CodeForbidden, Message: "the token is for another user than the stream's"}
 	}
 	if !st.moveExpiry(identity.ExpiresAt) {

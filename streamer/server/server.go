@@ -135,9 +135,6 @@ type Server struct {
 	// set, reaches the others'.
 	replicaID string
 	replicas  Replicas
-	// byIDMu guards byID, the open streams by id, for refreshes.
-	byIDMu sync.Mutex
-	byID   map[hub.StreamID]*stream
 	// writers serve the detached streams that have work; due wakes streams
 	// up for their keep-alives and their token's expiry.
 	writers writerPool
@@ -187,8 +184,8 @@ func New(cfg Config) (*Server, error) {
 		dispatched:               make(chan struct{}),
 		replicaID:                newReplicaID(),
 		replicas:                 cfg.Replicas,
-		byID:                     map[hub.StreamID]*stream{},
 	}
+	s.closes.gone = s.clientGone
 	if cfg.Replicas != nil {
 		s.replicaID = cfg.Replicas.ID()
 		cfg.Replicas.Bind(s.answerReplica)

@@ -55,13 +55,13 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	// Counted before the hub admits it, so that WaitStreams, called after a
 	// drain closed the hub, waits for every stream the hub admitted.
 	s.streamStarted()
-	conn, joinedAt, err := s.hub.RegisterContext(r.Context(), identity.UserID)
+	st := newStream(s, identity)
+	joinedAt, err := s.hub.RegisterConn(r.Context(), &st.conn, identity.UserID, st)
 	if err != nil {
 		s.streamEnded()
 		s.refuse(w, err)
 		return
 	}
-	st := newStream(s, conn, identity)
 	// What a resuming client missed is read before anything is written, so
 	// that a log that cannot be read is answered with a status the client
 	// retries on.
@@ -76,12 +76,11 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connects.WithLabelValues(connectOK).Inc()
 	s.metrics.connections.Inc()
 	st.opened = monoNow()
-	s.remember(st)
 
 	// HTTP/1.1 streams leave net/http once their headers are written; HTTP/2
 	// and HTTP/1.0 (no chunked framing) stay on the handler's path.
 	if r.ProtoMajor == 1 && r.ProtoMinor >= 1 {
-		out, err := detach(w, r, s.writeTimeout)
+		out, err := detach(w, r, s)
 		switch {
 		case err == nil:
 			st.out = out
@@ -122,8 +121,10 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 type stream struct {
 	server *Server
 	out    streamWriter
-	conn   *hub.Conn
-	user   string
+	// conn is the stream's share of the hub, held here rather than in an
+	// allocation of its own (hub.RegisterConn); conn.User() is the stream's
+	// user.
+	conn hub.Conn
 	// opened is when the stream opened (monoNow), 0 before.
 	opened int64
 	// skipUpTo is the position up to which the stream's opening already
@@ -131,15 +132,22 @@ type stream struct {
 	skipUpTo eventlog.Position
 
 	// mu guards what other goroutines than the one serving the stream set.
+	// The small fields are next to each other: an idle stream is this
+	// struct, and padding counts (docs/benchmarks.md).
 	mu      sync.Mutex
 	pending work
 	// scheduled: a goroutine serves the detached stream, or will (it is in
 	// the writers' ready list); it stays set once the stream ended.
 	scheduled bool
-	// expiresAt is when the stream's token expires, which a refresh moves;
-	// tokenEnded is set once the stream ended, and a refresh can no longer.
-	expiresAt  time.Time
+	// tokenEnded is set once the stream ended: a refresh can no longer move
+	// expiresAt, when the stream's token expires (Unix milliseconds, the
+	// precision of the events that tell it).
 	tokenEnded bool
+	// dueIndex and dueAt are the stream's entry in dueStreams, guarded by
+	// its lock; dueIndex is -1 out of it.
+	dueIndex  int32
+	expiresAt int64
+	dueAt     int64
 	// kick wakes the handler goroutine of a stream on net/http's path; nil
 	// for a detached stream.
 	kick chan struct{}
@@ -149,10 +157,6 @@ type stream struct {
 	// once written, until a refresh), and when the expiry is due to be
 	// checked.
 	keepAliveAt, warningAt, expiryAt int64
-	// dueAt and dueIndex are the stream's entry in dueStreams, guarded by
-	// its lock; dueIndex is -1 out of it.
-	dueAt    int64
-	dueIndex int32
 }
 
 // opening is what a stream writes first: its connection event, what the
@@ -171,13 +175,16 @@ type opening struct {
 // (docs/benchmarks.md).
 //
 //go:noinline
-func newStream(s *Server, conn *hub.Conn, identity auth.Identity) *stream {
+func newStream(s *Server, identity auth.Identity) *stream {
 	// Owned by the goroutine that opens it until it starts (serve,
 	// startDetached): work that comes meanwhile is pending, not scheduled.
 	return &stream{
-		server: s, conn: conn, user: identity.UserID, expiresAt: identity.ExpiresAt, scheduled: true, dueIndex: -1,
+		server: s, expiresAt: identity.ExpiresAt.UnixMilli(), scheduled: true, dueIndex: -1,
 	}
 }
+
+// user is the stream's user.
+func (st *stream) user() string { return st.conn.User() }
 
 // id names the stream for a token refresh (streamID).
 func (st *stream) id() string { return st.server.streamID(st.conn.ID()) }
@@ -186,11 +193,13 @@ func (st *stream) id() string { return st.server.streamID(st.conn.ID()) }
 func (st *stream) end(reason hub.CloseReason) {
 	s := st.server
 	s.due.remove(st)
-	s.hub.Unregister(st.conn, reason)
-	s.forget(st)
+	s.hub.Unregister(&st.conn, reason)
+	// A refresh no longer finds the stream in the hub; one that found it
+	// before can no longer move its expiry.
+	st.endToken()
 	if st.opened != 0 {
 		s.metrics.connections.Dec()
-		s.logger.Debug("stream closed", "user", st.user, "reason", string(reason), "duration", time.Duration(monoNow()-st.opened).String())
+		s.logger.Debug("stream closed", "user", st.user(), "reason", string(reason), "duration", time.Duration(monoNow()-st.opened).String())
 	}
 	s.streamEnded()
 }
@@ -263,7 +272,6 @@ func (st *stream) serve(gone <-chan struct{}, o *opening) hub.CloseReason {
 		wakeUp(st.kick)
 	}
 	st.mu.Unlock()
-	st.conn.SetNotifier(st)
 	return st.loop(gone)
 }
 
@@ -318,15 +326,22 @@ func (st *stream) startDetached(o *opening) {
 		st.end(hub.CloseClient)
 		return
 	}
-	st.out.(*detachedWriter).watch(&st.server.closes, st)
+	st.out.(*detachedWriter).watch(st)
 	st.startTimer()
-	st.conn.SetNotifier(st)
 	st.release()
 }
 
 // clientGone ends a detached stream whose client closed its connection: the
 // hub closes the stream's queue, which wakes its writer.
-func (st *stream) clientGone() { st.server.hub.Unregister(st.conn, hub.CloseClient) }
+func (st *stream) clientGone() { st.server.hub.Unregister(&st.conn, hub.CloseClient) }
+
+// clientGone ends the detached stream id, if still open, whose client closed
+// its connection (the close watcher's).
+func (s *Server) clientGone(id hub.StreamID) {
+	if c := s.hub.Lookup(id); c != nil {
+		s.hub.Unregister(c, hub.CloseClient)
+	}
+}
 
 // serveDetached writes one round of a detached stream's work, for a writer
 // of the pool. It never waits for the client: what the socket does not take
@@ -453,7 +468,7 @@ func (st *stream) delivered(r round) {
 	now := st.server.now()
 	for _, f := range *r.frames {
 		if f.Position.After(st.skipUpTo) {
-			st.conn.Delivered(f, now)
+			st.server.hub.Delivered(f, now)
 		}
 	}
 }
@@ -495,7 +510,7 @@ func (st *stream) prepare(r *http.Request, joinedAt eventlog.Position) (*opening
 			seen = lastID
 		}
 		// Those logged up to joinedAt: later ones arrive live.
-		o.announced = announcements.Active(st.user, seen, joinedAt)
+		o.announced = announcements.Active(st.user(), seen, joinedAt)
 	}
 	return o, nil
 }
@@ -542,8 +557,8 @@ func (st *stream) replay(r *http.Request, lastID, joinedAt eventlog.Position) ([
 				return out, true, nil
 			}
 			cursor = e.Position
-			if e.ForUser(st.user) {
-				out = append(out, hub.EncodeEvent(e, st.user)...)
+			if e.ForUser(st.user()) {
+				out = append(out, hub.EncodeEvent(e, st.user())...)
 				st.server.metrics.replayed.Inc()
 			}
 		}
@@ -569,7 +584,7 @@ func maxPosition(a, b eventlog.Position) eventlog.Position {
 
 func (st *stream) connectionEvent(recovered *bool) []byte {
 	data, _ := json.Marshal(connectionEvent{
-		Type: event.TypeConnection, Message: "SSE connection established", UserID: st.user,
+		Type: event.TypeConnection, Message: "SSE connection established", UserID: st.user(),
 		StreamID: st.id(), Timestamp: event.Timestamp(st.server.now()), Recovered: recovered,
 	})
 	return data

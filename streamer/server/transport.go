@@ -47,19 +47,18 @@ const deadlineRefresh = 10
 // writes and moves only once a tenth of the timeout has passed since it was
 // set.
 type writeDeadline struct {
-	timeout time.Duration
 	// set is when the armed deadline was set (monoNow); 0 when none is.
 	set int64
 }
 
-// arm moves the deadline to a timeout from now through setDeadline, unless
-// the armed one was set less than a tenth of the timeout ago.
-func (d *writeDeadline) arm(setDeadline func(time.Time) error) {
+// arm moves the deadline to timeout from now through setDeadline, unless
+// the armed one was set less than a tenth of timeout ago.
+func (d *writeDeadline) arm(timeout time.Duration, setDeadline func(time.Time) error) {
 	now := monoNow()
-	if d.set != 0 && now-d.set < int64(d.timeout/deadlineRefresh) {
+	if d.set != 0 && now-d.set < int64(timeout/deadlineRefresh) {
 		return
 	}
-	_ = setDeadline(time.Now().Add(d.timeout))
+	_ = setDeadline(time.Now().Add(timeout))
 	d.set = now
 }
 

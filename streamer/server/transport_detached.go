@@ -3,10 +3,12 @@ package server
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/herald-notify/herald/streamer/hub"
@@ -20,26 +22,38 @@ import (
 // without waiting for the client (tryWrite), a goroutine of the stream's own
 // what the socket did not take at once (writeRest); the server's close
 // watcher notices the client going away (docs/benchmarks.md).
+//
+// Once the stream is open and its socket watched, a plain TCP stream on
+// Linux keeps its socket as a bare descriptor (bare): the net package's
+// state of the connection (its netFD, both addresses, the runtime poller's
+// descriptor, about 0.5 KiB) is released, and a write that must wait for
+// the client goes through a pollable duplicate for that write only.
+//
+// An idle stream holds this writer between writes: its fields are kept few
+// and small (docs/benchmarks.md).
 type detachedWriter struct {
+	// nc is the connection; nil once the socket is bare.
 	nc net.Conn
-	// fd is nc's socket, written without the runtime's poller, or -1 where
+	// server's write timeout bounds a write that waits, and its close
+	// watcher watches the socket.
+	server *Server
+	// fd is the socket, written without the runtime's poller, or -1 where
 	// that cannot be (TLS, or another system than Linux): every write then
 	// goes through nc, from a goroutine that may wait. Only the goroutine
-	// serving the stream writes and closes nc, so the descriptor is valid
-	// whenever it writes.
-	fd       int
+	// serving the stream writes and closes the socket, so the descriptor is
+	// valid whenever it writes.
+	fd int32
+	// The client closing the connection is noticed by the server's close
+	// watcher (watching), or by a goroutine of the stream's own
+	// (watchAlone), which closes watched when it returns.
+	watching bool
+	watched  chan struct{}
 	deadline writeDeadline
 	// head is the response's head, written with the first chunk.
-	head []byte
+	head *bytes.Buffer
 	// bufp holds the pooled buffer of a write in progress; between writes
 	// a detached stream keeps no buffer.
 	bufp *[]byte
-	// The client closing the connection is noticed by the server's close
-	// watcher (watchID), or by a goroutine of the stream's own (watchAlone),
-	// which closes watched when it returns.
-	closes  *closeWatcher
-	watchID uint64
-	watched chan struct{}
 }
 
 // chunkHeadroom is the room for a chunk's size line at the start of every
@@ -59,7 +73,7 @@ const maxPooledBuffer = 64 << 10
 // detach hijacks an HTTP/1.1 stream's connection. It returns an error
 // wrapping http.ErrNotSupported, having written nothing, when the connection
 // cannot be hijacked: the stream is then served through net/http.
-func detach(w http.ResponseWriter, r *http.Request, timeout time.Duration) (*detachedWriter, error) {
+func detach(w http.ResponseWriter, r *http.Request, s *Server) (*detachedWriter, error) {
 	h := w.Header()
 	setHeaders(h, r)
 	// Only the connection is kept: net/http's buffers, request and response
@@ -77,7 +91,7 @@ func detach(w http.ResponseWriter, r *http.Request, timeout time.Duration) (*det
 	head := bytes.NewBuffer(append(make([]byte, 0, 512), "HTTP/1.1 200 OK\r\n"...))
 	_ = h.Write(head)
 	head.WriteString("\r\n")
-	return &detachedWriter{nc: nc, fd: socketFD(nc), head: head.Bytes(), deadline: writeDeadline{timeout: timeout}}, nil
+	return &detachedWriter{nc: nc, server: s, fd: int32(socketFD(nc)), head: head}, nil
 }
 
 func (dw *detachedWriter) buffer() []byte {
@@ -91,8 +105,7 @@ func (dw *detachedWriter) buffer() []byte {
 // socket (after the response's head, the first time), waiting for the
 // client up to the write timeout.
 func (dw *detachedWriter) write(buf []byte) error {
-	dw.deadline.arm(dw.nc.SetWriteDeadline)
-	_, err := dw.nc.Write(dw.frame(buf, false))
+	err := dw.writeRest(dw.frame(buf, false))
 	dw.release(buf)
 	return err
 }
@@ -105,7 +118,7 @@ func (dw *detachedWriter) frame(buf []byte, last bool) []byte {
 		out = append(out, lastChunk...)
 	}
 	if dw.head != nil {
-		out = append(dw.head, out...)
+		out = append(dw.head.Bytes(), out...)
 		dw.head = nil
 	}
 	return out
@@ -120,7 +133,7 @@ func (dw *detachedWriter) tryWrite(buf []byte, last bool) ([]byte, error) {
 	if dw.fd < 0 {
 		return out, nil
 	}
-	n, err := writeNow(dw.fd, out)
+	n, err := writeNow(int(dw.fd), out)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +146,10 @@ func (dw *detachedWriter) tryWrite(buf []byte, last bool) ([]byte, error) {
 // writeRest writes what tryWrite left, waiting for the client up to the
 // write timeout.
 func (dw *detachedWriter) writeRest(rest []byte) error {
-	dw.deadline.arm(dw.nc.SetWriteDeadline)
+	if dw.nc == nil {
+		return writeWaiting(int(dw.fd), rest, dw.server.writeTimeout)
+	}
+	dw.deadline.arm(dw.server.writeTimeout, dw.nc.SetWriteDeadline)
 	_, err := dw.nc.Write(rest)
 	return err
 }
@@ -164,14 +180,45 @@ func chunk(buf []byte) []byte {
 
 // watch has the client's closing of the connection noticed, and st told:
 // by the server's close watcher for all streams at once, or where it cannot,
-// by a goroutine of the stream's own.
-func (dw *detachedWriter) watch(closes *closeWatcher, st *stream) {
-	if id, err := closes.add(socketOf(dw.nc), st); err == nil {
-		dw.closes, dw.watchID = closes, id
+// by a goroutine of the stream's own. A plain TCP socket that the close
+// watcher watches is then kept bare (dw.nc released).
+func (dw *detachedWriter) watch(st *stream) {
+	closes, id := &dw.server.closes, st.conn.ID()
+	if fd, err := bareSocket(dw.nc); err == nil {
+		if err := closes.add(fd, id); err == nil {
+			dw.watching = true
+			// The duplicate keeps the socket open: closing nc takes its
+			// descriptor out of the runtime's poller and frees its state.
+			_ = dw.nc.Close()
+			dw.nc, dw.fd = nil, int32(fd)
+			return
+		}
+		_ = closeSocket(fd)
+	}
+	if err := controlFD(socketOf(dw.nc), func(fd int) error { return closes.add(fd, id) }); err == nil {
+		dw.watching = true
 		return
 	}
 	dw.watched = make(chan struct{})
 	go dw.watchAlone(st)
+}
+
+// controlFD calls f with the descriptor of nc's socket, valid during the
+// call only.
+func controlFD(nc net.Conn, f func(fd int) error) error {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return errors.New("not a socket")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // socketOf is the TCP connection under nc: a TLS connection's own. The close
@@ -202,8 +249,12 @@ func (dw *detachedWriter) watchAlone(st *stream) {
 // reading the response as HTTP/1.1 sees the stream end between events, went
 // with the stream's last write (tryWrite's last), the end event's.
 func (dw *detachedWriter) finish(hub.CloseReason) {
-	if dw.watchID != 0 {
-		dw.closes.remove(dw.watchID)
+	if dw.watching {
+		dw.server.closes.remove()
+	}
+	if dw.nc == nil {
+		_ = closeSocket(int(dw.fd))
+		return
 	}
 	_ = dw.nc.Close()
 	if dw.watched != nil {

@@ -13,6 +13,7 @@ import (
 type handlerWriter struct {
 	w        http.ResponseWriter
 	rc       *http.ResponseController
+	timeout  time.Duration
 	deadline writeDeadline
 	// keepDeadline: on HTTP/1 the deadline is the socket's and may stay
 	// armed between writes. On HTTP/2 it is a timer that resets the stream
@@ -28,7 +29,7 @@ func newHandlerWriter(w http.ResponseWriter, r *http.Request, timeout time.Durat
 	setHeaders(w.Header(), r)
 	w.WriteHeader(http.StatusOK)
 	return &handlerWriter{
-		w: w, rc: http.NewResponseController(w), deadline: writeDeadline{timeout: timeout},
+		w: w, rc: http.NewResponseController(w), timeout: timeout,
 		keepDeadline: r.ProtoMajor == 1,
 	}
 }
@@ -37,7 +38,7 @@ func (hw *handlerWriter) buffer() []byte { return hw.buf[:0] }
 
 func (hw *handlerWriter) write(buf []byte) error {
 	hw.buf = buf
-	hw.deadline.arm(hw.rc.SetWriteDeadline)
+	hw.deadline.arm(hw.timeout, hw.rc.SetWriteDeadline)
 	if _, err := hw.w.Write(buf); err != nil {
 		return err
 	}

@@ -97,6 +97,8 @@ var _ = Describe("the writers of detached streams", func() {
 		readers := s.openRawAll(users)
 		stalled := s.openStalled("stalled")
 		Eventually(s.srv.Streams).Should(Equal(len(users) + 1))
+		Eventually(func() int { return server.BareStreams(s.srv) }).Should(Equal(len(users)+1),
+			"the waiting write goes through the bare socket's pollable duplicate")
 
 		By("publishing to the client that never reads until a write to it waits")
 		backend := s.token("backend", true, time.Hour)

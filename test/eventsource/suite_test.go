@@ -20,7 +20,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,15 +128,19 @@ func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *str
 // connection before the stream's end, and the streamer sees its client gone.
 // httptest.Server.CloseClientConnections cannot: the streamer takes an
 // HTTP/1.1 stream's connection over from net/http (hijacks it), which then
-// no longer tracks it.
+// no longer tracks it; on Linux the streamer then keeps the socket as a bare
+// descriptor of its own and closes the net.Conn, so the socket is found by
+// its inode among the process's descriptors.
 func (s *streamer) cutGated() { s.gatedConns.shutdownAll() }
 
-// recordingListener records the connections it accepts, so that they can be
-// cut whoever serves them.
+// recordingListener records the sockets it accepts, so that they can be cut
+// whoever serves them.
 type recordingListener struct {
 	net.Listener
 	mu    sync.Mutex
 	conns []*net.TCPConn
+	// inodes are the accepted sockets' inodes (Linux).
+	inodes map[uint64]bool
 }
 
 func (l *recordingListener) Accept() (net.Conn, error) {
@@ -142,13 +148,20 @@ func (l *recordingListener) Accept() (net.Conn, error) {
 	if tcp, ok := c.(*net.TCPConn); ok {
 		l.mu.Lock()
 		l.conns = append(l.conns, tcp)
+		if inode, ok := socketInode(tcp); ok {
+			if l.inodes == nil {
+				l.inodes = map[uint64]bool{}
+			}
+			l.inodes[inode] = true
+		}
 		l.mu.Unlock()
 	}
 	return c, err
 }
 
-// shutdownAll shuts down both directions of every connection accepted so
-// far. Whoever serves a connection still closes it.
+// shutdownAll shuts down both directions of every socket accepted so far,
+// through the connection where its server kept it, and through any of the
+// process's descriptors of it. Whoever serves a connection still closes it.
 func (l *recordingListener) shutdownAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -156,7 +169,41 @@ func (l *recordingListener) shutdownAll() {
 		_ = c.CloseRead()
 		_ = c.CloseWrite()
 	}
-	l.conns = nil
+	shutdownSockets(l.inodes)
+	l.conns, l.inodes = nil, nil
+}
+
+// socketInode is the inode of c's socket.
+func socketInode(c *net.TCPConn) (uint64, bool) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var st syscall.Stat_t
+	var statErr error
+	if err := raw.Control(func(fd uintptr) { statErr = syscall.Fstat(int(fd), &st) }); err != nil || statErr != nil {
+		return 0, false
+	}
+	return st.Ino, true
+}
+
+// shutdownSockets shuts down the sockets of inodes that the process holds
+// a descriptor of.
+func shutdownSockets(inodes map[uint64]bool) {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFSOCK && inodes[st.Ino] {
+			_ = syscall.Shutdown(fd, syscall.SHUT_RDWR)
+		}
+	}
 }
 
 // streamURL is where the library connects.
