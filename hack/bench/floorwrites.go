@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -295,31 +294,21 @@ const floorReadersStartedMsg = "floor readers listening"
 // startFloorReaderProcess starts the readers as a child process, which ends
 // when its stdin does.
 func startFloorReaderProcess(ctx context.Context, sockets int) (*floorReaders, error) {
-	exe, err := os.Executable()
+	var stdin io.WriteCloser
+	var acks io.ReadCloser
+	pipes := func(cmd *exec.Cmd) (err error) {
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			return err
+		}
+		acks, err = cmd.StdoutPipe()
+		return err
+	}
+	c, addr, err := startSelf(ctx, "the floor's readers", []string{floorReadersCommand, "-sockets", strconv.Itoa(sockets)},
+		pipes, floorReadersStartedMsg, startTimeout, "addr")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, floorReadersCommand, "-sockets", strconv.Itoa(sockets))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	acks, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	c, line, err := startChild(ctx, "the floor's readers", cmd, floorReadersStartedMsg, startTimeout)
-	if err != nil {
-		return nil, err
-	}
-	var started struct {
-		Addr string `json:"addr"`
-	}
-	if err := json.Unmarshal(line, &started); err != nil || started.Addr == "" {
-		c.stop()
-		return nil, fmt.Errorf("the floor's readers named no address: %s", line)
-	}
-	return &floorReaders{addr: started.Addr, otherProcess: true, acks: acks, closeFn: func() {
+	return &floorReaders{addr: addr, otherProcess: true, acks: acks, closeFn: func() {
 		_ = stdin.Close()
 		c.stop()
 	}}, nil

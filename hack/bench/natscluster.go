@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,26 +93,16 @@ type natsProcess struct {
 
 // startNATS starts a cluster whose stores are in dir.
 func startNATS(ctx context.Context, dir string, periodicSync bool) (*natsProcess, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe, natsClusterCommand, "-dir", dir, "-periodic-sync="+strconv.FormatBool(periodicSync))
 	// The pipe stays open until the process ends (exec closes it after
 	// Wait): the child's stdin ends only when the generator stops it or dies.
-	if _, err := cmd.StdinPipe(); err != nil {
-		return nil, err
+	keepStdin := func(cmd *exec.Cmd) error {
+		_, err := cmd.StdinPipe()
+		return err
 	}
-	c, line, err := startChild(ctx, "the NATS cluster", cmd, natsStartedMsg, natsStartTimeout)
+	c, url, err := startSelf(ctx, "the NATS cluster", []string{natsClusterCommand, "-dir", dir, "-periodic-sync=" + strconv.FormatBool(periodicSync)},
+		keepStdin, natsStartedMsg, natsStartTimeout, "url")
 	if err != nil {
 		return nil, err
 	}
-	var started struct {
-		URL string `json:"url"`
-	}
-	if err := json.Unmarshal(line, &started); err != nil || started.URL == "" {
-		c.stop()
-		return nil, fmt.Errorf("the NATS cluster named no URL: %s", line)
-	}
-	return &natsProcess{child: c, url: started.URL}, nil
+	return &natsProcess{child: c, url: url}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"syscall"
 	"time"
@@ -88,4 +89,35 @@ func (c *child) stop() {
 		_ = c.cmd.Process.Kill()
 		<-c.exited
 	}
+}
+
+// startSelf starts this executable with args (a hidden subcommand) as a
+// child named name, after prepare (pipes) when set, and waits up to timeout
+// for its ready line, whose string field it returns.
+func startSelf(ctx context.Context, name string, args []string, prepare func(*exec.Cmd) error,
+	ready string, timeout time.Duration, field string) (*child, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(exe, args...)
+	if prepare != nil {
+		if err := prepare(cmd); err != nil {
+			return nil, "", err
+		}
+	}
+	c, line, err := startChild(ctx, name, cmd, ready, timeout)
+	if err != nil {
+		return nil, "", err
+	}
+	var started map[string]any
+	var value string
+	if err := json.Unmarshal(line, &started); err == nil {
+		value, _ = started[field].(string)
+	}
+	if value == "" {
+		c.stop()
+		return nil, "", fmt.Errorf("%s named no %s: %s", name, field, line)
+	}
+	return c, value, nil
 }
