@@ -111,23 +111,32 @@ func (c *Conn) User() string { return c.user }
 // ID is the stream's id within its process.
 func (c *Conn) ID() StreamID { return c.id }
 
-// enqueue adds a frame; false means the queue bound was reached and the stream
-// must be closed as a slow consumer.
-func (c *Conn) enqueue(f Frame) bool {
+// enqueue adds frames, in order, and wakes the stream once; false means the
+// queue bound was reached (the frames before the one that would pass it are
+// queued) and the stream must be closed as a slow consumer.
+func (c *Conn) enqueue(frames ...Frame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done {
 		return true
 	}
-	// A frame larger than the whole bound still goes to a client that has
-	// nothing queued: an event is never undeliverable because of its size.
-	if c.queued > 0 && int(c.queued)+len(f.Bytes) > int(c.limit) {
-		return false
+	queued, n := c.queued, 0
+	for _, f := range frames {
+		// A frame larger than the whole bound still goes to a client that
+		// has nothing queued: an event is never undeliverable because of
+		// its size.
+		if queued > 0 && int(queued)+len(f.Bytes) > int(c.limit) {
+			break
+		}
+		queued += int32(len(f.Bytes))
+		n++
 	}
-	c.queue = append(c.queue, f)
-	c.queued += int32(len(f.Bytes))
-	c.signal()
-	return true
+	c.queue = append(c.queue, frames[:n]...)
+	c.queued = queued
+	if n > 0 {
+		c.signal()
+	}
+	return n == len(frames)
 }
 
 func (c *Conn) signal() {

@@ -221,19 +221,39 @@ func (h *Hub) skipLost() {
 // fan-out. A stream that joins meanwhile joins after the event (its joinedAt
 // is the event's position), and one that leaves has a closed queue, which
 // ignores the frame.
+//
+// Consecutive events addressed to everyone (a burst of system or custom
+// events, or the events of one broker message) are dispatched as one run:
+// the recipients are copied once, and each stream's queue takes the run's
+// frames in one append, under one lock, with one wake-up of its writer.
 func (h *Hub) dispatch(events []eventlog.Event) {
-	for i := range events {
-		e := &events[i]
+	for len(events) > 0 {
+		run := 1
+		if isBroadcast(&events[0]) {
+			for run < len(events) && isBroadcast(&events[run]) {
+				run++
+			}
+		}
 		h.mu.Lock()
-		h.recipients = h.recipientsLocked(e, h.recipients[:0])
-		h.cursor = e.Position
+		h.recipients = h.recipientsLocked(&events[0], h.recipients[:0])
+		h.cursor = events[run-1].Position
 		h.mu.Unlock()
-		h.enqueueAll(e, h.recipients)
+		if run == 1 {
+			h.enqueueAll(&events[0], h.recipients)
+		} else {
+			h.enqueueRun(events[:run], h.recipients)
+		}
 		clear(h.recipients)
 		if cap(h.recipients) > maxKeptRecipients {
 			h.recipients = nil
 		}
+		events = events[run:]
 	}
+}
+
+// isBroadcast reports whether e goes to every stream.
+func isBroadcast(e *eventlog.Event) bool {
+	return len(e.UserIDs) == 0 && e.Type != event.TypeNotification
 }
 
 // maxKeptRecipients is the capacity of the recipients slice that dispatch
@@ -243,7 +263,7 @@ const maxKeptRecipients = 1 << 16
 // recipientsLocked appends the streams e is addressed to, a user's streams
 // next to each other.
 func (h *Hub) recipientsLocked(e *eventlog.Event, to []*Conn) []*Conn {
-	if len(e.UserIDs) == 0 && e.Type != event.TypeNotification {
+	if isBroadcast(e) {
 		for _, conns := range h.users {
 			to = append(to, conns...)
 		}
@@ -270,6 +290,21 @@ func (h *Hub) enqueueAll(e *eventlog.Event, recipients []*Conn) {
 			frame.Bytes = EncodeEvent(e, user)
 		}
 		if !c.enqueue(frame) {
+			h.Unregister(c, CloseSlowConsumer)
+		}
+	}
+}
+
+// enqueueRun enqueues the frames of run, events addressed to everyone, on
+// each recipient, and closes those whose queue is full as slow consumers.
+func (h *Hub) enqueueRun(run []eventlog.Event, recipients []*Conn) {
+	frames := make([]Frame, len(run))
+	for i := range run {
+		e := &run[i]
+		frames[i] = Frame{Position: e.Position, Type: e.Type, Appended: e.Time, Bytes: EncodeEvent(e, "")}
+	}
+	for _, c := range recipients {
+		if !c.enqueue(frames...) {
 			h.Unregister(c, CloseSlowConsumer)
 		}
 	}

@@ -1,12 +1,16 @@
 package hub_test
 
 import (
+	"context"
+	"strings"
 	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/herald-notify/herald/streamer/hub"
+	eventlog "github.com/herald-notify/herald/streamer/log"
+	"github.com/herald-notify/herald/streamer/log/logtest"
 )
 
 // countingNotifier counts the Notify calls it gets.
@@ -82,5 +86,68 @@ var _ = Describe("the hub's index of streams by id", func() {
 		h.Drain(GinkgoT().Context(), 0, 0, nil)
 		Expect(h.Lookup(second.ID())).To(BeNil())
 		Expect(h.Conns()).To(BeEmpty())
+	})
+})
+
+var _ = Describe("a run of events to everyone", func() {
+	// runningGated is a hub whose reads of the log wait for the gate, so
+	// that what is appended meanwhile is read, and dispatched, at once.
+	runningGated := func(opts hub.Options) (*hub.Hub, *eventlog.Embedded, *logtest.GatedReads) {
+		log := eventlog.NewEmbedded(eventlog.Options{})
+		gated := logtest.NewGatedReads(log)
+		h := hub.New(gated, opts)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { h.Run(ctx); close(done) }()
+		DeferCleanup(func() {
+			cancel()
+			Eventually(done).Should(BeClosed())
+		})
+		return h, log, gated
+	}
+
+	It("is queued on each stream in order, with one wake-up per run, between events for one user", func() {
+		h, log, gated := runningGated(hub.Options{})
+		u1, u2 := &countingNotifier{}, &countingNotifier{}
+		c1, c2 := new(hub.Conn), new(hub.Conn)
+		_, err := h.RegisterConn(GinkgoT().Context(), c1, "u1", u1)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = h.RegisterConn(GinkgoT().Context(), c2, "u2", u2)
+		Expect(err).NotTo(HaveOccurred())
+		var all, forU1 []eventlog.Position
+		for range 3 {
+			all = append(all, publish(log, `{"to":"all"}`))
+		}
+		direct := publish(log, `{"to":"u1"}`, "u1")
+		forU1 = append(append(forU1, all...), direct)
+		for range 2 {
+			p := publish(log, `{"to":"all"}`)
+			all, forU1 = append(all, p), append(forU1, p)
+		}
+		close(gated.Gate)
+
+		Expect(taken(c1, 6)).To(Equal(forU1))
+		Expect(taken(c2, 5)).To(Equal(all))
+		Expect(u1.calls.Load()).To(BeEquivalentTo(3), "a run of three, the direct event, a run of two")
+		Expect(u2.calls.Load()).To(BeEquivalentTo(2), "the two runs")
+	})
+
+	It("fills a queue up to its bound, then closes the stream as a slow consumer", func() {
+		h, log, gated := runningGated(hub.Options{SendQueueBytes: 300})
+		n := &countingNotifier{}
+		c := new(hub.Conn)
+		_, err := h.RegisterConn(GinkgoT().Context(), c, "u1", n)
+		Expect(err).NotTo(HaveOccurred())
+		for range 5 {
+			publish(log, `{"padding":"`+strings.Repeat("x", 80)+`"}`)
+		}
+		close(gated.Gate)
+
+		Eventually(func() bool { return n.calls.Load() >= 2 }).Should(BeTrue())
+		frames, done, reason, _ := c.Take(nil)
+		Expect(done).To(BeTrue())
+		Expect(reason).To(Equal(hub.CloseSlowConsumer))
+		Expect(frames).To(BeEmpty(), "a slow consumer's backlog is released")
+		Expect(n.calls.Load()).To(BeEquivalentTo(2), "woken once for the frames that fit, once for the close")
 	})
 })
