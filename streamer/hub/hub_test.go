@@ -44,6 +44,11 @@ func (r *recorder) Disconnects() []hub.CloseReason {
 // running starts a hub over a fresh log until the spec ends.
 func running(opts hub.Options) (*hub.Hub, *eventlog.Embedded) {
 	log := eventlog.NewEmbedded(eventlog.Options{})
+	return runningOn(log, opts), log
+}
+
+// runningOn is a hub reading log, running until the spec ends.
+func runningOn(log eventlog.Log, opts hub.Options) *hub.Hub {
 	h := hub.New(log, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -52,7 +57,7 @@ func running(opts hub.Options) (*hub.Hub, *eventlog.Embedded) {
 		cancel()
 		Eventually(done).Should(BeClosed())
 	})
-	return h, log
+	return h
 }
 
 func publish(log eventlog.Log, data string, users ...string) eventlog.Position {

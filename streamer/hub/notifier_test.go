@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"strings"
 	"sync/atomic"
 
@@ -95,15 +94,7 @@ var _ = Describe("a run of events to everyone", func() {
 	runningGated := func(opts hub.Options) (*hub.Hub, *eventlog.Embedded, *logtest.GatedReads) {
 		log := eventlog.NewEmbedded(eventlog.Options{})
 		gated := logtest.NewGatedReads(log)
-		h := hub.New(gated, opts)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { h.Run(ctx); close(done) }()
-		DeferCleanup(func() {
-			cancel()
-			Eventually(done).Should(BeClosed())
-		})
-		return h, log, gated
+		return runningOn(gated, opts), log, gated
 	}
 
 	It("is queued on each stream in order, with one wake-up per run, between events for one user", func() {
