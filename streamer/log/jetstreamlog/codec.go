@@ -41,28 +41,33 @@ func encodeEvent(e eventlog.Event) []byte {
 //	for each: uvarint length, then the event as encodeEvent writes it after
 //	its version byte
 func encodeBatch(events []eventlog.Event) []byte {
-	size := 1 + binary.MaxVarintLen64
+	size := 1 + uvarintLen(len(events))
 	for _, e := range events {
-		size += binary.MaxVarintLen64 + encodedSize(e)
+		n := encodedSize(e)
+		size += uvarintLen(n) + n
 	}
 	body := make([]byte, 0, size)
 	body = append(body, envelopeBatch)
 	body = binary.AppendUvarint(body, uint64(len(events)))
 	for _, e := range events {
-		part := appendEvent(nil, e)
-		body = binary.AppendUvarint(body, uint64(len(part)))
-		body = append(body, part...)
+		body = binary.AppendUvarint(body, uint64(encodedSize(e)))
+		body = appendEvent(body, e)
 	}
 	return body
 }
 
-// encodedSize bounds the length appendEvent adds.
+// encodedSize is the length appendEvent adds.
 func encodedSize(e eventlog.Event) int {
-	size := binary.MaxVarintLen64*(2+len(e.UserIDs)) + len(e.Type) + len(e.Data)
+	size := uvarintLen(len(e.Type)) + len(e.Type) + uvarintLen(len(e.UserIDs)) + len(e.Data)
 	for _, u := range e.UserIDs {
-		size += len(u)
+		size += uvarintLen(len(u)) + len(u)
 	}
 	return size
+}
+
+// uvarintLen is the length of n as a uvarint.
+func uvarintLen(n int) int {
+	return len(binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64), uint64(n)))
 }
 
 // appendEvent appends e's type, users and data.
