@@ -472,8 +472,8 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 			r.RoundsPerServerCore = append(r.RoundsPerServerCore, round.PerServerCore)
 		}
 	}
-	e.progress("%s broadcast %s to %d (GOMAXPROCS %d): %d deliveries, %.0f/s, %.0f per server core-second%s, p99 %.1f ms, to last p99 %.1f ms",
-		e.target.backend.name, mode, n, procs, r.Deliveries, r.PerSecond, r.PerServerCore, roundsNote(r.RoundsPerServerCore), r.Latency.P99Ms, r.ToLast.P99Ms)
+	e.progress("%s broadcast %s to %d (GOMAXPROCS %d): %d deliveries, %.0f/s, %.0f per server core-second%s, %.2f deliveries per write, p99 %.1f ms, to last p99 %.1f ms",
+		e.target.backend.name, mode, n, procs, r.Deliveries, r.PerSecond, r.PerServerCore, roundsNote(r.RoundsPerServerCore), float64(r.Deliveries)/float64(max(r.CPU.StreamerWrites, 1)), r.Latency.P99Ms, r.ToLast.P99Ms)
 	return r, nil
 }
 

@@ -116,6 +116,9 @@ type CPU struct {
 	StreamerCores    float64 `json:"streamerCores"`
 	GeneratorCores   float64 `json:"generatorCores"`
 	BrokerCores      float64 `json:"brokerCores,omitempty"`
+	// StreamerWrites is how many write system calls the streamer made
+	// (/proc/PID/io's syscw): each is a flush to one socket, or a log write.
+	StreamerWrites int64 `json:"streamerWrites"`
 }
 
 // perServerCore is count per second of the streamer's CPU: the rate one core
@@ -143,6 +146,7 @@ type cpuMeter struct {
 	pids  [3]int // streamer, generator, broker (0: none)
 	start time.Time
 	t0    [3]time.Duration
+	w0    int64 // the streamer's write system calls at start
 }
 
 // startCPU starts a measured window; broker is 0 when the log is the
@@ -151,6 +155,9 @@ func startCPU(streamer, broker int) (*cpuMeter, error) {
 	m := &cpuMeter{pids: [3]int{streamer, os.Getpid(), broker}}
 	var err error
 	if m.t0, err = m.read(); err != nil {
+		return nil, err
+	}
+	if m.w0, err = writeCalls(streamer); err != nil {
 		return nil, err
 	}
 	m.start = time.Now()
@@ -178,7 +185,12 @@ func (m *cpuMeter) stop() (CPU, error) {
 	if err != nil {
 		return CPU{}, err
 	}
+	w, err := writeCalls(m.pids[0])
+	if err != nil {
+		return CPU{}, err
+	}
 	c := CPU{
+		StreamerWrites:   w - m.w0,
 		WallSeconds:      wall.Seconds(),
 		StreamerSeconds:  (t[0] - m.t0[0]).Seconds(),
 		GeneratorSeconds: (t[1] - m.t0[1]).Seconds(),
@@ -211,6 +223,20 @@ func processCPU(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(utime+stime) * time.Second / userHz, nil
+}
+
+// writeCalls is the write system calls a process made, from /proc/PID/io.
+func writeCalls(pid int) (int64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/io has no syscw", pid)
 }
 
 // residentBytes is VmRSS of a process, from /proc/PID/status.

@@ -10,6 +10,10 @@ import (
 
 // Frame is an encoded event on its way to one or more streams. Bytes are
 // shared by every stream and never modified.
+//
+// Frames travel in runs ([]Frame): the frames of consecutive events queued
+// together, one slice shared by every stream they go to and never modified,
+// so that a stream's queue holds a reference per run, not a copy per frame.
 type Frame struct {
 	Position eventlog.Position
 	Type     string
@@ -57,7 +61,7 @@ type Conn struct {
 	mu     sync.Mutex
 	queued int32 // bytes in queue
 	done   bool
-	queue  []Frame
+	queue  [][]Frame // runs, oldest first
 	// notifier tells the writer that it has work or must stop: the
 	// writer's (SetNotifier), or the channel of Wake.
 	notifier Notifier
@@ -76,7 +80,7 @@ type Notifier interface {
 
 // maxKeptQueue is the capacity of the queue a Conn keeps once its writer
 // took what it held: a larger one, grown by a burst, is released, so that an
-// idle stream holds at most this many frames' room.
+// idle stream holds at most this many runs' room.
 const maxKeptQueue = 1
 
 // init fills a new Conn.
@@ -111,17 +115,18 @@ func (c *Conn) User() string { return c.user }
 // ID is the stream's id within its process.
 func (c *Conn) ID() StreamID { return c.id }
 
-// enqueue adds frames, in order, and wakes the stream once; false means the
-// queue bound was reached (the frames before the one that would pass it are
-// queued) and the stream must be closed as a slow consumer.
-func (c *Conn) enqueue(frames ...Frame) bool {
+// enqueue adds run, frames shared with other streams, and wakes the stream
+// once; false means the queue bound was reached (the frames before the one
+// that would pass it are queued) and the stream must be closed as a slow
+// consumer.
+func (c *Conn) enqueue(run []Frame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done {
 		return true
 	}
 	queued, n := c.queued, 0
-	for _, f := range frames {
+	for _, f := range run {
 		// A frame larger than the whole bound still goes to a client that
 		// has nothing queued: an event is never undeliverable because of
 		// its size.
@@ -131,12 +136,12 @@ func (c *Conn) enqueue(frames ...Frame) bool {
 		queued += int32(len(f.Bytes))
 		n++
 	}
-	c.queue = append(c.queue, frames[:n]...)
-	c.queued = queued
 	if n > 0 {
+		c.queue = append(c.queue, run[:n:n])
+		c.queued = queued
 		c.signal()
 	}
-	return n == len(frames)
+	return n == len(run)
 }
 
 func (c *Conn) signal() {
@@ -199,22 +204,24 @@ func (c *Conn) Wake() <-chan struct{} {
 	return w
 }
 
-// Take removes and returns the queued frames (appending to buf, which the
-// writer reuses), and whether the stream must end after writing them, with
+// Take removes and returns the queued runs of frames, oldest first
+// (appending to buf, which the writer reuses; the runs are shared and must
+// not be modified), and whether the stream must end after writing them, with
 // the reason and the reconnect delay to send.
-func (c *Conn) Take(buf []Frame) (frames []Frame, done bool, reason CloseReason, retry time.Duration) {
+func (c *Conn) Take(buf [][]Frame) (runs [][]Frame, done bool, reason CloseReason, retry time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	frames = append(buf, c.queue...)
+	runs = append(buf, c.queue...)
 	clear(c.queue)
 	c.queue, c.queued = c.queue[:0], 0
 	if cap(c.queue) > maxKeptQueue {
 		c.queue = nil
 	}
-	return frames, c.done, c.reason, c.retry
+	return runs, c.done, c.reason, c.retry
 }
 
-// QueueCap is the capacity of the stream's queue: what it holds while idle.
+// QueueCap is the capacity of the stream's queue, in runs: what it holds
+// while idle.
 func (c *Conn) QueueCap() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

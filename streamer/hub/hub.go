@@ -224,8 +224,9 @@ func (h *Hub) skipLost() {
 //
 // Consecutive events addressed to everyone (a burst of system or custom
 // events, or the events of one broker message) are dispatched as one run:
-// the recipients are copied once, and each stream's queue takes the run's
-// frames in one append, under one lock, with one wake-up of its writer.
+// the recipients are copied once, the frames encoded once, and each stream's
+// queue takes a reference to the run, under one lock, with one wake-up of its
+// writer.
 func (h *Hub) dispatch(events []eventlog.Event) {
 	for len(events) > 0 {
 		run := 1
@@ -281,15 +282,17 @@ func (h *Hub) recipientsLocked(e *eventlog.Event, to []*Conn) []*Conn {
 func (h *Hub) enqueueAll(e *eventlog.Event, recipients []*Conn) {
 	frame := Frame{Position: e.Position, Type: e.Type, Appended: e.Time}
 	perUser := e.Type == event.TypeNotification
+	var run []Frame
 	for i, c := range recipients {
-		if frame.Bytes == nil || perUser && c.user != recipients[i-1].user {
+		if run == nil || perUser && c.user != recipients[i-1].user {
 			user := ""
 			if perUser {
 				user = c.user
 			}
 			frame.Bytes = EncodeEvent(e, user)
+			run = []Frame{frame}
 		}
-		if !c.enqueue(frame) {
+		if !c.enqueue(run) {
 			h.Unregister(c, CloseSlowConsumer)
 		}
 	}
@@ -304,7 +307,7 @@ func (h *Hub) enqueueRun(run []eventlog.Event, recipients []*Conn) {
 		frames[i] = Frame{Position: e.Position, Type: e.Type, Appended: e.Time, Bytes: EncodeEvent(e, "")}
 	}
 	for _, c := range recipients {
-		if !c.enqueue(frames...) {
+		if !c.enqueue(frames) {
 			h.Unregister(c, CloseSlowConsumer)
 		}
 	}

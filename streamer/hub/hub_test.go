@@ -50,6 +50,12 @@ func running(opts hub.Options) (*hub.Hub, *eventlog.Embedded) {
 // runningOn is a hub reading log, running until the spec ends.
 func runningOn(log eventlog.Log, opts hub.Options) *hub.Hub {
 	h := hub.New(log, opts)
+	run(h)
+	return h
+}
+
+// run runs h until the spec ends.
+func run(h *hub.Hub) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
@@ -57,7 +63,6 @@ func runningOn(log eventlog.Log, opts hub.Options) *hub.Hub {
 		cancel()
 		Eventually(done).Should(BeClosed())
 	})
-	return h
 }
 
 func publish(log eventlog.Log, data string, users ...string) eventlog.Position {
@@ -67,13 +72,22 @@ func publish(log eventlog.Log, data string, users ...string) eventlog.Position {
 	return r.Position
 }
 
+// take is Conn.Take with the frames of its runs in one slice.
+func take(c *hub.Conn) (frames []hub.Frame, done bool, reason hub.CloseReason) {
+	runs, done, reason, _ := c.Take(nil)
+	for _, run := range runs {
+		frames = append(frames, run...)
+	}
+	return frames, done, reason
+}
+
 // taken collects the positions of the frames queued on c, waiting for n of
 // them.
 func taken(c *hub.Conn, n int) []eventlog.Position {
 	GinkgoHelper()
 	var positions []eventlog.Position
 	Eventually(func() []eventlog.Position {
-		frames, _, _, _ := c.Take(nil)
+		frames, _, _ := take(c)
 		for _, f := range frames {
 			positions = append(positions, f.Position)
 		}
@@ -96,6 +110,28 @@ var _ = Describe("the hub", func() {
 		Expect(taken(u2, 1)).To(Equal([]eventlog.Position{all}))
 	})
 
+	It("hands consecutive events to everyone as one run of frames, shared by every stream", func() {
+		log := eventlog.NewEmbedded(eventlog.Options{})
+		h := hub.New(log, hub.Options{})
+		u1, _, err := h.Register("u1")
+		Expect(err).NotTo(HaveOccurred())
+		u2, _, err := h.Register("u2")
+		Expect(err).NotTo(HaveOccurred())
+		// Appended before the hub runs: it reads the three at once.
+		want := []eventlog.Position{publish(log, `{"n":1}`), publish(log, `{"n":2}`), publish(log, `{"n":3}`)}
+		run(h)
+
+		var runs [2][][]hub.Frame
+		for i, c := range []*hub.Conn{u1, u2} {
+			Eventually(func() [][]hub.Frame { runs[i], _, _, _ = c.Take(nil); return runs[i] }).Should(HaveLen(1), "one run")
+			Expect(runs[i][0]).To(HaveLen(3))
+			for j, f := range runs[i][0] {
+				Expect(f.Position).To(Equal(want[j]))
+			}
+		}
+		Expect(&runs[0][0][0]).To(BeIdenticalTo(&runs[1][0][0]), "the streams share the run's frames, not copies")
+	})
+
 	It("closes a stream whose queue reaches its bound as a slow consumer", func() {
 		observer := &recorder{}
 		h, log := running(hub.Options{SendQueueBytes: 4096, Observer: observer})
@@ -107,7 +143,7 @@ var _ = Describe("the hub", func() {
 		}
 		Eventually(observer.Disconnects).Should(ConsistOf(hub.CloseSlowConsumer))
 		Eventually(slow.Wake()).Should(Receive())
-		frames, done, reason, _ := slow.Take(nil)
+		frames, done, reason := take(slow)
 		Expect(done).To(BeTrue())
 		Expect(reason).To(Equal(hub.CloseSlowConsumer))
 		Expect(frames).To(BeEmpty(), "its backlog is released at once")
@@ -120,7 +156,7 @@ var _ = Describe("the hub", func() {
 		Expect(err).NotTo(HaveOccurred())
 		_, _, err = h.Register("u1")
 		Expect(err).NotTo(HaveOccurred())
-		_, done, reason, _ := first.Take(nil)
+		_, done, reason := take(first)
 		Expect(done).To(BeTrue())
 		Expect(reason).To(Equal(hub.CloseReplaced))
 		Expect(h.Len()).To(Equal(1))
@@ -150,7 +186,7 @@ var _ = Describe("the hub", func() {
 		_, _, err := h.Register("u1")
 		Expect(err).NotTo(HaveOccurred())
 		for _, c := range oldest {
-			_, done, reason, _ := c.Take(nil)
+			_, done, reason := take(c)
 			Expect(done).To(BeTrue())
 			Expect(reason).To(Equal(hub.CloseReplaced))
 		}
@@ -216,7 +252,7 @@ var _ = Describe("the hub", func() {
 		close(log.Gate)
 		Eventually(observer.Disconnects).Should(ConsistOf(hub.CloseLagged, hub.CloseLagged))
 		for _, c := range []*hub.Conn{u1, u2} {
-			frames, done, reason, _ := c.Take(nil)
+			frames, done, reason := take(c)
 			Expect(done).To(BeTrue())
 			Expect(reason).To(Equal(hub.CloseLagged))
 			Expect(frames).To(BeEmpty(), "no event that follows a gap is handed out")
@@ -254,9 +290,9 @@ var _ = It("hands each recipient of a notification, logged once, a copy that nam
 	Expect(err).NotTo(HaveOccurred())
 	for user, c := range map[string]*hub.Conn{"u1": u1, "u2": u2} {
 		var frames []hub.Frame
-		Eventually(func() []hub.Frame { frames, _, _, _ = c.Take(nil); return frames }).Should(HaveLen(1))
+		Eventually(func() []hub.Frame { frames, _, _ = take(c); return frames }).Should(HaveLen(1))
 		Expect(frames[0].Position).To(Equal(r.Position))
 		Expect(string(frames[0].Bytes)).To(Equal("id: " + r.Position.String() + "\ndata: {\"type\":\"notification\",\"userId\":\"" + user + "\"}\n\n"))
 	}
-	Consistently(func() []hub.Frame { f, _, _, _ := other.Take(nil); return f }, 100*time.Millisecond).Should(BeEmpty())
+	Consistently(func() []hub.Frame { f, _, _ := take(other); return f }, 100*time.Millisecond).Should(BeEmpty())
 })

@@ -34,7 +34,7 @@ var _ = Describe("a Conn with a Notifier", func() {
 
 		h.Unregister(c, hub.CloseClient)
 		Expect(n.calls.Load()).To(BeEquivalentTo(3), "told of the close")
-		_, done, reason, _ := c.Take(nil)
+		_, done, reason := take(c)
 		Expect(done).To(BeTrue())
 		Expect(reason).To(Equal(hub.CloseClient))
 	})
@@ -135,7 +135,7 @@ var _ = Describe("a run of events to everyone", func() {
 		close(gated.Gate)
 
 		Eventually(func() bool { return n.calls.Load() >= 2 }).Should(BeTrue())
-		frames, done, reason, _ := c.Take(nil)
+		frames, done, reason := take(c)
 		Expect(done).To(BeTrue())
 		Expect(reason).To(Equal(hub.CloseSlowConsumer))
 		Expect(frames).To(BeEmpty(), "a slow consumer's backlog is released")

@@ -434,18 +434,20 @@ func (st *stream) buffer(r *round) []byte {
 // collectQueued appends the frames the hub queued, and reports whether the
 // stream ends with them.
 func (st *stream) collectQueued(r *round) bool {
-	fp := framesPool.Get().(*[]hub.Frame)
-	frames, done, reason, retry := st.conn.Take((*fp)[:0])
-	*fp = frames
-	r.frames = fp
+	rp := runsPool.Get().(*[][]hub.Frame)
+	runs, done, reason, retry := st.conn.Take((*rp)[:0])
+	*rp = runs
+	r.runs = rp
 	if done && reason == hub.CloseClient {
 		// The close watcher found the client gone: nothing more to write.
 		r.ending, r.reason = true, reason
 		return true
 	}
-	for _, f := range frames {
-		if f.Position.After(st.skipUpTo) {
-			r.buf = append(st.buffer(r), f.Bytes...)
+	for _, run := range runs {
+		for _, f := range run {
+			if f.Position.After(st.skipUpTo) {
+				r.buf = append(st.buffer(r), f.Bytes...)
+			}
 		}
 	}
 	if done {
@@ -462,13 +464,15 @@ func (st *stream) collectQueued(r *round) bool {
 
 // delivered counts the round's frames, written.
 func (st *stream) delivered(r round) {
-	if r.frames == nil || len(*r.frames) == 0 {
+	if r.runs == nil || len(*r.runs) == 0 {
 		return
 	}
 	now := st.server.now()
-	for _, f := range *r.frames {
-		if f.Position.After(st.skipUpTo) {
-			st.server.hub.Delivered(f, now)
+	for _, run := range *r.runs {
+		for _, f := range run {
+			if f.Position.After(st.skipUpTo) {
+				st.server.hub.Delivered(f, now)
+			}
 		}
 	}
 }

@@ -104,12 +104,12 @@ func (p *writerPool) take(batch []*stream) int {
 	return n
 }
 
-// framesPool holds the slices the streams take their queued frames into,
-// so that an idle stream holds none.
-var framesPool = sync.Pool{New: func() any { f := make([]hub.Frame, 0, 16); return &f }}
+// runsPool holds the slices the streams take their queued runs of frames
+// into, so that an idle stream holds none.
+var runsPool = sync.Pool{New: func() any { r := make([][]hub.Frame, 0, 16); return &r }}
 
-// maxPooledFrames is the capacity of the largest frames slice put back.
-const maxPooledFrames = 1024
+// maxPooledRuns is the capacity of the largest runs slice put back.
+const maxPooledRuns = 1024
 
 // round is what a stream writes for one wake-up.
 type round struct {
@@ -117,9 +117,9 @@ type round struct {
 	// the round writes nothing.
 	buf   []byte
 	empty int
-	// frames are the frames taken from the hub (pooled), which are counted
-	// as delivered once written.
-	frames *[]hub.Frame
+	// runs are the runs of frames taken from the hub (pooled), which are
+	// counted as delivered once written.
+	runs *[][]hub.Frame
 	// ending: the stream ends after the write, for reason.
 	ending bool
 	reason hub.CloseReason
@@ -128,17 +128,17 @@ type round struct {
 // wrote reports whether the round has bytes to write.
 func (r *round) wrote() bool { return r.buf != nil && len(r.buf) > r.empty }
 
-// releaseFrames puts the round's frames slice back.
+// releaseFrames puts the round's runs slice back.
 func (r *round) releaseFrames() {
-	if r.frames == nil {
+	if r.runs == nil {
 		return
 	}
-	clear(*r.frames)
-	if cap(*r.frames) <= maxPooledFrames {
-		*r.frames = (*r.frames)[:0]
-		framesPool.Put(r.frames)
+	clear(*r.runs)
+	if cap(*r.runs) <= maxPooledRuns {
+		*r.runs = (*r.runs)[:0]
+		runsPool.Put(r.runs)
 	}
-	r.frames = nil
+	r.runs = nil
 }
 
 // clockBase is the origin of the monotonic instants a stream's timer is set
