@@ -327,6 +327,12 @@ func expectBroadcast(b *BroadcastResult) {
 	Expect(b.ToLast.Count).To(BeEquivalentTo(b.Events))
 	expectLatency(b.Latency)
 	expectLatency(b.ToLast)
+	// Every stream was written to at least once, and a write carries at
+	// most every event of the round.
+	Expect(b.CPU.StreamerWrites).To(BeNumerically(">=", b.Connections))
+	Expect(b.DeliveriesPerWrite).To(BeNumerically("~", float64(b.Deliveries)/float64(b.CPU.StreamerWrites), 1e-9))
+	Expect(b.DeliveriesPerWrite).To(BeNumerically("<=", b.Events))
+	Expect(b.PublishMs).To(BeNumerically(">", 0))
 	if b.Mode == modeBurst {
 		// The median of its rounds, which are sorted.
 		Expect(b.RoundsPerServerCore).To(HaveLen(burstRounds))

@@ -412,6 +412,14 @@ type BroadcastResult struct {
 	Latency       Latency `json:"latency"`
 	ToLast        Latency `json:"publishToLastConnection"`
 	CPU           CPU     `json:"cpu"`
+	// PublishMs is how long the round's publish requests took, the first
+	// sent to the last answered: how spread out the events reached the log.
+	PublishMs float64 `json:"publishMs"`
+	// DeliveriesPerWrite is deliveries per write system call of the
+	// streamer: about how many frames a flush to a socket carried (its
+	// other writes, the publish API's answers and the broker's requests,
+	// are few beside one per stream).
+	DeliveriesPerWrite float64 `json:"deliveriesPerWrite"`
 	// RoundsPerServerCore are the deliveries per server core-second of
 	// every round of a burst, of which this result is the median.
 	RoundsPerServerCore []float64 `json:"roundsPerServerCore,omitempty"`
@@ -472,8 +480,8 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 			r.RoundsPerServerCore = append(r.RoundsPerServerCore, round.PerServerCore)
 		}
 	}
-	e.progress("%s broadcast %s to %d (GOMAXPROCS %d): %d deliveries, %.0f/s, %.0f per server core-second%s, %.2f deliveries per write, p99 %.1f ms, to last p99 %.1f ms",
-		e.target.backend.name, mode, n, procs, r.Deliveries, r.PerSecond, r.PerServerCore, roundsNote(r.RoundsPerServerCore), float64(r.Deliveries)/float64(max(r.CPU.StreamerWrites, 1)), r.Latency.P99Ms, r.ToLast.P99Ms)
+	e.progress("%s broadcast %s to %d (GOMAXPROCS %d): %d deliveries, %.0f/s, %.0f per server core-second%s, published in %.0f ms, %.1f deliveries per write, p99 %.1f ms, to last p99 %.1f ms",
+		e.target.backend.name, mode, n, procs, r.Deliveries, r.PerSecond, r.PerServerCore, roundsNote(r.RoundsPerServerCore), r.PublishMs, r.DeliveriesPerWrite, r.Latency.P99Ms, r.ToLast.P99Ms)
 	return r, nil
 }
 
@@ -482,8 +490,10 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 func (s *session) broadcastRound(ctx context.Context, n, events int, interval time.Duration, mode string) (*BroadcastResult, error) {
 	received := newSink(events)
 	s.pool.sink.Store(received)
+	var published time.Duration
 	cpu, err := s.measure(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
 		publish := func(seq int) error { return s.publishSystemEvent(ctx, seq) }
+		start := time.Now()
 		if interval == 0 {
 			if err := publishConcurrently(events, publishers, publish); err != nil {
 				return err
@@ -493,9 +503,12 @@ func (s *session) broadcastRound(ctx context.Context, n, events int, interval ti
 				if err := publish(seq); err != nil {
 					return err
 				}
-				time.Sleep(interval)
+				if seq < events-1 {
+					time.Sleep(interval)
+				}
 			}
 		}
+		published = time.Since(start)
 		return received.wait(ctx, s.pool, int64(n*events), deliveryTimeout)
 	})
 	if err != nil {
@@ -506,6 +519,7 @@ func (s *session) broadcastRound(ctx context.Context, n, events int, interval ti
 		Connections: n, Events: events, Mode: mode, IntervalMs: float64(interval) / float64(time.Millisecond),
 		Deliveries: deliveries, Latency: received.latency.summary(), ToLast: received.toLast(), CPU: cpu,
 		PerSecond: cpu.perWallSecond(float64(deliveries)), PerServerCore: cpu.perServerCore(float64(deliveries)),
+		PublishMs: float64(published) / float64(time.Millisecond), DeliveriesPerWrite: ratioOf(float64(deliveries), float64(cpu.StreamerWrites)),
 	}, nil
 }
 

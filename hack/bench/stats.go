@@ -117,7 +117,8 @@ type CPU struct {
 	GeneratorCores   float64 `json:"generatorCores"`
 	BrokerCores      float64 `json:"brokerCores,omitempty"`
 	// StreamerWrites is how many write system calls the streamer made
-	// (/proc/PID/io's syscw): each is a flush to one socket, or a log write.
+	// (/proc/PID/io's syscw): flushes to streams, answers to requests,
+	// writes to the broker.
 	StreamerWrites int64 `json:"streamerWrites"`
 }
 
