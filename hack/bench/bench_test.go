@@ -78,6 +78,14 @@ var _ = Describe("the load generator", func() {
 			Expect(r.Machine.Floor.SyscallMicros).To(BeNumerically(">", 0))
 			Expect(r.Machine.Floor.WriteMicros).To(BeNumerically(">", 0))
 			expectBroadcastFloors(r.Machine.Floor)
+			By("timing the connect floor, since the connect scenario ran")
+			c := r.Machine.Floor.Connect
+			Expect(c).NotTo(BeNil())
+			Expect(c.Connections).To(Equal(cfg.connect))
+			Expect(c.RequestBytes).To(Equal(floorRequestBytes))
+			Expect(c.ResponseBytes).To(Equal(floorResponseBytes))
+			Expect(c.ServerCPUMicros).To(BeNumerically(">", 0))
+			Expect(c.PerServerCore).To(BeNumerically("~", 1e6/c.ServerCPUMicros, 1e-6))
 			Expect(r.Command).To(HavePrefix("go run ./hack/bench -backend embedded -scenarios memory,connect,broadcast,peruser,resume,fanout"))
 			Expect(r.Backends).To(HaveLen(1))
 			Expect(r.Backends[0].Scenarios).To(Equal(allScenarios))
@@ -175,6 +183,8 @@ var _ = Describe("the load generator", func() {
 			Expect(string(md)).To(ContainSubstring("| ES256 | 100 |"))
 			Expect(string(md)).To(ContainSubstring("| 10,000 | another process | "))
 			Expect(string(md)).To(ContainSubstring("**After a burst** of 5 system events"))
+			Expect(string(md)).To(ContainSubstring("The connect floor: a bare Go server"))
+			Expect(string(md)).To(MatchRegexp(`new HS256 streams per server core-second \| ≥ 20,000 \| [0-9,]+ \(\d+ % of the connect floor`))
 			Expect(string(md)).To(ContainSubstring("`go run ./hack/bench -scenarios fanout -fanout 100 -fanout-events 5`"))
 		}, SpecTimeout(3*time.Minute))
 
@@ -212,6 +222,7 @@ var _ = Describe("the load generator", func() {
 				expectBroadcast(b)
 			}
 			Expect(r.Broadcast[0].CPU.BrokerSeconds).To(BeZero())
+			Expect(r.Machine.Floor.Connect).To(BeNil(), "no connect scenario, no connect floor")
 
 			By("delivering every notification to its user, with either fsync")
 			Expect(r.PerUser).To(HaveLen(6))

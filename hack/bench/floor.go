@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -29,6 +30,9 @@ type Floor struct {
 	// to 10,000 sockets in turn, with the readers parked in this process
 	// or in another (BroadcastFloor).
 	Broadcast []BroadcastFloor `json:"broadcastWrites"`
+	// Connect is what accepting a stream's connection costs at least
+	// (ConnectFloor); measured when the connect scenario runs.
+	Connect *ConnectFloor `json:"connect,omitempty"`
 }
 
 // Sizes of the floor measurement.
@@ -39,7 +43,9 @@ const (
 	floorFrame    = 200
 )
 
-func measureFloor(ctx context.Context) (Floor, error) {
+// measureFloor measures the machine's floor; connects, when above 0, is
+// how many connections the connect floor opens, concurrency at a time.
+func measureFloor(ctx context.Context, connects, concurrency int) (Floor, error) {
 	var f Floor
 	start := time.Now()
 	for range floorSyscalls {
@@ -98,6 +104,13 @@ func measureFloor(ctx context.Context) (Floor, error) {
 	const writes = floorConns * floorRounds
 	f.WriteMicros = float64(wall.Microseconds()) / writes
 	f.WriteReadCPUMicros = float64((cpu1 - cpu0).Microseconds()) / writes
-	f.Broadcast, err = measureBroadcastFloors(ctx)
-	return f, err
+	if f.Broadcast, err = measureBroadcastFloors(ctx); err != nil {
+		return f, err
+	}
+	if connects > 0 {
+		if f.Connect, err = measureConnectFloor(ctx, connects, concurrency); err != nil {
+			return f, fmt.Errorf("the connect floor: %w", err)
+		}
+	}
+	return f, nil
 }

@@ -235,7 +235,11 @@ func run(ctx context.Context, cfg config, progress io.Writer) (*Results, error) 
 		}
 	}
 	report := &Results{Machine: describeMachine(), Concurrency: cfg.concurrency, Command: cfg.runCommand(), Started: time.Now().UTC()}
-	if report.Machine.Floor, err = measureFloor(ctx); err != nil {
+	floorConnects := 0
+	if slices.Contains(cfg.scenarios, scenarioConnect) {
+		floorConnects = cfg.connect
+	}
+	if report.Machine.Floor, err = measureFloor(ctx, floorConnects, cfg.concurrency); err != nil {
 		return nil, fmt.Errorf("measuring the machine's floor: %w", err)
 	}
 	for _, b := range cfg.backends {

@@ -44,6 +44,8 @@ func subcommand(args []string) (code int, ok bool) {
 		err = natsClusterMain(args[1:], os.Stdin, os.Stderr)
 	case floorReadersCommand:
 		err = floorReadersMain(args[1:], os.Stdin, os.Stdout, os.Stderr)
+	case floorAcceptsCommand:
+		err = floorAcceptsMain(args[1:], os.Stdin, os.Stdout, os.Stderr)
 	default:
 		return 0, false
 	}
