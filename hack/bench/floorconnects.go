@@ -184,9 +184,10 @@ func floorAcceptsMain(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// The streamer's listener settings: keep-alive set once on the
-	// listening socket, which accepted sockets inherit.
-	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9}}
+	// No keep-alive, which net would set on every accepted socket: the
+	// streamer sets it once on its listening socket, which accepted
+	// sockets inherit, and the floor is the least a connection costs.
+	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
