@@ -6,6 +6,8 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"sync"
@@ -109,7 +111,6 @@ type Hub struct {
 	count  int
 	cursor eventlog.Position // the last event dispatched to the connections
 	closed bool
-	nextID StreamID // the last StreamID assigned
 
 	// recipients is dispatch's, reused from one event to the next.
 	recipients []*Conn
@@ -409,12 +410,26 @@ func (h *Hub) registerLocked(c *Conn, user string, n Notifier) (eventlog.Positio
 // addLocked adds c, a new stream of user told through n, and returns the
 // position it joins at.
 func (h *Hub) addLocked(c *Conn, user string, n Notifier) eventlog.Position {
-	h.nextID++
-	c.init(h.nextID, user, h.opts.SendQueueBytes, n)
+	c.init(h.newIDLocked(), user, h.opts.SendQueueBytes, n)
 	h.users[user] = append(h.users[user], c)
 	h.byID[c.id] = c
 	h.count++
 	return h.cursor
+}
+
+// newIDLocked is an id no open stream has: random, so that an id says
+// nothing of the streams opened before or after it. A stream's id is in its
+// connection event and names it for a token refresh, which tells a token of
+// another user that the stream exists (403): a sequential id would let any
+// user count and probe the others' streams.
+func (h *Hub) newIDLocked() StreamID {
+	for {
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+		if id := StreamID(binary.LittleEndian.Uint64(b[:])); id != 0 && h.byID[id] == nil {
+			return id
+		}
+	}
 }
 
 // limitLocally applies the per-user limit within this process to c, just

@@ -132,6 +132,21 @@ var _ = Describe("the hub", func() {
 		Expect(&runs[0][0][0]).To(BeIdenticalTo(&runs[1][0][0]), "the streams share the run's frames, not copies")
 	})
 
+	It("gives each stream a random id, which says nothing of the streams opened before or after it", func() {
+		h, _ := running(hub.Options{MaxPerUser: 100})
+		ids := map[hub.StreamID]bool{}
+		var previous hub.StreamID
+		for range 50 {
+			c, _, err := h.Register("u1")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(c.ID()).NotTo(BeZero())
+			Expect(ids).NotTo(HaveKey(c.ID()), "ids are unique")
+			ids[c.ID()] = true
+			Expect(c.ID()-previous).NotTo(BeNumerically("<=", 50), "not sequential")
+			previous = c.ID()
+		}
+	})
+
 	It("closes a stream whose queue reaches its bound as a slow consumer", func() {
 		observer := &recorder{}
 		h, log := running(hub.Options{SendQueueBytes: 4096, Observer: observer})
