@@ -1,22 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -55,24 +47,12 @@ const (
 func measureConnectFloor(ctx context.Context, n, concurrency int) (*ConnectFloor, error) {
 	ctx, cancel := context.WithTimeout(ctx, broadcastFloorTimeout)
 	defer cancel()
-	var stdin io.WriteCloser
-	var stdout io.ReadCloser
-	pipes := func(cmd *exec.Cmd) (err error) {
-		if stdin, err = cmd.StdinPipe(); err != nil {
-			return err
-		}
-		stdout, err = cmd.StdoutPipe()
-		return err
-	}
-	server, addr, err := startSelf(ctx, "the connect floor's server", []string{floorAcceptsCommand, "-response", strconv.Itoa(floorResponseBytes)},
-		pipes, floorAcceptsStartedMsg, startTimeout, "addr")
+	server, err := startFloorChild(ctx, "the connect floor's server",
+		[]string{floorAcceptsCommand, "-response", strconv.Itoa(floorResponseBytes)}, floorAcceptsStartedMsg)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		_ = stdin.Close()
-		server.stop()
-	}()
+	defer server.stop()
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -80,17 +60,17 @@ func measureConnectFloor(ctx context.Context, n, concurrency int) (*ConnectFloor
 		}
 	}()
 	request := floorRequest()
-	warm, err := openFloorConns(ctx, addr, request, floorWarmConnects, concurrency)
+	warm, err := openFloorConns(ctx, server.addr, request, floorWarmConnects, concurrency)
 	conns = append(conns, warm...)
 	if err != nil {
 		return nil, fmt.Errorf("warming up: %w", err)
 	}
-	serverCPU := func() (time.Duration, error) { return askCPU(stdin, stdout) }
+	serverCPU := func() (time.Duration, error) { return askCPU(server.stdin, server.stdout) }
 	cpu0, err := serverCPU()
 	if err != nil {
 		return nil, err
 	}
-	measured, err := openFloorConns(ctx, addr, request, n, concurrency)
+	measured, err := openFloorConns(ctx, server.addr, request, n, concurrency)
 	conns = append(conns, measured...)
 	if err != nil {
 		return nil, err
@@ -106,7 +86,7 @@ func measureConnectFloor(ctx context.Context, n, concurrency int) (*ConnectFloor
 }
 
 // askCPU asks the floor's server for its process's CPU time: a line on its
-// stdin, answered with 8 bytes on its stdout (ackRound's), to the
+// stdin, answered with 8 bytes on its stdout (cpuAcks's), to the
 // nanosecond where /proc counts in ticks of 10 ms.
 func askCPU(ask io.Writer, answers io.Reader) (time.Duration, error) {
 	if _, err := io.WriteString(ask, "cpu\n"); err != nil {
@@ -174,78 +154,36 @@ const floorAcceptsStartedMsg = "floor server listening"
 // floorAcceptsMain serves the connect floor until stdin ends or a signal
 // comes, answering each line on stdin with its CPU time on stdout.
 func floorAcceptsMain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(floorAcceptsCommand, flag.ContinueOnError)
-	response := fs.Int("response", 0, "bytes to answer each request with")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *response <= 0 {
-		return fmt.Errorf("-response %d: must be positive", *response)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	// No keep-alive, which net would set on every accepted socket: the
 	// streamer sets it once on its listening socket, which accepted
 	// sockets inherit, and the floor is the least a connection costs.
-	lc := net.ListenConfig{KeepAlive: -1}
-	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() {
-		defer stop()
-		var mu sync.Mutex
-		lines := bufio.NewScanner(stdin)
-		for lines.Scan() {
-			ackRound(&mu, stdout)
-		}
-	}()
-	context.AfterFunc(ctx, func() { _ = ln.Close() })
-	slog.New(slog.NewJSONHandler(stderr, nil)).Info(floorAcceptsStartedMsg, "addr", ln.Addr().String())
-	return serveFloorAccepts(ln, bytes.Repeat([]byte("y"), *response))
+	return floorChildMain(floorAcceptsCommand, "response", "bytes to answer each request with", args,
+		net.ListenConfig{KeepAlive: -1}, floorAcceptsStartedMsg, stdin, stdout, stderr,
+		func(ln net.Listener, response int, _ *cpuAcks) error {
+			return serveFloorAccepts(ln, bytes.Repeat([]byte("y"), response))
+		})
 }
 
 // serveFloorAccepts answers each connection ln accepts once its request's
 // headers are read, then holds it until the client closes it or ln is
 // closed.
 func serveFloorAccepts(ln net.Listener, answer []byte) error {
-	var conns sync.Map
-	var served sync.WaitGroup
-	defer func() {
-		conns.Range(func(c, _ any) bool {
-			_ = c.(net.Conn).Close()
-			return true
-		})
-		served.Wait()
-	}()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
-		conns.Store(c, nil)
-		served.Go(func() {
-			defer conns.Delete(c)
-			defer func() { _ = c.Close() }()
-			buf := make([]byte, 0, 1024)
-			for !bytes.Contains(buf, []byte("\r\n\r\n")) {
-				n, err := c.Read(buf[len(buf):cap(buf)])
-				if err != nil {
-					return
-				}
-				buf = buf[:len(buf)+n]
-				if len(buf) == cap(buf) {
-					return // not a request this floor sends
-				}
-			}
-			if _, err := c.Write(answer); err != nil {
+	return serveEach(ln, func(c net.Conn) {
+		buf := make([]byte, 0, 1024)
+		for !bytes.Contains(buf, []byte("\r\n\r\n")) {
+			n, err := c.Read(buf[len(buf):cap(buf)])
+			if err != nil {
 				return
 			}
-			// Hold the connection until the client closes it.
-			_, _ = c.Read(buf[:cap(buf)])
-		})
-	}
+			buf = buf[:len(buf)+n]
+			if len(buf) == cap(buf) {
+				return // not a request this floor sends
+			}
+		}
+		if _, err := c.Write(answer); err != nil {
+			return
+		}
+		// Hold the connection until the client closes it.
+		_, _ = c.Read(buf[:cap(buf)])
+	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -275,7 +276,7 @@ func startFloorReadersHere(sockets int) (*floorReaders, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = serveFloorReaders(ln, sockets, ackWriter)
+		_ = serveFloorReaders(ln, sockets, &cpuAcks{w: ackWriter})
 	}()
 	return &floorReaders{addr: ln.Addr().String(), acks: acks, closeFn: func() {
 		_ = ln.Close()
@@ -294,68 +295,123 @@ const floorReadersStartedMsg = "floor readers listening"
 // startFloorReaderProcess starts the readers as a child process, which ends
 // when its stdin does.
 func startFloorReaderProcess(ctx context.Context, sockets int) (*floorReaders, error) {
-	var stdin io.WriteCloser
-	var acks io.ReadCloser
-	pipes := func(cmd *exec.Cmd) (err error) {
-		if stdin, err = cmd.StdinPipe(); err != nil {
-			return err
-		}
-		acks, err = cmd.StdoutPipe()
-		return err
-	}
-	c, addr, err := startSelf(ctx, "the floor's readers", []string{floorReadersCommand, "-sockets", strconv.Itoa(sockets)},
-		pipes, floorReadersStartedMsg, startTimeout, "addr")
+	c, err := startFloorChild(ctx, "the floor's readers", []string{floorReadersCommand, "-sockets", strconv.Itoa(sockets)}, floorReadersStartedMsg)
 	if err != nil {
 		return nil, err
 	}
-	return &floorReaders{addr: addr, otherProcess: true, acks: acks, closeFn: func() {
-		_ = stdin.Close()
-		c.stop()
-	}}, nil
+	return &floorReaders{addr: c.addr, otherProcess: true, acks: c.stdout, closeFn: c.stop}, nil
+}
+
+// floorChild is a floor's process: one of the generator's hidden
+// subcommands, listening at addr, which ends when its stdin does.
+type floorChild struct {
+	*child
+	addr   string
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+}
+
+// startFloorChild starts the generator's subcommand args, which logs ready
+// with its address once it listens.
+func startFloorChild(ctx context.Context, name string, args []string, ready string) (*floorChild, error) {
+	f := &floorChild{}
+	pipes := func(cmd *exec.Cmd) (err error) {
+		if f.stdin, err = cmd.StdinPipe(); err != nil {
+			return err
+		}
+		f.stdout, err = cmd.StdoutPipe()
+		return err
+	}
+	var err error
+	if f.child, f.addr, err = startSelf(ctx, name, args, pipes, ready, startTimeout, "addr"); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// stop closes the child's stdin, which ends it, and waits for it.
+func (f *floorChild) stop() {
+	_ = f.stdin.Close()
+	f.child.stop()
 }
 
 // floorReadersMain serves the readers of one broadcast floor until stdin
 // ends or a signal comes, acknowledging rounds on stdout.
 func floorReadersMain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(floorReadersCommand, flag.ContinueOnError)
-	sockets := fs.Int("sockets", 0, "connections a round writes a frame to")
+	return floorChildMain(floorReadersCommand, "sockets", "connections a round writes a frame to", args,
+		net.ListenConfig{}, floorReadersStartedMsg, stdin, stdout, stderr, serveFloorReaders)
+}
+
+// floorChildMain is the main of a floor's subcommand: it parses its one
+// flag, a positive number, listens on loopback with lc, logs ready with its
+// address, answers each line of stdin with the process's CPU time on
+// stdout, and serves with serve (which acknowledges on the same stdout)
+// until stdin ends or a signal comes.
+func floorChildMain(command, flagName, usage string, args []string, lc net.ListenConfig, ready string,
+	stdin io.Reader, stdout, stderr io.Writer, serve func(ln net.Listener, n int, acks *cpuAcks) error) error {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	n := fs.Int(flagName, 0, usage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *sockets <= 0 {
-		return fmt.Errorf("-sockets %d: must be positive", *sockets)
+	if *n <= 0 {
+		return fmt.Errorf("-%s %d: must be positive", flagName, *n)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
+	acks := &cpuAcks{w: stdout}
 	go func() {
-		_, _ = io.Copy(io.Discard, stdin)
-		stop()
+		defer stop()
+		for lines := bufio.NewScanner(stdin); lines.Scan(); {
+			acks.send()
+		}
 	}()
 	context.AfterFunc(ctx, func() { _ = ln.Close() })
-	slog.New(slog.NewJSONHandler(stderr, nil)).Info(floorReadersStartedMsg, "addr", ln.Addr().String())
-	return serveFloorReaders(ln, *sockets, stdout)
+	slog.New(slog.NewJSONHandler(stderr, nil)).Info(ready, "addr", ln.Addr().String())
+	return serve(ln, *n, acks)
 }
 
 // serveFloorReaders reads every connection ln accepts, each in a goroutine
 // of its own (as the generator's clients do), until ln is closed; each time
 // the bytes read reach a round (a frame from each of sockets connections),
 // it writes the process's CPU time to acks.
-func serveFloorReaders(ln net.Listener, sockets int, acks io.Writer) error {
+func serveFloorReaders(ln net.Listener, sockets int, acks *cpuAcks) error {
 	roundBytes := int64(sockets * floorFrame)
 	var total atomic.Int64
-	var ackMu sync.Mutex
-	var readers sync.WaitGroup
+	return serveEach(ln, func(c net.Conn) {
+		buf := make([]byte, 2*floorFrame)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				now := total.Add(int64(n))
+				if now/roundBytes > (now-int64(n))/roundBytes {
+					acks.send()
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+}
+
+// serveEach serves every connection ln accepts with serve, each in a
+// goroutine of its own, until ln is closed; then it closes the connections
+// still open and waits for their goroutines. serve need not close its
+// connection.
+func serveEach(ln net.Listener, serve func(net.Conn)) error {
+	var served sync.WaitGroup
 	var conns sync.Map
 	defer func() {
 		conns.Range(func(c, _ any) bool {
 			_ = c.(net.Conn).Close()
 			return true
 		})
-		readers.Wait()
+		served.Wait()
 	}()
 	for {
 		c, err := ln.Accept()
@@ -366,35 +422,30 @@ func serveFloorReaders(ln net.Listener, sockets int, acks io.Writer) error {
 			return err
 		}
 		conns.Store(c, nil)
-		readers.Go(func() {
+		served.Go(func() {
 			defer conns.Delete(c)
 			defer func() { _ = c.Close() }()
-			buf := make([]byte, 2*floorFrame)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					now := total.Add(int64(n))
-					if now/roundBytes > (now-int64(n))/roundBytes {
-						ackRound(&ackMu, acks)
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
+			serve(c)
 		})
 	}
 }
 
-// ackRound writes the process's CPU time to acks, or noCPUTime.
-func ackRound(mu *sync.Mutex, acks io.Writer) {
+// cpuAcks are a floor process's acknowledgements: its CPU time so far,
+// 8 bytes each (noCPUTime if it could not read it).
+type cpuAcks struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// send writes the process's CPU time.
+func (a *cpuAcks) send() {
 	cpu := noCPUTime
 	if t, err := processCPUSelf(); err == nil {
 		cpu = uint64(t)
 	}
 	var ack [8]byte
 	binary.LittleEndian.PutUint64(ack[:], cpu)
-	mu.Lock()
-	defer mu.Unlock()
-	_, _ = acks.Write(ack[:])
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, _ = a.w.Write(ack[:])
 }

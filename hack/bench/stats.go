@@ -228,31 +228,36 @@ func processCPU(pid int) (time.Duration, error) {
 
 // writeCalls is the write system calls a process made, from /proc/PID/io.
 func writeCalls(pid int) (int64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	v, err := procField(pid, "io", "syscw:")
 	if err != nil {
 		return 0, err
 	}
-	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
-			return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/io has no syscw", pid)
+	return strconv.ParseInt(v, 10, 64)
 }
 
 // residentBytes is VmRSS of a process, from /proc/PID/status.
 func residentBytes(pid int) (int64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	v, err := procField(pid, "status", "VmRSS:")
 	if err != nil {
 		return 0, err
 	}
+	kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+	return kb * bytesPerKilobyte, err
+}
+
+// procField is the value of the line of /proc/PID/file that starts with
+// name, trimmed.
+func procField(pid int, file, name string) (string, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
+	if err != nil {
+		return "", err
+	}
 	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb * bytesPerKilobyte, err
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			return strings.TrimSpace(rest), nil
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
+	return "", fmt.Errorf("/proc/%d/%s has no %s", pid, file, strings.TrimSuffix(name, ":"))
 }
 
 // settledResident is the process's RSS once it has not changed by more than
