@@ -230,7 +230,9 @@ var _ = It("renders config/rbac's admission policies in the chart, for the relea
 	Eventually(func(ctx context.Context) error {
 		return unfenced.Create(ctx, role.DeepCopy(), client.DryRunAll)
 	}).WithContext(ctx).Should(Succeed())
-	Expect(asOperator.Delete(ctx, binding.DeepCopy(), client.DryRunAll)).To(MatchError(ContainSubstring(
+	Eventually(func(ctx context.Context) error {
+		return asOperator.Delete(ctx, binding.DeepCopy(), client.DryRunAll)
+	}).WithContext(ctx).Should(MatchError(ContainSubstring(
 		"the operator creates, changes and deletes only its streamers' bindings of ClusterRole system:auth-delegator")))
 	Expect(unfenced.Delete(ctx, binding.DeepCopy(), client.DryRunAll)).To(Succeed())
 })

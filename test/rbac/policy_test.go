@@ -290,6 +290,17 @@ var _ = Describe("the admission policies that fence the operator's escalate and 
 		Expect(applyAsOperator(ctx, built)).To(MatchError(ContainSubstring("is not the operator's")))
 	})
 
+	// The policy tells the operator's bindings by their labels: one whose
+	// labels someone removed is no longer its own.
+	It("refuses the operator deleting or restoring a binding it built whose labels were removed", func(ctx SpecContext) {
+		built := authDelegatorBinding(ctx, "unlabelled", func(*rbacv1.ClusterRoleBinding) {})
+		unlabelled := foreignBinding(ctx, built.Name, built.Subjects[0])
+		Expect(asOperator.Delete(ctx, unlabelled, client.DryRunAll)).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding herald:team-a:unlabelled-streamer:auth-delegator: a streamers' ClusterRoleBinding is labelled`)))
+		Expect(applyAsOperator(ctx, built)).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding herald:team-a:unlabelled-streamer:auth-delegator is not the operator's`)))
+	})
+
 	It("refuses the operator rebinding a binding it built", func(ctx SpecContext) {
 		binding := &rbacv1.ClusterRoleBinding{}
 		Expect(asOperator.Get(ctx, client.ObjectKey{Name: resources.AuthDelegatorBindingName(teamA, "app")}, binding)).To(Succeed())

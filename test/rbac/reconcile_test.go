@@ -22,7 +22,7 @@ import (
 )
 
 var _ = Describe("the operator's reconcile as the operator's ServiceAccount", func() {
-	It("builds a channel's objects with no right on Secrets, and deletes its ClusterRoleBinding, within the admission policies", func(ctx SpecContext) {
+	It("builds a channel's objects with no right on Secrets, restores and deletes its ClusterRoleBinding, within the admission policies", func(ctx SpecContext) {
 		const namespace = "team-live"
 		Expect(server.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}})).To(Succeed())
 
@@ -63,6 +63,14 @@ var _ = Describe("the operator's reconcile as the operator's ServiceAccount", fu
 			current := &notifyv1alpha1.NotificationChannel{}
 			g.Expect(server.Client.Get(ctx, client.ObjectKeyFromObject(channel), current)).To(Succeed())
 			g.Expect(current.Status.ObservedGeneration).To(Equal(current.Generation))
+		}).WithContext(ctx).Should(Succeed())
+
+		By("deleting the binding: the operator restores it")
+		Expect(server.Client.Delete(ctx, binding)).To(Succeed())
+		Eventually(func(g Gomega, ctx context.Context) {
+			restored := &rbacv1.ClusterRoleBinding{}
+			g.Expect(server.Client.Get(ctx, bindingKey, restored)).To(Succeed())
+			g.Expect(restored.UID).NotTo(Equal(binding.UID))
 		}).WithContext(ctx).Should(Succeed())
 
 		By("deleting the channel: the operator's finalizer deletes the binding, then lets the channel go")
