@@ -269,6 +269,16 @@ var _ = Describe("the admission policies that fence the operator's escalate and 
 		Expect(server.Client.Get(ctx, client.ObjectKeyFromObject(binding), &rbacv1.ClusterRoleBinding{})).To(Succeed())
 	})
 
+	// The operator holds every right of system:discovery, so RBAC lets it
+	// rewrite that binding, which every authenticated identity relies on.
+	It("refuses the operator rewriting the system's bindings", func(ctx SpecContext) {
+		binding := &rbacv1.ClusterRoleBinding{}
+		Expect(server.Client.Get(ctx, client.ObjectKey{Name: "system:discovery"}, binding)).To(Succeed())
+		binding.Subjects = nil
+		Expect(asOperator.Update(ctx, binding, client.DryRunAll)).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding system:discovery binds ClusterRole system:discovery: the operator creates, changes and deletes only`)))
+	})
+
 	It("refuses the operator rewriting a binding it did not build", func(ctx SpecContext) {
 		binding := foreignBinding(ctx, "metrics-server:system:auth-delegator", metricsServer)
 		binding.Subjects = nil
