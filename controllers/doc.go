@@ -13,7 +13,8 @@
 // create and bind only with escalate and bind on roles; a
 // ValidatingAdmissionPolicy (config/rbac/operator_policy.yaml) confines those
 // to the Roles and RoleBindings that resources.Role and resources.RoleBinding
-// build.
+// build. Another confines its ClusterRoleBindings, which it may write and
+// delete cluster-wide, to those resources.AuthDelegatorBinding builds.
 //
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationchannels/status,verbs=get;update;patch

@@ -183,8 +183,8 @@ var _ = It("renders config/rbac's admission policies in the chart, for the relea
 	config, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", "operator_policy.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 	wantPolicies, wantBindings := admissionPolicies(string(config))
-	Expect(wantPolicies).To(HaveLen(2))
-	Expect(wantBindings).To(HaveLen(2))
+	Expect(wantPolicies).To(HaveLen(3))
+	Expect(wantBindings).To(HaveLen(3))
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "herald-policy-"}}
 	Expect(k8s.Create(ctx, ns)).To(Succeed())
@@ -230,4 +230,9 @@ var _ = It("renders config/rbac's admission policies in the chart, for the relea
 	Eventually(func(ctx context.Context) error {
 		return unfenced.Create(ctx, role.DeepCopy(), client.DryRunAll)
 	}).WithContext(ctx).Should(Succeed())
+	Eventually(func(ctx context.Context) error {
+		return asOperator.Delete(ctx, binding.DeepCopy(), client.DryRunAll)
+	}).WithContext(ctx).Should(MatchError(ContainSubstring(
+		"the operator creates, changes and deletes only its streamers' bindings of ClusterRole system:auth-delegator")))
+	Expect(unfenced.Delete(ctx, binding.DeepCopy(), client.DryRunAll)).To(Succeed())
 })

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/controllers/resources"
 )
 
 // appChannel reads the channel team-a/app the suite created.
@@ -47,6 +48,38 @@ func streamerRoleBinding(ctx context.Context, change func(*rbacv1.RoleBinding)) 
 	return binding
 }
 
+// authDelegatorBinding is the ClusterRoleBinding the operator builds for a
+// channel of team-a named channelName (app's spec, which the binding does not
+// read), with change applied.
+func authDelegatorBinding(ctx context.Context, channelName string, change func(*rbacv1.ClusterRoleBinding)) *rbacv1.ClusterRoleBinding {
+	GinkgoHelper()
+	channel := appChannel(ctx)
+	channel.Name = channelName
+	binding := streamerObjects(channel)[3].(*rbacv1.ClusterRoleBinding)
+	change(binding)
+	return binding
+}
+
+// foreignBinding creates, as the administrator, a ClusterRoleBinding of
+// system:auth-delegator (which the operator may bind, so RBAC lets its
+// requests through to the policy) that the operator did not build, and
+// deletes it after the spec.
+func foreignBinding(ctx context.Context, name string, subject rbacv1.Subject) *rbacv1.ClusterRoleBinding {
+	GinkgoHelper()
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: resources.AuthDelegatorRole},
+		Subjects:   []rbacv1.Subject{subject},
+	}
+	Expect(server.Client.Create(ctx, binding)).To(Succeed())
+	DeferCleanup(func(ctx context.Context) { Expect(server.Client.Delete(ctx, binding)).To(Succeed()) })
+	return binding
+}
+
+// metricsServer is the subject of a binding of system:auth-delegator as
+// clusters commonly hold one, which the operator did not build.
+var metricsServer = rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: "kube-system", Name: "metrics-server"}
+
 // expectAdmitted creates obj as identity, dry run, and expects the API server
 // to accept it when denial is empty, else to refuse it with a message that
 // holds denial.
@@ -62,10 +95,11 @@ func expectAdmitted(ctx context.Context, as client.Client, obj client.Object, de
 	Expect(err.Error()).To(ContainSubstring(denial))
 }
 
-var _ = Describe("the admission policies that fence the operator's escalate and bind on Roles", func() {
+var _ = Describe("the admission policies that fence the operator's escalate and bind on Roles and its ClusterRoleBindings", func() {
 	// The API server type-checks a policy in kube-controller-manager, which
 	// envtest does not run: the spec runs the same checker, against the
-	// server's own OpenAPI schemas of Roles and RoleBindings.
+	// server's own OpenAPI schemas of Roles, RoleBindings and
+	// ClusterRoleBindings.
 	It("type-check without a warning", func(ctx SpecContext) {
 		discoveryClient, err := discovery.NewDiscoveryClientForConfig(server.Config)
 		Expect(err).NotTo(HaveOccurred())
@@ -73,7 +107,9 @@ var _ = Describe("the admission policies that fence the operator's escalate and 
 			SchemaResolver: &resolver.ClientDiscoveryResolver{Discovery: discoveryClient},
 			RestMapper:     restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discoveryClient)),
 		}
-		for _, name := range []string{"herald-operator-streamer-roles", "herald-operator-streamer-rolebindings"} {
+		for _, name := range []string{
+			"herald-operator-streamer-roles", "herald-operator-streamer-rolebindings", "herald-operator-streamer-clusterrolebindings",
+		} {
 			policy := &admissionregistrationv1.ValidatingAdmissionPolicy{}
 			Expect(server.Client.Get(ctx, client.ObjectKey{Name: name}, policy)).To(Succeed())
 			Expect(checker.Check(policy)).To(BeEmpty(), name)
@@ -152,6 +188,137 @@ var _ = Describe("the admission policies that fence the operator's escalate and 
 			`RoleBinding team-a/probe-streamer: a streamer RoleBinding is controlled by its NotificationChannel`),
 	)
 
+	DescribeTable("a ClusterRoleBinding the operator creates",
+		func(ctx SpecContext, channelName string, change func(*rbacv1.ClusterRoleBinding), denial string) {
+			expectAdmitted(ctx, asOperator, authDelegatorBinding(ctx, channelName, change), denial)
+		},
+		Entry("as the operator builds it", "probe", func(*rbacv1.ClusterRoleBinding) {}, ""),
+		// "probe.v2-streamer" is no Service name: the ServiceAccount is
+		// "probe-v2-<hash>-streamer", the channel label "probe.v2".
+		Entry("as the operator builds it for a channel whose objects' name it shortens", "probe.v2",
+			func(b *rbacv1.ClusterRoleBinding) {
+				Expect(b.Subjects[0].Name).To(MatchRegexp(`^probe-v2-[0-9a-f]{8}-streamer$`))
+			}, ""),
+		// The operator holds every right of its own ClusterRole, so RBAC
+		// lets it bind that one, and the policy refuses it.
+		Entry("of the operator's own ClusterRole", "probe", func(b *rbacv1.ClusterRoleBinding) { b.RoleRef.Name = "herald-operator" },
+			`ClusterRoleBinding herald:team-a:probe-streamer:auth-delegator binds ClusterRole herald-operator: `+
+				`the operator creates, changes and deletes only its streamers' bindings of ClusterRole system:auth-delegator`),
+		// RBAC refuses this one before the policy.
+		Entry("of cluster-admin", "probe", func(b *rbacv1.ClusterRoleBinding) { b.RoleRef.Name = "cluster-admin" },
+			"is attempting to grant RBAC permissions not currently held"),
+		Entry("to two streamers", "probe", func(b *rbacv1.ClusterRoleBinding) {
+			b.Subjects = append(b.Subjects, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: teamB, Name: "probe-streamer"})
+		}, `ClusterRoleBinding herald:team-a:probe-streamer:auth-delegator: the operator binds system:auth-delegator only to one streamers' `+
+			`ServiceAccount, <channel>-streamer; it binds ServiceAccount team-a/probe-streamer, ServiceAccount team-b/probe-streamer`),
+		Entry("to a person", "probe", func(b *rbacv1.ClusterRoleBinding) {
+			b.Subjects = []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: viewer}}
+		}, `the operator binds system:auth-delegator only to one streamers' ServiceAccount, <channel>-streamer; it binds User viewer@example.com`),
+		Entry("to another ServiceAccount", "probe", func(b *rbacv1.ClusterRoleBinding) { b.Subjects[0].Name = "backend" },
+			`it binds ServiceAccount team-a/backend`),
+		Entry("to the operator's own ServiceAccount", "probe", func(b *rbacv1.ClusterRoleBinding) {
+			b.Subjects[0] = rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: operatorNamespace, Name: "herald-operator"}
+		}, `it binds ServiceAccount herald-system/herald-operator`),
+		Entry("to no one", "probe", func(b *rbacv1.ClusterRoleBinding) { b.Subjects = nil }, `it binds no subject`),
+		Entry("to the streamers of another namespace than its name's", "probe", func(b *rbacv1.ClusterRoleBinding) {
+			b.Subjects[0].Namespace = teamB
+		}, `ClusterRoleBinding herald:team-a:probe-streamer:auth-delegator: the operator names a streamers' binding after their `+
+			`ServiceAccount: herald:team-b:probe-streamer:auth-delegator`),
+		Entry("to the streamers of another channel than its name's", "probe", func(b *rbacv1.ClusterRoleBinding) {
+			b.Subjects[0].Name = "other-streamer"
+		}, `the operator names a streamers' binding after their ServiceAccount: herald:team-a:other-streamer:auth-delegator`),
+		Entry("without Herald's labels", "probe", func(b *rbacv1.ClusterRoleBinding) { b.Labels = nil },
+			`ClusterRoleBinding herald:team-a:probe-streamer:auth-delegator: a streamers' ClusterRoleBinding is labelled `+
+				`app.kubernetes.io/managed-by=herald-operator, app.kubernetes.io/component=streamer, notify.herald.dev/channel `+
+				`and notify.herald.dev/channel-namespace`),
+		Entry("without the channel's namespace", "probe", func(b *rbacv1.ClusterRoleBinding) {
+			delete(b.Labels, resources.LabelChannelNamespace)
+		}, `a streamers' ClusterRoleBinding is labelled`),
+		Entry("labelled with another channel", "probe", func(b *rbacv1.ClusterRoleBinding) { b.Labels[resources.LabelChannel] = "other" },
+			`ClusterRoleBinding herald:team-a:probe-streamer:auth-delegator: the labels notify.herald.dev/channel=other and `+
+				`notify.herald.dev/channel-namespace=team-a name another channel than the one whose streamers it binds`),
+		Entry("labelled with another namespace", "probe", func(b *rbacv1.ClusterRoleBinding) {
+			b.Labels[resources.LabelChannelNamespace] = teamB
+		}, `the labels notify.herald.dev/channel=probe and notify.herald.dev/channel-namespace=team-b name another channel`),
+		Entry("labelled, for a shortened name, with a channel whose name is not shortened", "probe.v2", func(b *rbacv1.ClusterRoleBinding) {
+			b.Labels[resources.LabelChannel] = "probe"
+		}, `the labels notify.herald.dev/channel=probe and notify.herald.dev/channel-namespace=team-a name another channel`),
+	)
+
+	It("lets the operator delete a binding it built", func(ctx SpecContext) {
+		binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: resources.AuthDelegatorBindingName(teamA, "app")}}
+		Expect(asOperator.Delete(ctx, binding, client.DryRunAll)).To(Succeed())
+	})
+
+	It("refuses the operator deleting a binding it did not build, which stays", func(ctx SpecContext) {
+		binding := foreignBinding(ctx, "metrics-server:system:auth-delegator", metricsServer)
+		err := asOperator.Delete(ctx, binding)
+		Expect(err).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding metrics-server:system:auth-delegator: the operator binds system:auth-delegator only to one ` +
+				`streamers' ServiceAccount, <channel>-streamer; it binds ServiceAccount kube-system/metrics-server`)))
+		Expect(apierrors.IsInvalid(err) || apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(server.Client.Get(ctx, client.ObjectKeyFromObject(binding), &rbacv1.ClusterRoleBinding{})).To(Succeed())
+	})
+
+	// RBAC refuses the operator changing a binding of a ClusterRole it may
+	// not bind, such as cluster-admin's; deleting one it does not check.
+	It("refuses the operator deleting cluster-admin's binding", func(ctx SpecContext) {
+		binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "cluster-admin"}}
+		Expect(asOperator.Delete(ctx, binding)).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding cluster-admin binds ClusterRole cluster-admin: the operator creates, changes and deletes only`)))
+		Expect(server.Client.Get(ctx, client.ObjectKeyFromObject(binding), &rbacv1.ClusterRoleBinding{})).To(Succeed())
+	})
+
+	// The operator holds every right of system:discovery, so RBAC lets it
+	// rewrite that binding, which every authenticated identity relies on.
+	It("refuses the operator rewriting the system's bindings", func(ctx SpecContext) {
+		binding := &rbacv1.ClusterRoleBinding{}
+		Expect(server.Client.Get(ctx, client.ObjectKey{Name: "system:discovery"}, binding)).To(Succeed())
+		binding.Subjects = nil
+		Expect(asOperator.Update(ctx, binding, client.DryRunAll)).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding system:discovery binds ClusterRole system:discovery: the operator creates, changes and deletes only`)))
+	})
+
+	It("refuses the operator rewriting a binding it did not build", func(ctx SpecContext) {
+		binding := foreignBinding(ctx, "metrics-server:system:auth-delegator", metricsServer)
+		binding.Subjects = nil
+		Expect(asOperator.Update(ctx, binding, client.DryRunAll)).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding metrics-server:system:auth-delegator: the operator binds system:auth-delegator only to one ` +
+				`streamers' ServiceAccount, <channel>-streamer; it binds no subject`)))
+	})
+
+	// The binding as rewritten is one the operator builds; as it stands, it
+	// binds a person. Taking it over would bind the streamers instead, and
+	// the channel's deletion would delete it.
+	It("refuses the operator taking over a binding of its name that it did not build", func(ctx SpecContext) {
+		built := authDelegatorBinding(ctx, "taken", func(*rbacv1.ClusterRoleBinding) {})
+		binding := foreignBinding(ctx, built.Name, rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: viewer})
+		binding.Labels, binding.Subjects = built.Labels, built.Subjects
+		Expect(asOperator.Update(ctx, binding, client.DryRunAll)).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding herald:team-a:taken-streamer:auth-delegator is not the operator's: it changes only a binding it built, ` +
+				`labelled app.kubernetes.io/managed-by=herald-operator, of the same subject`)))
+		Expect(applyAsOperator(ctx, built)).To(MatchError(ContainSubstring("is not the operator's")))
+	})
+
+	// The policy tells the operator's bindings by their labels: one whose
+	// labels someone removed is no longer its own.
+	It("refuses the operator deleting or restoring a binding it built whose labels were removed", func(ctx SpecContext) {
+		built := authDelegatorBinding(ctx, "unlabelled", func(*rbacv1.ClusterRoleBinding) {})
+		unlabelled := foreignBinding(ctx, built.Name, built.Subjects[0])
+		Expect(asOperator.Delete(ctx, unlabelled, client.DryRunAll)).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding herald:team-a:unlabelled-streamer:auth-delegator: a streamers' ClusterRoleBinding is labelled`)))
+		Expect(applyAsOperator(ctx, built)).To(MatchError(ContainSubstring(
+			`ClusterRoleBinding herald:team-a:unlabelled-streamer:auth-delegator is not the operator's`)))
+	})
+
+	It("refuses the operator rebinding a binding it built", func(ctx SpecContext) {
+		binding := &rbacv1.ClusterRoleBinding{}
+		Expect(asOperator.Get(ctx, client.ObjectKey{Name: resources.AuthDelegatorBindingName(teamA, "app")}, binding)).To(Succeed())
+		binding.Subjects[0].Namespace = teamB
+		Expect(asOperator.Update(ctx, binding, client.DryRunAll)).To(MatchError(ContainSubstring(
+			`the operator names a streamers' binding after their ServiceAccount: herald:team-b:app-streamer:auth-delegator`)))
+	})
+
 	It("leaves alone an identity with the operator's rights under another name", func(ctx SpecContext) {
 		const twin = "system:serviceaccount:herald-system:operator-twin"
 		binding := &rbacv1.ClusterRoleBinding{
@@ -173,5 +340,10 @@ var _ = Describe("the admission policies that fence the operator's escalate and 
 			return asTwin.Create(ctx, wide.DeepCopy(), client.DryRunAll)
 		}).WithContext(ctx).Should(Succeed())
 		expectAdmitted(ctx, asOperator, wide, "Role team-a/wide: the operator creates only its streamers' Roles")
+
+		foreign := foreignBinding(ctx, "metrics-server:system:auth-delegator", metricsServer)
+		Expect(asTwin.Delete(ctx, foreign, client.DryRunAll)).To(Succeed())
+		Expect(asOperator.Delete(ctx, foreign, client.DryRunAll)).To(MatchError(ContainSubstring(
+			"it binds ServiceAccount kube-system/metrics-server")))
 	})
 })

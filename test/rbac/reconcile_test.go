@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,10 +18,11 @@ import (
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/controllers"
+	"github.com/herald-notify/herald/controllers/resources"
 )
 
 var _ = Describe("the operator's reconcile as the operator's ServiceAccount", func() {
-	It("builds a channel's objects with no right on Secrets, within the admission policies", func(ctx SpecContext) {
+	It("builds a channel's objects with no right on Secrets, restores and deletes its ClusterRoleBinding, within the admission policies", func(ctx SpecContext) {
 		const namespace = "team-live"
 		Expect(server.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}})).To(Succeed())
 
@@ -45,6 +47,8 @@ var _ = Describe("the operator's reconcile as the operator's ServiceAccount", fu
 		Expect(server.Client.Create(ctx, channel)).To(Succeed())
 
 		key := client.ObjectKey{Namespace: namespace, Name: "live-streamer"}
+		bindingKey := client.ObjectKey{Name: resources.AuthDelegatorBindingName(namespace, "live")}
+		binding := &rbacv1.ClusterRoleBinding{}
 		Eventually(func(g Gomega, ctx context.Context) {
 			role := &rbacv1.Role{}
 			g.Expect(server.Client.Get(ctx, key, role)).To(Succeed())
@@ -54,9 +58,26 @@ var _ = Describe("the operator's reconcile as the operator's ServiceAccount", fu
 			)))
 			g.Expect(server.Client.Get(ctx, key, &rbacv1.RoleBinding{})).To(Succeed())
 			g.Expect(server.Client.Get(ctx, key, &appsv1.Deployment{})).To(Succeed())
+			g.Expect(server.Client.Get(ctx, bindingKey, binding)).To(Succeed())
+			g.Expect(binding.Subjects).To(ConsistOf(HaveField("Name", "live-streamer")))
 			current := &notifyv1alpha1.NotificationChannel{}
 			g.Expect(server.Client.Get(ctx, client.ObjectKeyFromObject(channel), current)).To(Succeed())
 			g.Expect(current.Status.ObservedGeneration).To(Equal(current.Generation))
+		}).WithContext(ctx).Should(Succeed())
+
+		By("deleting the binding: the operator restores it")
+		Expect(server.Client.Delete(ctx, binding)).To(Succeed())
+		Eventually(func(g Gomega, ctx context.Context) {
+			restored := &rbacv1.ClusterRoleBinding{}
+			g.Expect(server.Client.Get(ctx, bindingKey, restored)).To(Succeed())
+			g.Expect(restored.UID).NotTo(Equal(binding.UID))
+		}).WithContext(ctx).Should(Succeed())
+
+		By("deleting the channel: the operator's finalizer deletes the binding, then lets the channel go")
+		Expect(server.Client.Delete(ctx, channel)).To(Succeed())
+		Eventually(func(g Gomega, ctx context.Context) {
+			g.Expect(apierrors.IsNotFound(server.Client.Get(ctx, bindingKey, &rbacv1.ClusterRoleBinding{}))).To(BeTrue(), "the binding is deleted")
+			g.Expect(apierrors.IsNotFound(server.Client.Get(ctx, client.ObjectKeyFromObject(channel), channel))).To(BeTrue(), "the channel is gone")
 		}).WithContext(ctx).Should(Succeed())
 	})
 })

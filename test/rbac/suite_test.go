@@ -5,7 +5,8 @@
 // each identity, as an administrator may), and compares the answers with the
 // lists in testdata/, so that any widening is a reviewed diff. The streamer
 // objects are applied as the operator, under the admission policies that
-// fence its escalate and bind on Roles (policy_test.go checks those).
+// fence its escalate and bind on Roles and its ClusterRoleBindings
+// (policy_test.go checks those).
 package rbac_test
 
 import (
@@ -84,10 +85,16 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 
 	asOperator, err = server.ClientAs(operatorSA)
 	Expect(err).NotTo(HaveOccurred())
-	By("waiting for the admission policies that fence the operator's escalate and bind to be enforced")
+	By("waiting for the admission policies that fence the operator's escalate and bind and its ClusterRoleBindings to be enforced")
 	Eventually(func(ctx context.Context) error {
 		return asOperator.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: teamA, Name: "probe"}}, client.DryRunAll)
 	}).WithContext(ctx).Should(MatchError(ContainSubstring("the operator creates only its streamers' Roles")))
+	Eventually(func(ctx context.Context) error {
+		return asOperator.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "probe"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: resources.AuthDelegatorRole},
+		}, client.DryRunAll)
+	}).WithContext(ctx).Should(MatchError(ContainSubstring("the operator binds system:auth-delegator only to one streamers' ServiceAccount")))
 
 	By("creating the streamers' objects of two channels as the operator, which builds and owns them")
 	for _, channel := range []*notifyv1alpha1.NotificationChannel{
