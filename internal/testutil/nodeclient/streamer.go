@@ -23,8 +23,9 @@ import (
 // at the end sees none.
 var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
-// Streamer is a running server: Direct serves the test's own requests, and
-// whatever a suite puts in front of it; Ops serves its metrics.
+// Streamer is a running server, on loopback ports: Direct serves its API,
+// to the test's own requests and to clients or a suite's fronts; Ops serves
+// its metrics.
 type Streamer struct {
 	Server *server.Server
 	Direct *httptest.Server
@@ -41,7 +42,7 @@ type StreamerOptions struct {
 	// Edit adjusts the minimal channel's spec.
 	Edit func(spec *notifyv1alpha1.NotificationChannelSpec)
 	// WaitStreams makes the spec's end also expect every stream the
-	// streamer served to have ended.
+	// streamer served to have ended, once it stopped.
 	WaitStreams bool
 }
 
