@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
+	"github.com/herald-notify/herald/internal/testutil/nodeclient"
 )
 
 const timestampPattern = `^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`
@@ -19,7 +20,7 @@ const reconnectTimeout = 15 * time.Second
 var _ = Describe("the eventsource package reading a Herald stream", func() {
 	It("opens with the connection event, which carries no event id", func() {
 		s := startStreamer(nil)
-		token := s.token("alice", false)
+		token := s.Token("alice", false, time.Hour)
 		c := startClient(s, token)
 
 		req := s.gate.nextRequest(10 * time.Second)
@@ -38,7 +39,7 @@ var _ = Describe("the eventsource package reading a Herald stream", func() {
 		// Two streams for u1: the library's, and a witness read with the
 		// project's SSE reader that shows the bytes the streamer sent.
 		s := startStreamer(func(spec *notifyv1alpha1.NotificationChannelSpec) { spec.Connections.MaxPerUser = 2 })
-		c := startClient(s, s.token("u1", false))
+		c := startClient(s, s.Token("u1", false, time.Hour))
 		c.expectOpen()
 		c.expectConnected("u1")
 		witness := s.witnessStream("u1")
@@ -65,7 +66,7 @@ var _ = Describe("the eventsource package reading a Herald stream", func() {
 
 	It("delivers a custom event to everyone, and not one addressed to another user", func() {
 		s := startStreamer(nil)
-		c := startClient(s, s.token("u1", false))
+		c := startClient(s, s.Token("u1", false, time.Hour))
 		c.expectOpen()
 		c.expectConnected("u1")
 		u2 := s.witnessStream("u2")
@@ -91,7 +92,7 @@ var _ = Describe("the eventsource package reading a Herald stream", func() {
 
 	It("reconnects by itself after the connection drops, with Last-Event-ID, and receives exactly what it missed", func() {
 		s := startStreamer(nil)
-		token := s.token("u1", false)
+		token := s.Token("u1", false, time.Hour)
 		c := startClient(s, token)
 		s.gate.nextRequest(10 * time.Second)
 		c.expectOpen()
@@ -105,7 +106,7 @@ var _ = Describe("the eventsource package reading a Herald stream", func() {
 		s.cutGated()
 		drop := c.expectError()
 		Expect(drop.ReadyState).To(HaveValue(Equal(connecting)), "the library reconnects after a dropped stream: %+v", drop)
-		Eventually(s.srv.Streams).Should(BeZero(), "the streamer saw the stream end")
+		Eventually(s.Server.Streams).Should(BeZero(), "the streamer saw the stream end")
 
 		// The library waits the retry: hint (3s) before it reconnects.
 		resume := s.gate.nextRequest(reconnectTimeout)
@@ -135,22 +136,22 @@ var _ = Describe("the eventsource package reading a Herald stream", func() {
 		// Replayed from the log: all four, except any the hub had not yet
 		// handed out when the stream joined, which came live instead (the
 		// order and ids above show nothing was lost or doubled either way).
-		Expect(s.metrics()).To(MatchRegexp(`(?m)^herald_replayed_events_total [1-4]$`), "the streamer replayed them from its log")
+		Expect(s.Metrics()).To(MatchRegexp(`(?m)^herald_replayed_events_total [1-4]$`), "the streamer replayed them from its log")
 
 		By("then live events, with no duplicate and no gap")
 		live := s.notify("u1").eventID
 		msg, _ = c.nextMessage()
 		Expect(msg.LastEventID).To(Equal(live))
-		Expect(s.metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 2`))
+		Expect(s.Metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 2`))
 		Expect(s.gate.requests).NotTo(Receive(), "the library connected twice, no more")
 	})
 
 	It("reports a refused stream as an error, with the status, and does not reconnect", func() {
 		s := startStreamer(nil)
-		c := startClient(s, signToken("u1", false, []byte("not the channel's key, but long enough")))
+		c := startClient(s, nodeclient.Token([]byte("not the channel's key, but long enough"), "u1", false, time.Hour))
 		refused := c.expectError()
 		Expect(refused.Code).To(HaveValue(Equal(http.StatusUnauthorized)), "%+v", refused)
 		Expect(refused.ReadyState).To(HaveValue(Equal(closed)), "a non-200 answer fails the connection for good")
-		Expect(s.metrics()).To(ContainSubstring(`herald_connects_total{result="unauthorized"} 1`))
+		Expect(s.Metrics()).To(ContainSubstring(`herald_connects_total{result="unauthorized"} 1`))
 	})
 })

@@ -10,16 +10,11 @@
 package eventsource_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"syscall"
@@ -28,97 +23,51 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/goleak"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
-	"github.com/herald-notify/herald/internal/testutil/streamertest"
+	"github.com/herald-notify/herald/internal/testutil"
+	"github.com/herald-notify/herald/internal/testutil/nodeclient"
 	"github.com/herald-notify/herald/streamer/server"
 	"github.com/herald-notify/herald/streamer/sse"
-
-	"github.com/herald-notify/herald/internal/testutil"
 )
 
-const (
-	// clientProgram runs the eventsource library; see its header for the
-	// lines it writes.
-	clientProgram = "client.mjs"
-	// installedLibrary exists once hack/npm-deps.sh has run.
-	installedLibrary = "node_modules/eventsource/package.json"
-	installHint      = "run make test, which installs them via hack/npm-deps.sh"
-)
-
-var (
-	nodeBin     string
-	leaksBefore goleak.Option
-	// httpClient makes the test's own requests (publish, metrics, witness
-	// streams). Without keep-alive no idle connection outlives a spec, so
-	// the leak check at the end sees none.
-	httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-)
+// clientProgram runs the eventsource library; see its header for the lines
+// it writes.
+const clientProgram = "client.mjs"
 
 func TestEventSource(t *testing.T) {
 	testutil.RunSuite(t, "the eventsource npm package against a real streamer")
 }
 
-var _ = BeforeSuite(func() {
-	SetDefaultEventuallyTimeout(10 * time.Second)
-	var err error
-	nodeBin, err = exec.LookPath("node")
-	// A missing Node fails the suite rather than skipping it: a skipped
-	// suite would let CI pass without ever running the third-party client.
-	Expect(err).NotTo(HaveOccurred(), "node is not on PATH: this suite runs the eventsource npm package under Node.js 20 or newer; "+
-		"install Node.js and npm (Debian: apt-get install nodejs npm), then "+installHint)
-	Expect(installedLibrary).To(BeAnExistingFile(), "the suite's npm packages are not installed: "+installHint)
-	leaksBefore = goleak.IgnoreCurrent()
-})
+var node = nodeclient.SetUpSuite("the eventsource npm package", "eventsource")
 
-var _ = AfterSuite(func() {
-	// Every stream, reader goroutine and Node process of the suite has ended.
-	Eventually(func() error { return goleak.Find(leaksBefore) }).Should(Succeed())
-})
-
-// streamer is a running server with two fronts on loopback ports: gated,
-// through which the library connects, and direct, for the test's own
-// requests, so that cutting or holding the library's connections leaves
-// the test's publishing and witness streams alone.
+// streamer is a running streamer with a second front on a loopback port:
+// gated, through which the library connects, beside the direct one for the
+// test's own requests, so that cutting or holding the library's connections
+// leaves the test's publishing and witness streams alone.
 type streamer struct {
-	srv   *server.Server
+	*nodeclient.Streamer
 	gated *httptest.Server
 	// gatedConns are the gated front's connections, for cutGated.
 	gatedConns *recordingListener
-	direct     *httptest.Server
-	ops        *httptest.Server
 	gate       *streamGate
-	secret     []byte
 }
 
 // startStreamer serves a channel, its spec adjusted by edit, until the spec ends.
 func startStreamer(edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
-	srv, secret, err := streamertest.New(edit, 0)
-	Expect(err).NotTo(HaveOccurred())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx); close(done) }()
-	gate := newStreamGate(srv.Handler())
-	gated := httptest.NewUnstartedServer(gate)
-	gatedConns := &recordingListener{Listener: gated.Listener}
-	gated.Listener = gatedConns
-	gated.Start()
-	s := &streamer{
-		srv: srv, gated: gated, gatedConns: gatedConns, direct: httptest.NewServer(srv.Handler()),
-		ops: httptest.NewServer(srv.OpsHandler()), gate: gate, secret: secret,
-	}
+	s := &streamer{Streamer: nodeclient.StartStreamer(nodeclient.StreamerOptions{Edit: edit})}
+	s.gate = newStreamGate(s.Server.Handler())
+	s.gated = httptest.NewUnstartedServer(s.gate)
+	s.gatedConns = &recordingListener{Listener: s.gated.Listener}
+	s.gated.Listener = s.gatedConns
+	s.gated.Start()
+	// Registered after the streamer's cleanup, so it runs first: the gated
+	// front's connections are cut while the streamer still serves them.
 	DeferCleanup(func() {
-		gate.release() // a request still held returns when its connection is cut
+		s.gate.release() // a request still held returns when its connection is cut
 		s.cutGated()
-		for _, front := range []*httptest.Server{s.gated, s.direct} {
-			front.CloseClientConnections()
-			front.Close()
-		}
-		s.ops.Close()
-		cancel()
-		Eventually(done).Should(BeClosed())
+		s.gated.CloseClientConnections()
+		s.gated.Close()
 	})
 	return s
 }
@@ -209,38 +158,6 @@ func shutdownSockets(inodes map[uint64]bool) {
 // streamURL is where the library connects.
 func (s *streamer) streamURL() string { return s.gated.URL + server.StreamPath }
 
-// token signs a token for user, valid for an hour, with the publish grant
-// when publish is set.
-func (s *streamer) token(user string, publish bool) string {
-	return signToken(user, publish, s.secret)
-}
-
-func signToken(user string, publish bool, secret []byte) string {
-	GinkgoHelper()
-	t, err := streamertest.Token(secret, user, publish, time.Hour)
-	Expect(err).NotTo(HaveOccurred())
-	return t
-}
-
-// publish POSTs body to a publish endpoint with a publisher's token, expects
-// 202 and returns the decoded answer.
-func (s *streamer) publish(path string, body map[string]any) map[string]any {
-	GinkgoHelper()
-	payload, err := json.Marshal(body)
-	Expect(err).NotTo(HaveOccurred())
-	req, err := http.NewRequest(http.MethodPost, s.direct.URL+path, bytes.NewReader(payload))
-	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.token("backend", true))
-	resp, err := httpClient.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
-	var answer map[string]any
-	Expect(json.NewDecoder(resp.Body).Decode(&answer)).To(Succeed())
-	Expect(resp.StatusCode).To(Equal(http.StatusAccepted), "%s answered %v", path, answer)
-	return answer
-}
-
 // notification is what notify published.
 type notification struct {
 	eventID        string
@@ -250,7 +167,7 @@ type notification struct {
 // notify publishes a notification to user through the publish API.
 func (s *streamer) notify(user string) notification {
 	GinkgoHelper()
-	answer := s.publish("/api/v1/notifications", map[string]any{
+	answer := s.Publish("/api/v1/notifications", map[string]any{
 		"recipientUserIds": []string{user}, "notificationType": "VOCAB_TRAINER", "action": "CREATE", "priority": "LOW",
 		"data": map[string]any{"message": "New vocab trainer available", "unicode": "größe ✓ \u2028"},
 	})
@@ -266,18 +183,7 @@ func (s *streamer) custom(eventType string, users ...string) string {
 	if len(users) > 0 {
 		body["userIds"] = users
 	}
-	return s.publish("/api/v1/custom-events", body)["eventId"].(string)
-}
-
-// metrics returns the text of the streamer's /metrics page.
-func (s *streamer) metrics() string {
-	GinkgoHelper()
-	resp, err := httpClient.Get(s.ops.URL + "/metrics")
-	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	return string(body)
+	return s.Publish("/api/v1/custom-events", body)["eventId"].(string)
 }
 
 // streamGate is the gated front's handler. It sees every stream request
@@ -289,9 +195,8 @@ type streamGate struct {
 	next http.Handler
 	// requests has the headers of each stream request, in arrival order.
 	requests chan http.Header
-
-	mu   sync.Mutex
-	held chan struct{} // closed on release; nil while requests pass
+	// held is shut while stream requests wait.
+	held nodeclient.Gate
 }
 
 func newStreamGate(next http.Handler) *streamGate {
@@ -299,29 +204,14 @@ func newStreamGate(next http.Handler) *streamGate {
 }
 
 // hold makes stream requests wait until release.
-func (g *streamGate) hold() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.held == nil {
-		g.held = make(chan struct{})
-	}
-}
+func (g *streamGate) hold() { g.held.Shut() }
 
 // release lets held and later stream requests through.
-func (g *streamGate) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.held != nil {
-		close(g.held)
-		g.held = nil
-	}
-}
+func (g *streamGate) release() { g.held.Open() }
 
 func (g *streamGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == server.StreamPath {
-		g.mu.Lock()
-		held := g.held
-		g.mu.Unlock()
+		held := g.held.Opening()
 		select {
 		case g.requests <- r.Header.Clone():
 		case <-r.Context().Done():
@@ -352,12 +242,7 @@ func (g *streamGate) nextRequest(timeout time.Duration) http.Header {
 // many streams, or the witness replaces the library's stream.
 func (s *streamer) witnessStream(user string) <-chan sse.Event {
 	GinkgoHelper()
-	req, err := http.NewRequest(http.MethodGet, s.direct.URL+server.StreamPath, nil)
-	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Authorization", "Bearer "+s.token(user, false))
-	resp, err := httpClient.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	resp := s.OpenStream(user)
 
 	events := make(chan sse.Event, 100)
 	quit, done := make(chan struct{}), make(chan struct{})
@@ -410,60 +295,24 @@ const (
 
 // esClient is a running client.mjs: the library reading one stream.
 type esClient struct {
-	lines chan clientLine
+	*nodeclient.Process[clientLine]
 }
 
 // startClient runs the library against the streamer with token, until the
 // spec ends: then its standard input is closed, on which it must exit 0.
 func startClient(s *streamer, token string) *esClient {
 	GinkgoHelper()
-	ctx, kill := context.WithCancel(context.Background())
-	// Runs last: whatever happened, no Node process outlives the spec.
-	DeferCleanup(kill)
-	cmd := exec.CommandContext(ctx, nodeBin, clientProgram, s.streamURL())
-	cmd.Env = append(os.Environ(), "HERALD_TOKEN="+token)
-	cmd.Stderr = GinkgoWriter
-	cmd.WaitDelay = 5 * time.Second // Wait returns even if Node hangs on to its pipes
-	stdin, err := cmd.StdinPipe()
-	Expect(err).NotTo(HaveOccurred())
-	stdout, err := cmd.StdoutPipe()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(cmd.Start()).To(Succeed())
-
-	c := &esClient{lines: make(chan clientLine, 100)}
-	quit, exited := make(chan struct{}), make(chan struct{})
-	var waitErr error
-	go func() {
-		defer close(exited)
-		scanner := bufio.NewScanner(stdout)
-		scanner.Buffer(nil, 1<<20)
-		for scanner.Scan() {
-			var line clientLine
-			if err := json.Unmarshal(scanner.Bytes(), &line); err != nil {
-				line = clientLine{Kind: "unparsable", Message: scanner.Text()}
-			}
-			select {
-			case c.lines <- line:
-			case <-quit: // the spec is over: read on, so that Node never blocks writing
-			}
-		}
-		// Wait closes stdout: only now that every line was read.
-		waitErr = cmd.Wait()
-	}()
-	DeferCleanup(func() {
-		close(quit)
-		_ = stdin.Close()
-		Eventually(exited).Should(BeClosed(), "client.mjs exits when its standard input closes")
-		Expect(waitErr).NotTo(HaveOccurred(), "client.mjs exits 0")
-	})
-	return c
+	return &esClient{nodeclient.Start(node, nodeclient.Program[clientLine]{
+		Script: clientProgram, Args: []string{s.streamURL()}, Env: []string{"HERALD_TOKEN=" + token},
+		Unparsable: func(text string) clientLine { return clientLine{Kind: "unparsable", Message: text} },
+	})}
 }
 
 // next is the next line the client wrote.
 func (c *esClient) next() clientLine {
 	GinkgoHelper()
 	var line clientLine
-	Eventually(c.lines).Should(Receive(&line), "client.mjs wrote no further line")
+	Eventually(c.Lines).Should(Receive(&line), "client.mjs wrote no further line")
 	return line
 }
 

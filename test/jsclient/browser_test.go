@@ -1,20 +1,18 @@
 package jsclient_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/herald-notify/herald/internal/testutil/nodeclient"
 	"github.com/herald-notify/herald/internal/testutil/streamertest"
 	"github.com/herald-notify/herald/streamer/server"
 )
@@ -52,8 +50,8 @@ type origin struct {
 	*httptest.Server
 	streams chan string
 
-	held    gate          // shut while ticket requests are held
-	tickets chan struct{} // a value for each ticket request that arrived held
+	held    nodeclient.Gate // shut while ticket requests are held
+	tickets chan struct{}   // a value for each ticket request that arrived held
 }
 
 func (s *streamer) serveTabs(user string) *origin {
@@ -71,14 +69,14 @@ func (s *streamer) serveTabs(user string) *origin {
 		_, _ = w.Write(module)
 	})
 	mux.HandleFunc("GET /token", func(w http.ResponseWriter, _ *http.Request) {
-		t, err := streamertest.Token(s.secret, user, false, time.Hour)
+		t, err := streamertest.Token(s.Secret, user, false, time.Hour)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		_, _ = io.WriteString(w, t)
 	})
-	api := s.srv.Handler()
+	api := s.Server.Handler()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case server.TicketsPath:
@@ -101,7 +99,7 @@ func (s *streamer) serveTabs(user string) *origin {
 }
 
 func (o *origin) waitWhileHeld(r *http.Request) {
-	held := o.held.closed()
+	held := o.held.Opening()
 	if held == nil {
 		return
 	}
@@ -121,14 +119,13 @@ func (o *origin) nextStream() string {
 }
 
 // hold makes ticket requests wait until release.
-func (o *origin) hold() { o.held.close() }
+func (o *origin) hold() { o.held.Shut() }
 
-func (o *origin) release() { o.held.open() }
+func (o *origin) release() { o.held.Open() }
 
 // browser is a running tabs.mjs.
 type browser struct {
-	stdin  io.Writer
-	lines  chan map[string]json.RawMessage
+	*nodeclient.Process[map[string]json.RawMessage]
 	nextID int
 }
 
@@ -146,48 +143,15 @@ func startBrowser() *browser {
 	chromium := os.Getenv("CHROMIUM")
 	Expect(chromium).NotTo(BeEmpty(), `CHROMIUM is not set: the tab specs run headless Chromium; set CHROMIUM to a Chromium binary, `+
 		`as make test does: CHROMIUM="$(hack/chromium.sh)" (it installs Debian's chromium package when none is there)`)
-	Expect(installedPlaywright).To(BeAnExistingFile(), "test/browser's npm packages are not installed: "+installHint)
-	ctx, kill := context.WithCancel(context.Background())
-	DeferCleanup(kill)
-	cmd := exec.CommandContext(ctx, nodeBin, tabsProgram, chromium)
-	cmd.Stderr = GinkgoWriter
-	cmd.WaitDelay = 10 * time.Second
-	stdin, err := cmd.StdinPipe()
-	Expect(err).NotTo(HaveOccurred())
-	stdout, err := cmd.StdoutPipe()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(cmd.Start()).To(Succeed())
-
-	b := &browser{stdin: stdin, lines: make(chan map[string]json.RawMessage, 100)}
-	quit, exited := make(chan struct{}), make(chan struct{})
-	var waitErr error
-	go func() {
-		defer close(exited)
-		scanner := bufio.NewScanner(stdout)
-		scanner.Buffer(nil, 1<<20)
-		for scanner.Scan() {
-			var l map[string]json.RawMessage
-			if json.Unmarshal(scanner.Bytes(), &l) != nil {
-				l = map[string]json.RawMessage{"event": json.RawMessage(`"unparsable"`)}
-			}
-			if _, isEvent := l["event"]; isEvent {
-				fmt.Fprintln(GinkgoWriter, scanner.Text())
-				continue
-			}
-			select {
-			case b.lines <- l:
-			case <-quit:
-			}
-		}
-		waitErr = cmd.Wait()
-	}()
-	DeferCleanup(func() {
-		close(quit)
-		_ = stdin.Close()
-		Eventually(exited, 20*time.Second).Should(BeClosed(), "tabs.mjs exits when its standard input closes")
-		Expect(waitErr).NotTo(HaveOccurred(), "tabs.mjs exits 0")
-	})
-	return b
+	Expect(installedPlaywright).To(BeAnExistingFile(), "test/browser's npm packages are not installed: "+nodeclient.InstallHint)
+	return &browser{Process: nodeclient.Start(node, nodeclient.Program[map[string]json.RawMessage]{
+		Script: tabsProgram, Args: []string{chromium}, WaitDelay: 10 * time.Second, ExitTimeout: 20 * time.Second,
+		Unparsable: func(string) map[string]json.RawMessage {
+			return map[string]json.RawMessage{"event": json.RawMessage(`"unparsable"`)}
+		},
+		// An event line is the program's log, not an answer.
+		IsLog: func(l map[string]json.RawMessage) bool { _, isEvent := l["event"]; return isEvent },
+	})}
 }
 
 // do runs a command and decodes its result into result (may be nil).
@@ -197,10 +161,10 @@ func (b *browser) do(command map[string]any, result any) {
 	command["id"] = b.nextID
 	data, err := json.Marshal(command)
 	Expect(err).NotTo(HaveOccurred())
-	_, err = b.stdin.Write(append(data, '\n'))
+	_, err = b.Stdin.Write(append(data, '\n'))
 	Expect(err).NotTo(HaveOccurred())
 	var answer map[string]json.RawMessage
-	Eventually(b.lines, 30*time.Second).Should(Receive(&answer), "tabs.mjs did not answer %s", data)
+	Eventually(b.Lines, 30*time.Second).Should(Receive(&answer), "tabs.mjs did not answer %s", data)
 	Expect(string(answer["id"])).To(Equal(fmt.Sprint(b.nextID)))
 	Expect(string(answer["ok"])).To(Equal("true"), "%s: %s", data, answer["error"])
 	if result != nil {
@@ -246,7 +210,7 @@ var _ = Describe("the JavaScript client in tabs of headless Chromium", func() {
 		Eventually(func() tab { return b.read(second) }).Should(HaveField("State", "open"))
 		Expect(b.read(second).Leader).To(BeFalse())
 		Consistently(o.streams, time.Second).ShouldNot(Receive(), "the second tab opens no stream")
-		metrics := s.metrics()
+		metrics := s.Metrics()
 		Expect(metrics).To(ContainSubstring(`herald_connects_total{result="ok"} 1` + "\n"))
 		Expect(metrics).To(ContainSubstring("herald_connections 1\n"))
 
@@ -262,7 +226,7 @@ var _ = Describe("the JavaScript client in tabs of headless Chromium", func() {
 		o.hold()
 		b.close(first)
 		Eventually(o.tickets).Should(Receive(), "the second tab took the lead and asks for a ticket")
-		Eventually(s.srv.Streams).Should(BeZero(), "the first tab's stream ended with it")
+		Eventually(s.Server.Streams).Should(BeZero(), "the first tab's stream ended with it")
 		for range 5 {
 			published = append(published, s.notify())
 		}
@@ -272,6 +236,6 @@ var _ = Describe("the JavaScript client in tabs of headless Chromium", func() {
 		Expect(o.nextStream()).To(HaveSuffix("&lastEventId=" + published[4]))
 		Eventually(func() []string { return b.read(second).Received }).Should(Equal(published))
 		Expect(b.read(second)).To(And(HaveField("Leader", true), HaveField("State", "open")))
-		Expect(s.metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 2` + "\n"))
+		Expect(s.Metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 2` + "\n"))
 	})
 })

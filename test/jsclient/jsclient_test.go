@@ -20,15 +20,15 @@ const noReconnectWindow = 3 * time.Second
 var _ = Describe("the JavaScript client", func() {
 	It("dispatches notifications, system and custom events to their callbacks, with their ids", func() {
 		s := startStreamer(nil, nil)
-		c := startClient(s.direct.URL, s.issueTokens("u1", time.Hour), nil)
+		c := startClient(s.Direct.URL, s.issueTokens("u1", time.Hour), nil)
 		c.expectState("connecting", "opening")
 		hello, _ := c.expectOpened("")
 		Expect(hello.ID).NotTo(BeEmpty(), "the connection event's id is where the stream resumes")
 		Expect(hello.Data).To(HaveKeyWithValue("streamId", Not(BeEmpty())))
 
 		notified := s.notify()
-		announced := s.publish("/api/v1/system-events", map[string]any{"eventType": "maintenance", "data": map[string]any{"message": "tonight"}})["eventId"]
-		custom := s.publish("/api/v1/custom-events", map[string]any{"eventType": "user_activity", "data": map[string]any{"action": "login"}})["eventId"]
+		announced := s.Publish("/api/v1/system-events", map[string]any{"eventType": "maintenance", "data": map[string]any{"message": "tonight"}})["eventId"]
+		custom := s.Publish("/api/v1/custom-events", map[string]any{"eventType": "user_activity", "data": map[string]any{"action": "login"}})["eventId"]
 
 		n := c.expectEvent("notification")
 		Expect(n.ID).To(Equal(notified))
@@ -46,7 +46,7 @@ var _ = Describe("the JavaScript client", func() {
 		s := startStreamer(nil, func(spec *notifyv1alpha1.NotificationChannelSpec) {
 			spec.Auth.ExpiryWarning.Duration = 2 * time.Second
 		})
-		c := startClient(s.direct.URL, s.issueTokens("u1", lifetime), nil)
+		c := startClient(s.Direct.URL, s.issueTokens("u1", lifetime), nil)
 		c.expectState("connecting", "opening")
 		c.expectOpened("")
 
@@ -80,7 +80,7 @@ var _ = Describe("the JavaScript client", func() {
 		Expect(received).To(Equal(published))
 		Expect(warnings).To(BeNumerically(">=", 3))
 		Expect(refreshes).To(Equal(warnings), "each warning is answered with one refresh")
-		metrics := s.metrics()
+		metrics := s.Metrics()
 		Expect(metrics).To(ContainSubstring(`herald_connects_total{result="ok"} 1`+"\n"), "one stream, never reopened")
 		Expect(metrics).To(MatchRegexp(`herald_token_refreshes_total\{result="ok"\} ([3-9]|\d\d+)\n`))
 		Expect(metrics).To(ContainSubstring("herald_connections 1\n"))
@@ -91,7 +91,7 @@ var _ = Describe("the JavaScript client", func() {
 			spec.Auth.ExpiryWarning.Duration = 3 * time.Second
 		})
 		issuer := s.issueTokens("u1", 5*time.Second)
-		c := startClient(s.direct.URL, issuer, nil)
+		c := startClient(s.Direct.URL, issuer, nil)
 		c.expectState("connecting", "opening")
 		c.expectOpened("")
 		seen := s.notify()
@@ -106,14 +106,14 @@ var _ = Describe("the JavaScript client", func() {
 		hello, request := c.expectOpened(seen)
 		Expect(request.at()).To(BeTemporally("<", expiresAt), "before the old token expired")
 		Expect(hello.Data).To(HaveKeyWithValue("recovered", true))
-		Expect(s.metrics()).To(ContainSubstring(`herald_token_refreshes_total{result="unauthorized"} 1` + "\n"))
+		Expect(s.Metrics()).To(ContainSubstring(`herald_token_refreshes_total{result="unauthorized"} 1` + "\n"))
 		live := s.notify()
 		Expect(c.expectEvent("notification").ID).To(Equal(live))
 	})
 
 	It("after its token expired without a refresh, fetches a new token and resumes with a new ticket", func() {
 		s := startStreamer(nil, func(spec *notifyv1alpha1.NotificationChannelSpec) { spec.Auth.ExpiryWarning.Duration = 0 })
-		c := startClient(s.direct.URL, s.issueTokens("u1", 3*time.Second), nil)
+		c := startClient(s.Direct.URL, s.issueTokens("u1", 3*time.Second), nil)
 		c.expectState("connecting", "opening")
 		c.expectOpened("")
 		before := s.notify()
@@ -157,7 +157,7 @@ var _ = Describe("the JavaScript client", func() {
 
 	It("stays closed when a newer stream of its user replaced its own", func() {
 		s := startStreamer(nil, nil)
-		c := startClient(s.direct.URL, s.issueTokens("u1", time.Hour), nil)
+		c := startClient(s.Direct.URL, s.issueTokens("u1", time.Hour), nil)
 		c.expectState("connecting", "opening")
 		c.expectOpened("")
 
@@ -166,8 +166,8 @@ var _ = Describe("the JavaScript client", func() {
 		Expect(end.Data).To(HaveKeyWithValue("reason", "replaced"))
 		Expect(end.Data).To(HaveKeyWithValue("reconnect", "none"))
 		c.expectState("closed", "replaced")
-		Consistently(c.lines, noReconnectWindow).ShouldNot(Receive(HaveField("Kind", "request")), "the client does not reconnect")
-		Expect(s.metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 2` + "\n"))
+		Consistently(c.Lines, noReconnectWindow).ShouldNot(Receive(HaveField("Kind", "request")), "the client does not reconnect")
+		Expect(s.Metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 2` + "\n"))
 	})
 
 	It("ended as a slow consumer, backs off with jitter and resumes from the last event it read", func() {
@@ -184,8 +184,8 @@ var _ = Describe("the JavaScript client", func() {
 		f.stall()
 		pad := strings.Repeat("x", 30000)
 		Eventually(func() string {
-			s.publish("/api/v1/custom-events", map[string]any{"eventType": "bulk", "userIds": []string{"slow"}, "data": map[string]any{"pad": pad}})
-			return s.metrics()
+			s.Publish("/api/v1/custom-events", map[string]any{"eventType": "bulk", "userIds": []string{"slow"}, "data": map[string]any{"pad": pad}})
+			return s.Metrics()
 		}, 60*time.Second).Should(ContainSubstring(`herald_disconnects_total{reason="slow_consumer"} 1`))
 		f.unstall()
 
@@ -214,7 +214,7 @@ var _ = Describe("the JavaScript client", func() {
 	It("ended because the streamer lagged, resumes at once from its last id and is told what was lost", func() {
 		log := logtest.NewGatedReads(eventlog.NewEmbedded(eventlog.Options{MaxEvents: 5}))
 		s := startStreamer(log, func(spec *notifyv1alpha1.NotificationChannelSpec) { spec.History.MaxEvents = 5 })
-		c := startClient(s.direct.URL, s.issueTokens("u1", time.Hour), nil)
+		c := startClient(s.Direct.URL, s.issueTokens("u1", time.Hour), nil)
 		c.expectState("connecting", "opening")
 		hello, _ := c.expectOpened("")
 		for range 12 {
@@ -249,7 +249,7 @@ var _ = Describe("the JavaScript client", func() {
 		f.pointAt(next)
 		issuer.streamer.Store(next)
 		drained := make(chan struct{})
-		go func() { draining.srv.Drain(context.Background()); close(drained) }()
+		go func() { draining.Server.Drain(context.Background()); close(drained) }()
 		DeferCleanup(func() { Eventually(drained).Should(BeClosed()) })
 
 		end := c.expectEvent("end")
@@ -263,7 +263,7 @@ var _ = Describe("the JavaScript client", func() {
 		hello, request := c.expectOpened(seen)
 		Expect(request.at().Sub(end.at())).To(BeNumerically(">=", time.Duration(retryMs)*time.Millisecond-time.Millisecond))
 		Expect(hello.Data).To(HaveKeyWithValue("recovered", false), "the next streamer has a log of its own here, another epoch")
-		Expect(next.metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 1` + "\n"))
+		Expect(next.Metrics()).To(ContainSubstring(`herald_connects_total{result="ok"} 1` + "\n"))
 		live := next.notify()
 		Expect(c.expectEvent("notification").ID).To(Equal(live))
 	})

@@ -12,14 +12,11 @@ package jsclient_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,118 +25,47 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/goleak"
 
 	notifyv1alpha1 "github.com/herald-notify/herald/api/v1alpha1"
 	"github.com/herald-notify/herald/internal/testutil"
+	"github.com/herald-notify/herald/internal/testutil/nodeclient"
 	"github.com/herald-notify/herald/internal/testutil/streamertest"
 	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/server"
 )
 
-const (
-	// clientProgram runs the client; see its header for the lines it writes.
-	clientProgram = "client.mjs"
-	// installedLibrary exists once hack/npm-deps.sh has run.
-	installedLibrary = "node_modules/eventsource/package.json"
-	installHint      = "run make test, which installs them via hack/npm-deps.sh"
-)
-
-var (
-	nodeBin     string
-	leaksBefore goleak.Option
-	// httpClient makes the test's own requests. Without keep-alive no idle
-	// connection outlives a spec, so the leak check at the end sees none.
-	httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-)
+// clientProgram runs the client; see its header for the lines it writes.
+const clientProgram = "client.mjs"
 
 func TestJSClient(t *testing.T) {
 	testutil.RunSuite(t, "the JavaScript client against real streamers")
 }
 
-var _ = BeforeSuite(func() {
-	SetDefaultEventuallyTimeout(10 * time.Second)
-	var err error
-	nodeBin, err = exec.LookPath("node")
-	// A missing Node fails the suite rather than skipping it.
-	Expect(err).NotTo(HaveOccurred(), "node is not on PATH: this suite runs clients/js under Node.js 20 or newer; "+
-		"install Node.js and npm (Debian: apt-get install nodejs npm), then "+installHint)
-	Expect(installedLibrary).To(BeAnExistingFile(), "the suite's npm packages are not installed: "+installHint)
-	leaksBefore = goleak.IgnoreCurrent()
-})
+var node = nodeclient.SetUpSuite("clients/js", "eventsource")
 
-var _ = AfterSuite(func() {
-	Eventually(func() error { return goleak.Find(leaksBefore) }).Should(Succeed())
-})
-
-// streamer is a running server: direct serves the test's own requests, ops
-// its metrics.
+// streamer is a running streamer: the specs' clients connect to its direct
+// front, or through a front of their own.
 type streamer struct {
-	srv    *server.Server
-	direct *httptest.Server
-	ops    *httptest.Server
-	secret []byte
+	*nodeclient.Streamer
 }
 
 // startStreamer serves a channel over log (nil: an embedded one), its spec
-// adjusted by edit, until the spec ends.
+// adjusted by edit, until the spec ends: then every stream it served has
+// ended.
 func startStreamer(log eventlog.Log, edit func(spec *notifyv1alpha1.NotificationChannelSpec)) *streamer {
 	GinkgoHelper()
-	srv, secret, err := streamertest.NewOver(log, edit, 0)
-	Expect(err).NotTo(HaveOccurred())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx); close(done) }()
-	s := &streamer{srv: srv, direct: httptest.NewServer(srv.Handler()), ops: httptest.NewServer(srv.OpsHandler()), secret: secret}
+	s := &streamer{nodeclient.StartStreamer(nodeclient.StreamerOptions{Log: log, Edit: edit, WaitStreams: true})}
 	// Each request on a connection of its own: a client's pooled connection
 	// never carries a request to a streamer the front no longer points at.
-	s.direct.Config.SetKeepAlivesEnabled(false)
-	DeferCleanup(func() {
-		s.direct.CloseClientConnections()
-		s.direct.Close()
-		s.ops.Close()
-		cancel()
-		Eventually(done).Should(BeClosed())
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		Expect(srv.WaitStreams(ctx)).To(Succeed(), "every stream ended")
-	})
+	s.Direct.Config.SetKeepAlivesEnabled(false)
 	return s
-}
-
-// token signs a token for user valid for ttl, with the publish grant when
-// publish is set.
-func (s *streamer) token(user string, publish bool, ttl time.Duration) string {
-	GinkgoHelper()
-	t, err := streamertest.Token(s.secret, user, publish, ttl)
-	Expect(err).NotTo(HaveOccurred())
-	return t
-}
-
-// publish POSTs body to a publish endpoint, expects 202 and returns the
-// decoded answer.
-func (s *streamer) publish(path string, body map[string]any) map[string]any {
-	GinkgoHelper()
-	payload, err := json.Marshal(body)
-	Expect(err).NotTo(HaveOccurred())
-	req, err := http.NewRequest(http.MethodPost, s.direct.URL+path, bytes.NewReader(payload))
-	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.token("backend", true, time.Hour))
-	resp, err := httpClient.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
-	var answer map[string]any
-	Expect(json.NewDecoder(resp.Body).Decode(&answer)).To(Succeed())
-	Expect(resp.StatusCode).To(Equal(http.StatusAccepted), "%s answered %v", path, answer)
-	return answer
 }
 
 // notify publishes a notification to u1, the user of the specs' clients,
 // and returns its event id.
 func (s *streamer) notify() string {
 	GinkgoHelper()
-	answer := s.publish("/api/v1/notifications", map[string]any{
+	answer := s.Publish("/api/v1/notifications", map[string]any{
 		"recipientUserIds": []string{"u1"}, "notificationType": "VOCAB_TRAINER", "action": "CREATE", "priority": "LOW",
 		"data": map[string]any{"message": "New vocab trainer available"},
 	})
@@ -147,29 +73,12 @@ func (s *streamer) notify() string {
 	return answer["eventIds"].([]any)[0].(string)
 }
 
-// metrics returns the text of the streamer's /metrics page.
-func (s *streamer) metrics() string {
-	GinkgoHelper()
-	resp, err := httpClient.Get(s.ops.URL + "/metrics")
-	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	return string(body)
-}
-
 // openStream opens a stream of user over the direct front, which the spec
 // holds until it ends, and waits for its first bytes.
 func (s *streamer) openStream(user string) {
 	GinkgoHelper()
-	req, err := http.NewRequest(http.MethodGet, s.direct.URL+server.StreamPath, nil)
-	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Authorization", "Bearer "+s.token(user, false, time.Hour))
-	resp, err := httpClient.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(resp.Body.Close)
-	Expect(resp.StatusCode).To(Equal(http.StatusOK))
-	_, err = bufio.NewReader(resp.Body).ReadString('\n')
+	resp := s.OpenStream(user)
+	_, err := bufio.NewReader(resp.Body).ReadString('\n')
 	Expect(err).NotTo(HaveOccurred())
 }
 
@@ -190,7 +99,7 @@ func (s *streamer) issueTokens(user string, ttl time.Duration) *tokenIssuer {
 	i := &tokenIssuer{ttl: ttl}
 	i.streamer.Store(s)
 	i.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		secret := i.streamer.Load().secret
+		secret := i.streamer.Load().Secret
 		if i.spoilNext.CompareAndSwap(true, false) {
 			secret = []byte("not the channel's key, but long enough")
 		}
@@ -215,7 +124,7 @@ type front struct {
 
 	mu      sync.Mutex
 	conns   []net.Conn
-	stalled gate // shut while the streamer's bytes are held back
+	stalled nodeclient.Gate // shut while the streamer's bytes are held back
 	// accepting is closed when the accept loop has returned.
 	accepting chan struct{}
 	// copies are the goroutines copying the connections' bytes.
@@ -248,13 +157,13 @@ func (f *front) url() string { return "http://" + f.listener.Addr().String() }
 
 // pointAt sends new connections to s.
 func (f *front) pointAt(s *streamer) {
-	addr := strings.TrimPrefix(s.direct.URL, "http://")
+	addr := strings.TrimPrefix(s.Direct.URL, "http://")
 	f.upstream.Store(&addr)
 }
 
-func (f *front) stall() { f.stalled.close() }
+func (f *front) stall() { f.stalled.Shut() }
 
-func (f *front) unstall() { f.stalled.open() }
+func (f *front) unstall() { f.stalled.Open() }
 
 // cut closes every connection through the front, as a network drop would.
 func (f *front) cut() {
@@ -307,7 +216,7 @@ func (f *front) accept() {
 func (f *front) copyDown(client, streamerConn net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
-		if stalled := f.stalled.closed(); stalled != nil {
+		if stalled := f.stalled.Opening(); stalled != nil {
 			<-stalled
 		}
 		n, err := streamerConn.Read(buf)
@@ -345,7 +254,7 @@ func (l line) at() time.Time { return time.UnixMilli(l.T) }
 
 // jsClient is a running client.mjs.
 type jsClient struct {
-	lines chan line
+	*nodeclient.Process[line]
 }
 
 // startClient runs the client against base with tokens from issuer, with
@@ -355,43 +264,10 @@ func startClient(base string, issuer *tokenIssuer, extra map[string]any) *jsClie
 	GinkgoHelper()
 	options, err := json.Marshal(extra)
 	Expect(err).NotTo(HaveOccurred())
-	ctx, kill := context.WithCancel(context.Background())
-	DeferCleanup(kill) // runs last: no Node process outlives the spec
-	cmd := exec.CommandContext(ctx, nodeBin, clientProgram, base, issuer.URL, string(options))
-	cmd.Stderr = GinkgoWriter
-	cmd.WaitDelay = 5 * time.Second
-	stdin, err := cmd.StdinPipe()
-	Expect(err).NotTo(HaveOccurred())
-	stdout, err := cmd.StdoutPipe()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(cmd.Start()).To(Succeed())
-
-	c := &jsClient{lines: make(chan line, 10000)}
-	quit, exited := make(chan struct{}), make(chan struct{})
-	var waitErr error
-	go func() {
-		defer close(exited)
-		scanner := bufio.NewScanner(stdout)
-		scanner.Buffer(nil, 1<<20)
-		for scanner.Scan() {
-			var l line
-			if err := json.Unmarshal(scanner.Bytes(), &l); err != nil {
-				l = line{Kind: "unparsable", Reason: scanner.Text()}
-			}
-			select {
-			case c.lines <- l:
-			case <-quit: // read on, so that Node never blocks writing
-			}
-		}
-		waitErr = cmd.Wait()
-	}()
-	DeferCleanup(func() {
-		close(quit)
-		_ = stdin.Close()
-		Eventually(exited).Should(BeClosed(), "client.mjs exits when its standard input closes")
-		Expect(waitErr).NotTo(HaveOccurred(), "client.mjs exits 0")
-	})
-	return c
+	return &jsClient{nodeclient.Start(node, nodeclient.Program[line]{
+		Script: clientProgram, Args: []string{base, issuer.URL, string(options)}, Buffer: 10000,
+		Unparsable: func(text string) line { return line{Kind: "unparsable", Reason: text} },
+	})}
 }
 
 // next is the next line of one of kinds, the others skipped.
@@ -399,7 +275,7 @@ func (c *jsClient) next(kinds ...string) line {
 	GinkgoHelper()
 	for {
 		var l line
-		Eventually(c.lines, 20*time.Second).Should(Receive(&l), "client.mjs wrote no further %v line", kinds)
+		Eventually(c.Lines, 20*time.Second).Should(Receive(&l), "client.mjs wrote no further %v line", kinds)
 		Expect(l.Kind).NotTo(Equal("unparsable"), l.Reason)
 		for _, k := range kinds {
 			if l.Kind == k {
