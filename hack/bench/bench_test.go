@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -300,6 +301,24 @@ var _ = Describe("the load generator", func() {
 		for _, t := range ts {
 			Expect(t.Measured).To(ContainSubstring("; a busy machine: the floor's write took 10.0 µs of wall time for 5.0 µs of CPU"))
 		}
+	})
+
+	It("publishes bursts from a process of its own, which says why a burst failed and serves the next", func(ctx SpecContext) {
+		// Nothing listens at addr: every request of a burst is refused.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		addr := ln.Addr().String()
+		Expect(ln.Close()).To(Succeed())
+		b, err := startBackend(ctx, addr, "a-token")
+		Expect(err).NotTo(HaveOccurred())
+		defer b.stop()
+		for range 2 {
+			_, err = b.burst(3, 2)
+			Expect(err).To(MatchError(And(ContainSubstring("the backend: "), ContainSubstring(addr))))
+		}
+
+		Expect(backendMain(nil, strings.NewReader(""), io.Discard, io.Discard)).To(MatchError("-api is required"))
+		Expect(backendMain([]string{"-api", addr}, strings.NewReader(""), io.Discard, io.Discard)).To(MatchError(backendTokenEnv + " is not set"))
 	})
 
 	It("refuses unknown scenarios and backends, and backends that run none of the scenarios", func() {

@@ -32,8 +32,8 @@ const natsStartedMsg = "nats cluster started"
 const natsStartTimeout = time.Minute
 
 // subcommand runs the hidden subcommand named by args[0], if it is one
-// (the NATS cluster, or the readers of the floor's broadcast writes); ok
-// says whether it was, and code is then the exit code.
+// (the NATS cluster, the backend publishing bursts, or a floor's process);
+// ok says whether it was, and code is then the exit code.
 func subcommand(args []string) (code int, ok bool) {
 	if len(args) == 0 {
 		return 0, false
@@ -44,6 +44,8 @@ func subcommand(args []string) (code int, ok bool) {
 		err = natsClusterMain(args[1:], os.Stdin, os.Stderr)
 	case floorReadersCommand:
 		err = floorReadersMain(args[1:], os.Stdin, os.Stdout, os.Stderr)
+	case backendCommand:
+		err = backendMain(args[1:], os.Stdin, os.Stdout, os.Stderr)
 	case floorAcceptsCommand:
 		err = floorAcceptsMain(args[1:], os.Stdin, os.Stdout, os.Stderr)
 	default:

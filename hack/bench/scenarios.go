@@ -63,6 +63,10 @@ type session struct {
 	pool     *pool
 	pub      *publisher.Client
 	httpc    *http.Client
+	// token is the backend's; backend publishes the bursts, started on the
+	// first (burstBackend).
+	token   string
+	backend *backendProcess
 }
 
 func (e *env) start(ctx context.Context, alg notifyv1alpha1.JWTAlgorithm, users int) (*session, error) {
@@ -87,7 +91,7 @@ func (e *env) start(ctx context.Context, alg notifyv1alpha1.JWTAlgorithm, users 
 		s.stop()
 		return nil, err
 	}
-	return &session{env: e, streamer: s, pool: p, pub: pub, httpc: httpc}, nil
+	return &session{env: e, streamer: s, pool: p, pub: pub, httpc: httpc, token: token}, nil
 }
 
 // close closes the streams, then stops the streamer.
@@ -106,6 +110,9 @@ func (e *env) startOpen(ctx context.Context, alg notifyv1alpha1.JWTAlgorithm, n 
 }
 
 func (s *session) close() {
+	if s.backend != nil {
+		s.backend.stop()
+	}
 	s.pool.closeAll()
 	s.httpc.CloseIdleConnections()
 	s.streamer.stop()
@@ -292,7 +299,11 @@ func (s *session) memoryAfterBurst(ctx context.Context, n, events int, none Memo
 	received := newSink(events)
 	s.pool.sink.Store(received)
 	defer s.pool.sink.Store(nil)
-	if err := publishConcurrently(events, publishers, func(seq int) error { return s.publishSystemEvent(ctx, seq) }); err != nil {
+	backend, err := s.burstBackend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := backend.burst(events, publishers); err != nil {
 		return nil, err
 	}
 	if err := received.wait(ctx, s.pool, int64(n*events), deliveryTimeout); err != nil {
@@ -317,6 +328,19 @@ func (s *session) memoryAfterBurst(ctx context.Context, n, events int, none Memo
 func (s *session) publishSystemEvent(ctx context.Context, seq int) error {
 	_, err := s.pub.PublishSystemEvent(ctx, publisher.SystemEvent{EventType: "bench", Data: newPayload(seq)})
 	return err
+}
+
+// burstBackend is the process that publishes the session's bursts
+// (backendCommand), started on the first call.
+func (s *session) burstBackend(ctx context.Context) (*backendProcess, error) {
+	if s.backend == nil {
+		b, err := startBackend(ctx, s.streamer.api, s.token)
+		if err != nil {
+			return nil, err
+		}
+		s.backend = b
+	}
+	return s.backend, nil
 }
 
 // memory reads the streamer's memory once its n streams are idle.
@@ -488,27 +512,34 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 // broadcastRound publishes events system events to the open streams and
 // waits until every stream has read them all.
 func (s *session) broadcastRound(ctx context.Context, n, events int, interval time.Duration, mode string) (*BroadcastResult, error) {
+	var backend *backendProcess
+	if interval == 0 {
+		var err error
+		if backend, err = s.burstBackend(ctx); err != nil {
+			return nil, err
+		}
+	}
 	received := newSink(events)
 	s.pool.sink.Store(received)
 	var published time.Duration
 	cpu, err := s.measure(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
-		publish := func(seq int) error { return s.publishSystemEvent(ctx, seq) }
-		start := time.Now()
-		if interval == 0 {
-			if err := publishConcurrently(events, publishers, publish); err != nil {
+		if backend != nil {
+			var err error
+			if published, err = backend.burst(events, publishers); err != nil {
 				return err
 			}
 		} else {
+			start := time.Now()
 			for seq := range events {
-				if err := publish(seq); err != nil {
+				if err := s.publishSystemEvent(ctx, seq); err != nil {
 					return err
 				}
 				if seq < events-1 {
 					time.Sleep(interval)
 				}
 			}
+			published = time.Since(start)
 		}
-		published = time.Since(start)
 		return received.wait(ctx, s.pool, int64(n*events), deliveryTimeout)
 	})
 	if err != nil {

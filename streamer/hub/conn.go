@@ -69,9 +69,10 @@ type Conn struct {
 	retry    time.Duration
 }
 
-// Notifier is told that a stream has frames to write or must end, without a
-// channel or a goroutine waiting on one: a stream served by a pool of
-// writers (package server) is scheduled by it.
+// Notifier is told that a stream has frames to write (once, until its writer
+// takes them: Take) or must end, without a channel or a goroutine waiting on
+// one: a stream served by a pool of writers (package server) is scheduled by
+// it.
 type Notifier interface {
 	// Notify is called with the stream's lock held, often the hub's too:
 	// it must not block, nor call back into the hub or the Conn.
@@ -137,9 +138,15 @@ func (c *Conn) enqueue(run []Frame) bool {
 		n++
 	}
 	if n > 0 {
+		// A stream with frames queued already was told of them and has not
+		// taken them yet: it takes these with them. A broadcast that reaches
+		// a busy writer's streams touches only their queues.
+		told := len(c.queue) > 0
 		c.queue = append(c.queue, run[:n:n])
 		c.queued = queued
-		c.signal()
+		if !told {
+			c.signal()
+		}
 	}
 	return n == len(run)
 }

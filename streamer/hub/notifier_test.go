@@ -18,7 +18,7 @@ type countingNotifier struct{ calls atomic.Int32 }
 func (n *countingNotifier) Notify() { n.calls.Add(1) }
 
 var _ = Describe("a Conn with a Notifier", func() {
-	It("is told at once of frames queued before it was set, then of every frame and of its close", func() {
+	It("is told at once of frames queued before it was set, then of frames queued after its writer took them, and of its close", func() {
 		h, log := running(hub.Options{})
 		c, _, err := h.Register("u1")
 		Expect(err).NotTo(HaveOccurred())
@@ -28,15 +28,39 @@ var _ = Describe("a Conn with a Notifier", func() {
 		n := &countingNotifier{}
 		c.SetNotifier(n)
 		Expect(n.calls.Load()).To(BeEquivalentTo(1), "told of the frame already queued")
+		Expect(taken(c, 1)).To(HaveLen(1))
 		publish(log, `{"n":2}`, "u1")
 		Eventually(n.calls.Load).Should(BeEquivalentTo(2))
-		Expect(taken(c, 2)).To(HaveLen(2))
+		Expect(taken(c, 1)).To(HaveLen(1))
 
 		h.Unregister(c, hub.CloseClient)
 		Expect(n.calls.Load()).To(BeEquivalentTo(3), "told of the close")
 		_, done, reason := take(c)
 		Expect(done).To(BeTrue())
 		Expect(reason).To(Equal(hub.CloseClient))
+	})
+
+	It("is told once of frames queued until its writer takes them, which takes them all", func() {
+		h, log := running(hub.Options{})
+		n := &countingNotifier{}
+		c := new(hub.Conn)
+		_, err := h.RegisterConn(GinkgoT().Context(), c, "u1", n)
+		Expect(err).NotTo(HaveOccurred())
+		marker, _, err := h.Register("u2")
+		Expect(err).NotTo(HaveOccurred())
+
+		first := publish(log, `{"n":1}`, "u1")
+		Eventually(n.calls.Load).Should(BeEquivalentTo(1))
+		second := publish(log, `{"n":2}`, "u1")
+		third := publish(log, `{"n":3}`)
+		// The hub dispatches in order: once the marker stream has the
+		// broadcast, u1's stream has all three queued.
+		Expect(taken(marker, 1)).To(Equal([]eventlog.Position{third}))
+		Expect(n.calls.Load()).To(BeEquivalentTo(1), "not told again while its first frame waits to be taken")
+		Expect(taken(c, 3)).To(Equal([]eventlog.Position{first, second, third}))
+
+		publish(log, `{"n":4}`, "u1")
+		Eventually(n.calls.Load).Should(BeEquivalentTo(2), "told again once its writer took what it was told of")
 	})
 
 	It("releases a queue that a burst grew once its frames are taken", func() {
@@ -97,7 +121,7 @@ var _ = Describe("a run of events to everyone", func() {
 		return runningOn(gated, opts), log, gated
 	}
 
-	It("is queued on each stream in order, with one wake-up per run, between events for one user", func() {
+	It("is queued on each stream in order, between events for one user, with one wake-up until the writer takes them", func() {
 		h, log, gated := runningGated(hub.Options{})
 		u1, u2 := &countingNotifier{}, &countingNotifier{}
 		c1, c2 := new(hub.Conn), new(hub.Conn)
@@ -119,8 +143,8 @@ var _ = Describe("a run of events to everyone", func() {
 
 		Expect(taken(c1, 6)).To(Equal(forU1))
 		Expect(taken(c2, 5)).To(Equal(all))
-		Expect(u1.calls.Load()).To(BeEquivalentTo(3), "a run of three, the direct event, a run of two")
-		Expect(u2.calls.Load()).To(BeEquivalentTo(2), "the two runs")
+		Expect(u1.calls.Load()).To(BeEquivalentTo(1), "told of the first run; the direct event and the second run joined it untaken")
+		Expect(u2.calls.Load()).To(BeEquivalentTo(1), "told of the first run only")
 	})
 
 	It("fills a queue up to its bound, then closes the stream as a slow consumer", func() {

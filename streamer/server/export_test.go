@@ -71,3 +71,13 @@ func Collected(s *Server, user string) func() bool {
 	}
 	return nil
 }
+
+// DefaultWriters is the writers' bound for procs Ps when none is set.
+func DefaultWriters(procs int) int { return defaultWriters(procs) }
+
+// Writers is the bound on the writers of s's detached streams.
+func Writers(s *Server) int {
+	s.writers.mu.Lock()
+	defer s.writers.mu.Unlock()
+	return s.writers.writers()
+}

@@ -24,16 +24,16 @@ const (
 
 // writerPool serves the detached streams that have work: a stream with
 // nothing to do has no goroutine. A stream that has work is scheduled once,
-// and served by one writer at a time; the writers, at most GOMAXPROCS, take
-// the ready streams in batches and end when none is left.
+// and served by one writer at a time; the writers (see writers) take the
+// ready streams in batches and end when none is left.
 type writerPool struct {
 	mu sync.Mutex
 	// ready are the streams scheduled, from head on.
 	ready   []*stream
 	head    int
 	running int
-	// max bounds running; 0 means GOMAXPROCS. peak is the most running at
-	// once.
+	// max bounds running; 0 means the default of writers. peak is the
+	// most running at once.
 	max, peak int
 	// waiting counts the streams whose write waits for the client, each
 	// in a goroutine of its own (stream.finishRound).
@@ -63,12 +63,22 @@ func (p *writerPool) schedule(st *stream) {
 	}
 }
 
+// writers is how many writers may run at once: by default one fewer than
+// GOMAXPROCS, and at least one. A writer does not block: while every P runs
+// one, a goroutine the network wakes (a publish request, the broker's
+// acknowledgement, the log's consumer, a new stream) waits for the runtime's
+// 10 ms network poll, so a burst's events would reach the hub further apart
+// and each write would carry fewer of them. The P left over takes those at
+// once.
 func (p *writerPool) writers() int {
 	if p.max > 0 {
 		return p.max
 	}
-	return runtime.GOMAXPROCS(0)
+	return defaultWriters(runtime.GOMAXPROCS(0))
 }
+
+// defaultWriters is the writers' bound for procs Ps.
+func defaultWriters(procs int) int { return max(1, procs-1) }
 
 // run serves ready streams until none is left.
 func (p *writerPool) run() {

@@ -70,7 +70,17 @@ var _ = Describe("the writers of detached streams", func() {
 		Eventually(func() int { return runtime.NumGoroutine() - before }).Should(BeNumerically("<", n/10))
 	})
 
-	It("serve many streams with at most GOMAXPROCS writers, each stream's events in order", func() {
+	It("leave one P to what feeds them: one writer fewer than GOMAXPROCS, at least one", func() {
+		s := startStreamer(nil)
+		Expect(server.Writers(s.srv)).To(Equal(max(1, runtime.GOMAXPROCS(0)-1)))
+		Expect(server.DefaultWriters(1)).To(Equal(1))
+		Expect(server.DefaultWriters(2)).To(Equal(1))
+		Expect(server.DefaultWriters(8)).To(Equal(7))
+		server.SetWriters(s.srv, 3)
+		Expect(server.Writers(s.srv)).To(Equal(3))
+	})
+
+	It("serve many streams with at most their bound of writers, each stream's events in order", func() {
 		s := startStreamer(nil)
 		const n, events = 100, 20
 		streams := s.openRawAll(usersNamed("many", n))
@@ -85,7 +95,7 @@ var _ = Describe("the writers of detached streams", func() {
 			}
 			Expect(got).To(Equal(ids))
 		}
-		Expect(server.WritersPeak(s.srv)).To(And(BeNumerically(">=", 1), BeNumerically("<=", runtime.GOMAXPROCS(0))))
+		Expect(server.WritersPeak(s.srv)).To(And(BeNumerically(">=", 1), BeNumerically("<=", server.Writers(s.srv))))
 	})
 
 	It("deliver to the others while one client's socket is full and its write waits", func() {
