@@ -394,7 +394,7 @@ func renderMarkdown(r *Results) string {
 		p("\n")
 		if b := mem.AfterBurst; b != nil {
 			pt := b.Point
-			p("**After a burst** of %d system events (%d publish requests in flight) to the %s streams, once every stream has read them all and is idle again "+
+			p("**After a burst** of %d system events (%d publish requests in flight, from a backend process) to the %s streams, once every stream has read them all and is idle again "+
 				"(same forced collections): RSS %s, heap %s, stacks %s, %s goroutines; over the streamer with no stream, "+
 				"%.1f KiB RSS, %.1f KiB heap, %.1f KiB stacks per stream (idle slope: %.1f KiB RSS).\n\n",
 				b.Events, publishers, thousands(float64(pt.Connections)), mib(pt.RSSBytes), mib(pt.HeapInuseBytes), mib(pt.StackBytes),
@@ -413,7 +413,7 @@ func renderMarkdown(r *Results) string {
 		p("\n")
 	}
 	if len(r.Broadcast) > 0 {
-		p("**Broadcast**: system events to every stream, paced (one per interval) or in a burst (%d publish requests in flight, %d bursts to the same streams, the row is the median by deliveries per server core-second); latency from publish to read.\n\n", publishers, burstRounds)
+		p("**Broadcast**: system events to every stream, paced (one per interval) or in a burst (%d publish requests in flight from a backend process of its own, %d bursts to the same streams, the row is the median by deliveries per server core-second); latency from publish to read.\n\n", publishers, burstRounds)
 		p("| log | streams | events | deliveries / s | per server core-second | latency p50 / p99 / max | publish to last stream p50 / p99 / max | published in | deliveries per write | streamer CPU | generator CPU | NATS CPU | command |\n")
 		p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, c := range r.Broadcast {
@@ -447,7 +447,7 @@ func renderMarkdown(r *Results) string {
 			cores(rs.CPU.StreamerCores), cores(rs.CPU.GeneratorCores), rs.Command)
 	}
 	if f := r.FanOut; f != nil {
-		p("**Fan-out over cores**: a burst of %d system events (%d publish requests in flight) to %s streams, the streamer's GOMAXPROCS at 1, then 2; "+
+		p("**Fan-out over cores**: a burst of %d system events (%d publish requests in flight, from a backend process) to %s streams, the streamer's GOMAXPROCS at 1, then 2; "+
 			"two cores deliver **%.2f×** as many per wall second as one. The generator runs on the same %d cores, so the machine bounds the ratio. `%s`\n\n",
 			f.Events, publishers, thousands(float64(f.Connections)), f.Speedup, r.Machine.Cores, f.Command)
 		p("| GOMAXPROCS | deliveries / s | per server core-second | latency p50 / p99 / max | publish to last stream p50 / p99 / max | streamer CPU | generator CPU |\n")
