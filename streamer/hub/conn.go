@@ -84,6 +84,19 @@ type Notifier interface {
 // idle stream holds at most this many runs' room.
 const maxKeptQueue = 1
 
+// grownQueue is the room of a queue that holds more than one run: a stream
+// behind its writer during a burst gathers several. Grown queues come from
+// grownQueues and go back to it when the writer takes their runs, so that a
+// broadcast's pass over streams still holding frames grows no queue (a
+// growth was the most of such a pass's cost: docs/benchmarks.md), while an
+// idle stream keeps room for one run only. A queue that outgrows one grows
+// on the heap as before.
+type grownQueue [grownQueueRuns][]Frame
+
+const grownQueueRuns = 16
+
+var grownQueues = sync.Pool{New: func() any { return new(grownQueue) }}
+
 // init fills a new Conn.
 func (c *Conn) init(id StreamID, user string, limit int, n Notifier) {
 	c.id, c.user, c.limit, c.notifier = id, user, int32(min(limit, math.MaxInt32)), n
@@ -142,6 +155,10 @@ func (c *Conn) enqueue(run []Frame) bool {
 		// taken them yet: it takes these with them. A broadcast that reaches
 		// a busy writer's streams touches only their queues.
 		told := len(c.queue) > 0
+		if told && len(c.queue) == cap(c.queue) && cap(c.queue) < grownQueueRuns {
+			grown := grownQueues.Get().(*grownQueue)
+			c.queue = append(grown[:0], c.queue...)
+		}
 		c.queue = append(c.queue, run[:n:n])
 		c.queued = queued
 		if !told {
@@ -221,7 +238,11 @@ func (c *Conn) Take(buf [][]Frame) (runs [][]Frame, done bool, reason CloseReaso
 	runs = append(buf, c.queue...)
 	clear(c.queue)
 	c.queue, c.queued = c.queue[:0], 0
-	if cap(c.queue) > maxKeptQueue {
+	switch {
+	case cap(c.queue) == grownQueueRuns:
+		grownQueues.Put((*grownQueue)(c.queue[:grownQueueRuns]))
+		c.queue = nil
+	case cap(c.queue) > maxKeptQueue:
 		c.queue = nil
 	}
 	return runs, c.done, c.reason, c.retry
