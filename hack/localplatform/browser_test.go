@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-notify/herald/controllers/resources"
+	"github.com/herald-notify/herald/internal/testutil/nodeclient"
 )
 
 const (
@@ -186,81 +183,37 @@ type bannerOnPage struct {
 
 // browserDriver is a running page.mjs: headless Chromium, one page.
 type browserDriver struct {
-	stdin   *json.Encoder
-	answers chan driverAnswer
-	nextID  int
+	stdin  *json.Encoder
+	lines  <-chan driverLine
+	nextID int
 }
 
-// driverLine is one line page.mjs writes: an answer (with an id) or a report
-// of what the page did.
+// driverLine is one line page.mjs writes: an answer (with an id), or a
+// report of what the page did (an event: "ready" once Chromium runs).
 type driverLine struct {
-	driverAnswer
-	Event string `json:"event"`
-	Text  string `json:"text"`
-}
-
-// driverAnswer answers the command with the same id.
-type driverAnswer struct {
 	ID     *int            `json:"id"`
 	OK     bool            `json:"ok"`
 	Result json.RawMessage `json:"result"`
 	Error  string          `json:"error"`
+	Event  string          `json:"event"`
+	Text   string          `json:"text"`
 }
 
 // startBrowser runs page.mjs with chromium until the spec ends: then its
 // standard input closes, on which it closes Chromium and exits 0. It is
-// killed if it does not.
+// killed if it does not. Its reports but "ready" go to GinkgoWriter.
 func startBrowser(chromium string) *browserDriver {
 	GinkgoHelper()
-	node, err := exec.LookPath("node")
+	node, err := nodeclient.Lookup()
 	Expect(err).NotTo(HaveOccurred(), "node is not on PATH: the browser test drives Chromium from Node.js 20 or newer")
-	ctx, kill := context.WithCancel(context.Background())
-	DeferCleanup(kill) // runs last: no browser outlives the spec
-	cmd := exec.CommandContext(ctx, node, "page.mjs", chromium)
-	cmd.Dir = browserSuite
-	cmd.Stderr = GinkgoWriter
-	cmd.WaitDelay = 5 * time.Second
-	stdin, err := cmd.StdinPipe()
-	Expect(err).NotTo(HaveOccurred())
-	stdout, err := cmd.StdoutPipe()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(cmd.Start()).To(Succeed())
-
-	d := &browserDriver{stdin: json.NewEncoder(stdin), answers: make(chan driverAnswer, 16)}
-	ready := make(chan struct{})
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		defer close(exited)
-		var once sync.Once
-		scanner := bufio.NewScanner(stdout)
-		scanner.Buffer(nil, 1<<20)
-		for scanner.Scan() {
-			var line driverLine
-			if err := json.Unmarshal(scanner.Bytes(), &line); err != nil || line.ID == nil && line.Event == "" {
-				fmt.Fprintf(GinkgoWriter, "page.mjs: %s\n", scanner.Text())
-				continue
-			}
-			switch {
-			case line.ID != nil:
-				select {
-				case d.answers <- line.driverAnswer:
-				default: // nobody waits for it any more
-				}
-			case line.Event == "ready":
-				once.Do(func() { close(ready) })
-			default:
-				fmt.Fprintf(GinkgoWriter, "page %s: %s\n", line.Event, line.Text)
-			}
-		}
-		waitErr = cmd.Wait()
-	}()
-	DeferCleanup(func() {
-		_ = stdin.Close()
-		Eventually(exited, browserCommandTimeout).Should(BeClosed(), "page.mjs exits when its standard input closes")
-		Expect(waitErr).NotTo(HaveOccurred(), "page.mjs exits 0")
+	page := nodeclient.Start(node, nodeclient.Program[driverLine]{
+		Script: "page.mjs", Args: []string{chromium}, Dir: browserSuite,
+		ExitTimeout: browserCommandTimeout, Buffer: 16,
+		Unparsable: func(text string) driverLine { return driverLine{Text: text} },
+		IsLog:      func(l driverLine) bool { return l.ID == nil && l.Event != "ready" },
 	})
-	Eventually(ready, browserCommandTimeout).Should(BeClosed(), "Chromium did not start")
+	d := &browserDriver{stdin: json.NewEncoder(page.Stdin), lines: page.Lines}
+	Eventually(d.lines, browserCommandTimeout).Should(Receive(HaveField("Event", "ready")), "Chromium did not start")
 	return d
 }
 
@@ -286,8 +239,8 @@ func (d *browserDriver) try(command string, args map[string]any) (json.RawMessag
 	timeout := time.After(browserCommandTimeout)
 	for {
 		select {
-		case answer := <-d.answers:
-			if *answer.ID != id {
+		case answer := <-d.lines:
+			if answer.ID == nil || *answer.ID != id {
 				continue // a late answer to a command that timed out
 			}
 			if !answer.OK {

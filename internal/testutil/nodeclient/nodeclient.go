@@ -24,6 +24,16 @@ type Node struct {
 	path string
 }
 
+// Lookup finds node on PATH, for a suite that sets itself up otherwise
+// than with SetUpSuite.
+func Lookup() (*Node, error) {
+	path, err := exec.LookPath("node")
+	if err != nil {
+		return nil, err
+	}
+	return &Node{path: path}, nil
+}
+
 // SetUpSuite declares the suite's BeforeSuite and AfterSuite, and returns
 // the Node that the BeforeSuite finds. Call it once, at the top level of the
 // suite's package; runs says what the suite runs under Node, packages are
@@ -38,10 +48,10 @@ func SetUpSuite(runs string, packages ...string) *Node {
 	var leaksBefore goleak.Option
 	ginkgo.BeforeSuite(func() {
 		gomega.SetDefaultEventuallyTimeout(10 * time.Second)
-		var err error
-		node.path, err = exec.LookPath("node")
+		found, err := Lookup()
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "node is not on PATH: this suite runs "+runs+" under Node.js 20 or newer; "+
 			"install Node.js and npm (Debian: apt-get install nodejs npm), then "+InstallHint)
+		*node = *found
 		for _, pkg := range packages {
 			gomega.Expect(filepath.Join("node_modules", pkg, "package.json")).To(gomega.BeAnExistingFile(),
 				"the suite's npm packages are not installed: "+InstallHint)

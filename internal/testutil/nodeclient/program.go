@@ -20,10 +20,13 @@ import (
 // standard output, each decoded into an L, and exits 0 when its standard
 // input closes.
 type Program[L any] struct {
-	// Script is the program's file, relative to the suite's directory, and
-	// Args its arguments.
+	// Script is the program's file, relative to Dir, and Args its
+	// arguments.
 	Script string
 	Args   []string
+	// Dir is the directory the program runs in, where Node resolves its
+	// packages; empty means the suite's.
+	Dir string
 	// Env is added to the test process's environment.
 	Env []string
 	// WaitDelay bounds how long the program's end waits for its pipes, so
@@ -60,6 +63,7 @@ func Start[L any](node *Node, p Program[L]) *Process[L] {
 	// Runs last: whatever happened, no Node process outlives the spec.
 	ginkgo.DeferCleanup(kill)
 	cmd := exec.CommandContext(ctx, node.path, append([]string{p.Script}, p.Args...)...)
+	cmd.Dir = p.Dir
 	if p.Env != nil {
 		cmd.Env = append(os.Environ(), p.Env...)
 	}
