@@ -10,6 +10,7 @@ func SetWriters(s *Server, n int) {
 	s.writers.mu.Lock()
 	defer s.writers.mu.Unlock()
 	s.writers.max = n
+	s.writers.bound = n
 }
 
 // WritersPeak is the most writers that served s's detached streams at once.
@@ -80,4 +81,12 @@ func Writers(s *Server) int {
 	s.writers.mu.Lock()
 	defer s.writers.mu.Unlock()
 	return s.writers.writers()
+}
+
+// WritersRunning is how many writers serve s's detached streams now, and
+// WritersBound their bound as the pool last read it.
+func WritersRunning(s *Server) (running, bound int) {
+	s.writers.mu.Lock()
+	defer s.writers.mu.Unlock()
+	return s.writers.running, s.writers.bound
 }

@@ -35,6 +35,11 @@ type writerPool struct {
 	// max bounds running; 0 means the default of writers. peak is the
 	// most running at once.
 	max, peak int
+	// bound is writers() as read when the pool was last idle: reading
+	// GOMAXPROCS takes the runtime's scheduler lock, too dear for each of
+	// the streams a broadcast schedules, and it changes only with the
+	// container's CPU limit.
+	bound int
 	// waiting counts the streams whose write waits for the client, each
 	// in a goroutine of its own (stream.finishRound).
 	waiting atomic.Int32
@@ -52,7 +57,10 @@ const maxKeptReady = 1024
 func (p *writerPool) schedule(st *stream) {
 	p.mu.Lock()
 	p.ready = append(p.ready, st)
-	start := p.running < p.writers()
+	if p.running == 0 {
+		p.bound = p.writers()
+	}
+	start := p.running < p.bound
 	if start {
 		p.running++
 		p.peak = max(p.peak, p.running)

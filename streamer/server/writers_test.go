@@ -80,6 +80,23 @@ var _ = Describe("the writers of detached streams", func() {
 		Expect(server.Writers(s.srv)).To(Equal(3))
 	})
 
+	It("read their bound again each time they start from none, so that a new GOMAXPROCS applies", func() {
+		s := startStreamer(nil)
+		c := s.openRawAll(usersNamed("reader", 1))[0]
+		delivered := func(data string) {
+			GinkgoHelper()
+			id := s.custom(data)
+			Eventually(func() []string { return frameIDs(c.dataChunk()) }).Should(ContainElement(id))
+		}
+		writers := func() []int { r, b := server.WritersRunning(s.srv); return []int{r, b} }
+		delivered("before")
+		Eventually(writers).Should(Equal([]int{0, server.DefaultWriters(runtime.GOMAXPROCS(0))}))
+
+		DeferCleanup(runtime.GOMAXPROCS, runtime.GOMAXPROCS(4))
+		delivered("after")
+		Eventually(writers).Should(Equal([]int{0, 3}))
+	})
+
 	It("serve many streams with at most their bound of writers, each stream's events in order", func() {
 		s := startStreamer(nil)
 		const n, events = 100, 20
