@@ -129,13 +129,16 @@ var _ = Describe("the load generator", func() {
 			Expect(r.Broadcast[0].Mode).To(Equal(modePaced))
 			Expect(r.Broadcast[1].Mode).To(Equal(modeBurst))
 
-			By("delivering every notification to its user")
-			Expect(r.PerUser).To(HaveLen(2), "one run per number of requests in flight")
+			By("delivering every notification to its user, in rounds of which each row is the median")
+			Expect(r.PerUser).To(HaveLen(2), "one row per number of requests in flight")
 			for i, u := range r.PerUser {
 				Expect(u.Backend).To(Equal("embedded"))
 				Expect(u.Publishers).To(Equal([]int{2, 8}[i]))
 				Expect(u.Latency.Count).To(BeEquivalentTo(200))
 				expectLatency(u.Latency)
+				Expect(u.RoundsPerServerCore).To(HaveLen(cfg.perUserRounds))
+				Expect(slices.IsSorted(u.RoundsPerServerCore)).To(BeTrue())
+				Expect(u.PerServerCore).To(Equal(u.RoundsPerServerCore[cfg.perUserRounds/2]))
 			}
 
 			By("replaying what every stream missed when it resumed")
@@ -184,6 +187,7 @@ var _ = Describe("the load generator", func() {
 			Expect(string(md)).To(ContainSubstring("| ES256 | 100 |"))
 			Expect(string(md)).To(ContainSubstring("| 10,000 | another process | "))
 			Expect(string(md)).To(ContainSubstring("**After a burst** of 5 system events"))
+			Expect(string(md)).To(ContainSubstring("repeated in 3 rounds, each on a streamer of its own"))
 			Expect(string(md)).To(ContainSubstring("The connect floor: a bare Go server"))
 			Expect(string(md)).To(MatchRegexp(`new HS256 streams per server core-second \| ≥ 20,000 \| [0-9,]+ \(\d+ % of the connect floor`))
 			Expect(string(md)).To(ContainSubstring("`go run ./hack/bench -scenarios fanout -fanout 100 -fanout-events 5`"))
@@ -256,7 +260,7 @@ var _ = Describe("the load generator", func() {
 		Expect(cfg.runCommand()).To(Equal("make bench"))
 		embedded, nats := backendsNamed(backendEmbedded)[0], backendsNamed(backendNATS)[0]
 		Expect(cfg.command(embedded, scenarioResume)).To(Equal("go run ./hack/bench -scenarios resume -resume 10000 -resume-missed 10"))
-		Expect(cfg.command(embedded, scenarioPerUser)).To(Equal("go run ./hack/bench -backend embedded -scenarios peruser -peruser 10000 -peruser-count 20000 -peruser-in-flight 8,64"))
+		Expect(cfg.command(embedded, scenarioPerUser)).To(Equal("go run ./hack/bench -backend embedded -scenarios peruser -peruser 10000 -peruser-count 20000 -peruser-in-flight 8,64 -peruser-rounds 3"))
 		Expect(cfg.command(embedded, scenarioMemory)).To(Equal("go run ./hack/bench -scenarios memory -memory 1000,2500,5000,10000 -memory-burst 50"))
 		Expect(cfg.command(embedded, scenarioFanOut)).To(Equal("go run ./hack/bench -scenarios fanout -fanout 10000 -fanout-events 50"))
 		Expect(cfg.command(nats, scenarioBroadcast)).To(HavePrefix("go run ./hack/bench -backend nats -scenarios broadcast -broadcast 1000,10000 "))
@@ -328,6 +332,8 @@ var _ = Describe("the load generator", func() {
 		Expect(err).To(MatchError(ContainSubstring(`backend "kafka" is not available`)))
 		_, err = parseFlags([]string{"-backend", "nats", "-scenarios", "memory"})
 		Expect(err).To(MatchError(ContainSubstring("runs none of -scenarios memory")))
+		_, err = parseFlags([]string{"-peruser-rounds", "0"})
+		Expect(err).To(MatchError("-peruser-rounds: 0, want at least 1"))
 	})
 })
 

@@ -70,10 +70,13 @@ type config struct {
 	perUserCount   int
 	// perUserInFlight are the publish requests kept in flight, one run each.
 	perUserInFlight []int
-	resumeConns     int
-	resumeMissed    int
-	fanOutConns     int
-	fanOutEvents    int
+	// perUserRounds is how many streamers, one after another, run them: a
+	// row is the median round.
+	perUserRounds int
+	resumeConns   int
+	resumeMissed  int
+	fanOutConns   int
+	fanOutEvents  int
 }
 
 // defaultConfig is the full benchmark. The largest scenario, 10,000 streams,
@@ -98,6 +101,7 @@ func defaultConfig() config {
 		// acknowledgement (an fsync on each replica) until requests share
 		// writes.
 		perUserInFlight: []int{8, 64},
+		perUserRounds:   3,
 		resumeConns:     10000,
 		resumeMissed:    10,
 		fanOutConns:     10000,
@@ -145,6 +149,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.perUserConns, "peruser", cfg.perUserConns, "per-user notifications: streams open")
 	fs.IntVar(&cfg.perUserCount, "peruser-count", cfg.perUserCount, "per-user notifications: notifications published, one user each")
 	perUserInFlight := fs.String("peruser-in-flight", joinInts(cfg.perUserInFlight), "per-user notifications: publish requests kept in flight, one run for each")
+	fs.IntVar(&cfg.perUserRounds, "peruser-rounds", cfg.perUserRounds, "per-user notifications: rounds, each on a streamer of its own (with NATS, a consumer of its own); a row is the median round")
 	fs.IntVar(&cfg.resumeConns, "resume", cfg.resumeConns, "resume: streams that drop and reconnect at once")
 	fs.IntVar(&cfg.resumeMissed, "resume-missed", cfg.resumeMissed, "resume: events each stream misses while away")
 	fs.IntVar(&cfg.fanOutConns, "fanout", cfg.fanOutConns, "fan-out over cores: streams a burst is broadcast to, with the streamer's GOMAXPROCS at 1, then 2")
@@ -173,6 +178,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if slices.Max(cfg.perUserInFlight) > maxInFlight {
 		return cfg, fmt.Errorf("-peruser-in-flight: at most %d requests in flight", maxInFlight)
+	}
+	if cfg.perUserRounds < 1 {
+		return cfg, fmt.Errorf("-peruser-rounds: %d, want at least 1", cfg.perUserRounds)
 	}
 	if cfg.memorySteps, err = parseInts(*memory); err != nil {
 		return cfg, fmt.Errorf("-memory: %w", err)
@@ -317,7 +325,7 @@ func runScenario(ctx context.Context, e *env, cfg config, name string, report *R
 			}
 		}
 	case scenarioPerUser:
-		rows, err := perUser(ctx, e, cfg.perUserConns, cfg.perUserCount, cfg.perUserInFlight)
+		rows, err := perUser(ctx, e, cfg.perUserConns, cfg.perUserCount, cfg.perUserInFlight, cfg.perUserRounds)
 		if err != nil {
 			return err
 		}
@@ -386,7 +394,7 @@ func (c config) sizeArgs(scenario string) []string {
 			"-paced-interval " + c.pacedInterval.String(), "-burst-events " + strconv.Itoa(c.burstEvents)}
 	case scenarioPerUser:
 		return []string{"-peruser " + strconv.Itoa(c.perUserConns), "-peruser-count " + strconv.Itoa(c.perUserCount),
-			"-peruser-in-flight " + joinInts(c.perUserInFlight)}
+			"-peruser-in-flight " + joinInts(c.perUserInFlight), "-peruser-rounds " + strconv.Itoa(c.perUserRounds)}
 	case scenarioResume:
 		return []string{"-resume " + strconv.Itoa(c.resumeConns), "-resume-missed " + strconv.Itoa(c.resumeMissed)}
 	case scenarioFanOut:
@@ -400,7 +408,7 @@ func (c config) sameSizes(d config) bool {
 	return c.sameBackends(d) && slices.Equal(c.memorySteps, d.memorySteps) && c.memoryBurst == d.memoryBurst && c.connect == d.connect &&
 		slices.Equal(c.broadcastSizes, d.broadcastSizes) && c.pacedEvents == d.pacedEvents &&
 		c.pacedInterval == d.pacedInterval && c.burstEvents == d.burstEvents &&
-		c.perUserConns == d.perUserConns && c.perUserCount == d.perUserCount && slices.Equal(c.perUserInFlight, d.perUserInFlight) &&
+		c.perUserConns == d.perUserConns && c.perUserCount == d.perUserCount && slices.Equal(c.perUserInFlight, d.perUserInFlight) && c.perUserRounds == d.perUserRounds &&
 		c.resumeConns == d.resumeConns && c.resumeMissed == d.resumeMissed &&
 		c.fanOutConns == d.fanOutConns && c.fanOutEvents == d.fanOutEvents
 }

@@ -428,13 +428,17 @@ func renderMarkdown(r *Results) string {
 		p("\n")
 	}
 	if len(r.PerUser) > 0 {
-		p("**Per-user notifications**: each to one user, with a number of publish requests in flight (one run each, to the same streams); each is a publish request and a delivery.\n\n")
-		p("| log | streams | notifications | in flight | per second | per server core-second | latency p50 / p99 / max | streamer CPU | generator CPU | NATS CPU | command |\n")
-		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		p("**Per-user notifications**: each to one user, with a number of publish requests in flight (one run each, to the same streams); each is a publish request and a delivery.")
+		if rounds := len(r.PerUser[0].RoundsPerServerCore); rounds > 1 {
+			p(" The runs are repeated in %d rounds, each on a streamer of its own (through NATS, a consumer of its own, which JetStream places anew); a row is the median round by notifications per server core-second, and its last column lists every round's.", rounds)
+		}
+		p("\n\n")
+		p("| log | streams | notifications | in flight | per second | per server core-second | latency p50 / p99 / max | streamer CPU | generator CPU | NATS CPU | command | rounds per server core-second |\n")
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
 		for _, u := range r.PerUser {
-			p("| %s | %s | %s | %d | %s | **%s** | %s | %s | %s | %s | `%s` |\n", u.Backend, thousands(float64(u.Connections)),
+			p("| %s | %s | %s | %d | %s | **%s** | %s | %s | %s | %s | `%s` | %s |\n", u.Backend, thousands(float64(u.Connections)),
 				thousands(float64(u.Notifications)), u.Publishers, thousands(u.PerSecond), thousands(u.PerServerCore), p50p99max(u.Latency),
-				cores(u.CPU.StreamerCores), cores(u.CPU.GeneratorCores), brokerCores(u.Backend, u.CPU), u.Command)
+				cores(u.CPU.StreamerCores), cores(u.CPU.GeneratorCores), brokerCores(u.Backend, u.CPU), u.Command, roundsList(u.RoundsPerServerCore))
 		}
 		p("\n")
 	}
@@ -525,4 +529,16 @@ func thousands(v float64) string {
 		b.WriteString(s[i : i+3])
 	}
 	return b.String()
+}
+
+// roundsList is the rounds' rates, in order, or "—" for a single round.
+func roundsList(rounds []float64) string {
+	if len(rounds) < 2 {
+		return "—"
+	}
+	parts := make([]string, len(rounds))
+	for i, r := range rounds {
+		parts[i] = thousands(r)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -498,13 +498,8 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 		r.Backend, r.GOMAXPROCS = e.target.backend.name, procs
 		results = append(results, r)
 	}
-	slices.SortFunc(results, func(a, b *BroadcastResult) int { return cmp.Compare(a.PerServerCore, b.PerServerCore) })
-	r := results[len(results)/2]
-	if rounds > 1 {
-		for _, round := range results {
-			r.RoundsPerServerCore = append(r.RoundsPerServerCore, round.PerServerCore)
-		}
-	}
+	r, roundRates := medianRound(results, func(r *BroadcastResult) float64 { return r.PerServerCore })
+	r.RoundsPerServerCore = roundRates
 	e.progress("%s broadcast %s to %d (GOMAXPROCS %d): %d deliveries, %.0f/s, %.0f per server core-second%s, published in %.0f ms, %.1f deliveries per write, p99 %.1f ms, to last p99 %.1f ms",
 		e.target.backend.name, mode, n, procs, r.Deliveries, r.PerSecond, r.PerServerCore, roundsNote(r.RoundsPerServerCore), r.PublishMs, r.DeliveriesPerWrite, r.Latency.P99Ms, r.ToLast.P99Ms)
 	return r, nil
@@ -553,6 +548,19 @@ func (s *session) broadcastRound(ctx context.Context, n, events int, interval ti
 		PerSecond: cpu.perWallSecond(float64(deliveries)), PerServerCore: cpu.perServerCore(float64(deliveries)),
 		PublishMs: float64(published) / float64(time.Millisecond), DeliveriesPerWrite: ratioOf(float64(deliveries), float64(cpu.StreamerWrites)),
 	}, nil
+}
+
+// medianRound is the round of results whose rate is the median (the
+// upper one of an even count), and every round's rate in ascending order
+// when there were several.
+func medianRound[R any](results []R, rate func(R) float64) (median R, rates []float64) {
+	slices.SortFunc(results, func(a, b R) int { return cmp.Compare(rate(a), rate(b)) })
+	if len(results) > 1 {
+		for _, r := range results {
+			rates = append(rates, rate(r))
+		}
+	}
+	return results[len(results)/2], rates
 }
 
 // roundsNote lists the rounds' rates after the median's, when there were
@@ -623,14 +631,46 @@ type PerUserResult struct {
 	PerServerCore float64 `json:"notificationsPerServerCoreSecond"`
 	Latency       Latency `json:"latency"`
 	CPU           CPU     `json:"cpu"`
-	Command       string  `json:"command"`
+	// RoundsPerServerCore are the notifications per server core-second of
+	// every round, of which this result is the median.
+	RoundsPerServerCore []float64 `json:"roundsPerServerCore,omitempty"`
+	Command             string    `json:"command"`
 }
 
-// perUser opens n streams and publishes count notifications, each to one
+// perUser runs rounds of perUserRound, each against a streamer of its own,
+// and reports for each number of requests in flight the median round: on
+// this shared machine one round's rate moves by up to a third from one
+// streamer to the next, on either log. (Through NATS, not because of where
+// JetStream places the pod's consumer: with it held on the stream's leader
+// or on a follower, eight alternated pairs measured the same median.)
+func perUser(ctx context.Context, e *env, n, count int, inFlight []int, rounds int) ([]*PerUserResult, error) {
+	byInFlight := make([][]*PerUserResult, len(inFlight))
+	for round := range rounds {
+		rows, err := perUserRound(ctx, e, n, count, inFlight)
+		if err != nil {
+			return nil, fmt.Errorf("round %d: %w", round+1, err)
+		}
+		for i, r := range rows {
+			byInFlight[i] = append(byInFlight[i], r)
+		}
+	}
+	medians := make([]*PerUserResult, len(inFlight))
+	for i, results := range byInFlight {
+		r, roundRates := medianRound(results, func(r *PerUserResult) float64 { return r.PerServerCore })
+		if r.RoundsPerServerCore = roundRates; rounds > 1 {
+			e.progress("%s per-user notifications to %d, %d in flight: %.0f per server core-second%s",
+				e.target.backend.name, n, r.Publishers, r.PerServerCore, roundsNote(r.RoundsPerServerCore))
+		}
+		medians[i] = r
+	}
+	return medians, nil
+}
+
+// perUserRound opens n streams and publishes count notifications, each to one
 // user in turn, with each of inFlight concurrent requests in turn, to the
 // same streams. Each is one publish request (token check, JSON, log append)
 // and one delivery.
-func perUser(ctx context.Context, e *env, n, count int, inFlight []int) ([]*PerUserResult, error) {
+func perUserRound(ctx context.Context, e *env, n, count int, inFlight []int) ([]*PerUserResult, error) {
 	s, err := e.startOpen(ctx, notifyv1alpha1.HS256, n)
 	if err != nil {
 		return nil, err
