@@ -191,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Replicas.Bind(s.answerReplica)
 	}
 	if metrics, ok := cfg.Log.(prometheus.Collector); ok {
-		cfg.Registry.MustRegister(metrics) // the log's own (the JetStream log's group commit)
+		cfg.Registry.MustRegister(metrics) // the log's own (the JetStream log's writes and consumers)
 	}
 	if reporter, ok := cfg.Log.(HealthReporter); ok {
 		if cfg.LogUnhealthyGrace <= 0 {

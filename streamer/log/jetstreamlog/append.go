@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,11 +28,13 @@ func (l *Log) Append(ctx context.Context, e eventlog.Event, dedupKey string) (ev
 	if dedupKey == "" {
 		return l.appendGrouped(ctx, e)
 	}
+	start := time.Now()
 	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject, Data: encodeEvent(e)},
 		jetstream.WithExpectStream(l.stream), jetstream.WithMsgID(dedupKey))
 	if err != nil {
 		return eventlog.Receipt{}, fmt.Errorf("failed to append to stream %s: %w", l.stream, err)
 	}
+	l.metrics.observeWrite(start)
 	return l.awaitDelivery(ctx, eventlog.Position{Seq: ack.Sequence}, ack.Duplicate, e, dedupKey)
 }
 

@@ -66,6 +66,7 @@ func (l *Log) consume() (consumed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("failed to create a consumer on stream %s: %w", l.stream, err)
 	}
+	l.metrics.consumersCreated.Inc()
 	defer l.deleteLater(cons)
 	// The stream could have been recreated between the info and the
 	// consumer: then the consumer reads another life of it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -187,7 +188,7 @@ func (l *Log) publishGroup(ctx context.Context, g *group) {
 			events = append(events, m.event)
 		}
 	}
-	l.appendsPerWrite.Observe(float64(len(events)))
+	l.metrics.appendsPerWrite.Observe(float64(len(events)))
 	body := encodeEvent(events[0])
 	if len(events) > 1 {
 		body = encodeBatch(events)
@@ -198,9 +199,12 @@ func (l *Log) publishGroup(ctx context.Context, g *group) {
 	g.err = l.checkAppend()
 	if g.err == nil {
 		publish, cancel := context.WithTimeout(l.ctx, l.opts.RequestTimeout)
+		start := time.Now()
 		g.ack, g.err = l.js.PublishMsg(publish, &nats.Msg{Subject: l.subject, Data: body}, jetstream.WithExpectStream(l.stream))
 		cancel()
-		if g.err != nil {
+		if g.err == nil {
+			l.metrics.observeWrite(start)
+		} else {
 			if errors.Is(g.err, context.Canceled) && l.ctx.Err() != nil {
 				g.err = eventlog.ErrClosed
 			}

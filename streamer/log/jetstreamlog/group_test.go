@@ -10,7 +10,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus"
 
 	eventlog "github.com/herald-notify/herald/streamer/log"
 	"github.com/herald-notify/herald/streamer/log/jetstreamlog"
@@ -91,14 +90,13 @@ var _ = Describe("appends made at the same time", func() {
 		Expect(following).To(Equal([]uint32{0, 1, 2, 3, 4, 5, 6, 7, 8}))
 		Expect(lastSeq()).To(Equal(start.Seq+2), "two messages for ten events")
 		Expect(l.Last()).To(Equal(eventlog.Position{Epoch: start.Epoch, Seq: start.Seq + 2}))
-		registry := prometheus.NewRegistry()
-		Expect(registry.Register(l)).To(Succeed())
-		families, err := registry.Gather()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(families).To(HaveLen(1))
-		Expect(families[0].GetName()).To(Equal("herald_log_appends_per_write"))
-		Expect(families[0].GetMetric()[0].GetHistogram().GetSampleCount()).To(Equal(uint64(2)), "two writes")
-		Expect(families[0].GetMetric()[0].GetHistogram().GetSampleSum()).To(Equal(10.0), "of ten events")
+		perWrite := metricOf(l, "herald_log_appends_per_write").GetHistogram()
+		Expect(perWrite.GetSampleCount()).To(Equal(uint64(2)), "two writes")
+		Expect(perWrite.GetSampleSum()).To(Equal(10.0), "of ten events")
+		writes := metricOf(l, "herald_log_write_seconds").GetHistogram()
+		Expect(writes.GetSampleCount()).To(Equal(uint64(2)), "two writes acknowledged")
+		Expect(writes.GetSampleSum()).To(BeNumerically(">", 0))
+		Expect(metricOf(l, "herald_log_consumers_created_total").GetCounter().GetValue()).To(Equal(1.0), "the one consumer it started with")
 
 		// Every event is read back as appended, in position order, from
 		// this log, from a replica, and from a replica whose window holds

@@ -86,7 +86,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	eventlog "github.com/herald-notify/herald/streamer/log"
 )
@@ -229,9 +228,10 @@ type Log struct {
 	deleting sync.WaitGroup
 
 	// groupMu guards groups, the appends gathering to be published together.
-	groupMu         sync.Mutex
-	groups          groups
-	appendsPerWrite prometheus.Histogram
+	groupMu sync.Mutex
+	groups  groups
+
+	metrics metrics
 
 	mu    sync.Mutex
 	epoch uint64
@@ -282,7 +282,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		caughtUp: make(chan struct{}),
 		changed:  make(chan struct{}),
 
-		appendsPerWrite: newAppendsPerWrite(),
+		metrics: newMetrics(),
 	}
 	l.logger = opts.Logger.With("stream", l.stream)
 	if l.nc == nil {

@@ -158,6 +158,10 @@ var _ = Describe("the JetStream log", func() {
 			Expect(b.Duplicate).To(BeTrue())
 			Expect(b.Position).To(Equal(a.Position))
 			Expect(b.Time).To(Equal(a.Time))
+			for _, l := range []*jetstreamlog.Log{first, second} {
+				Expect(metricOf(l, "herald_log_write_seconds").GetHistogram().GetSampleCount()).To(Equal(uint64(1)),
+					"a keyed write, acknowledged (the repeat as a duplicate)")
+			}
 
 			later := appendTo(second, 1)
 			Eventually(first.Last).Should(Equal(later[0]))
@@ -211,6 +215,9 @@ var _ = Describe("the JetStream log", func() {
 		Expect(admin.DeleteStream(ctx, l.StreamName())).To(Succeed())
 		Eventually(l.Last).ShouldNot(HaveField("Epoch", old.Epoch))
 		Expect(l.Last().Epoch).To(BeNumerically(">", old.Epoch))
+		Eventually(func() float64 {
+			return metricOf(l, "herald_log_consumers_created_total").GetCounter().GetValue()
+		}).Should(BeNumerically(">=", 2), "a consumer on the new stream, after the first")
 		Eventually(func() error {
 			_, err := l.Append(ctx, eventlog.Event{Type: "custom"}, "")
 			return err

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/internal/testutil/natstest"
@@ -81,4 +83,22 @@ func open(opts jetstreamlog.Options) *jetstreamlog.Log {
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(l.Close)
 	return l
+}
+
+// metricOf is l's metric of that name, as a server registering l would
+// serve it.
+func metricOf(l *jetstreamlog.Log, name string) *dto.Metric {
+	GinkgoHelper()
+	registry := prometheus.NewRegistry()
+	Expect(registry.Register(l)).To(Succeed())
+	families, err := registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() == name {
+			Expect(f.GetMetric()).To(HaveLen(1))
+			return f.GetMetric()[0]
+		}
+	}
+	Fail("no metric " + name)
+	return nil
 }
