@@ -220,11 +220,12 @@ var _ = Describe("the load generator", func() {
 				Expect(b.StoreFilesystem).NotTo(BeEmpty())
 			}
 
-			By("delivering every broadcast to every stream through NATS")
+			By("delivering every broadcast to every stream through NATS, counting its JetStream writes")
 			Expect(r.Broadcast).To(HaveLen(4))
 			for i, b := range r.Broadcast {
 				Expect(b.Backend).To(Equal([]string{backendEmbedded, backendNATS}[i/2]))
 				expectBroadcast(b)
+				expectBrokerWrites(b.BrokerWrites, b.Backend, b.Events)
 			}
 			Expect(r.Broadcast[0].CPU.BrokerSeconds).To(BeZero())
 			Expect(r.Machine.Floor.Connect).To(BeNil(), "no connect scenario, no connect floor")
@@ -236,6 +237,7 @@ var _ = Describe("the load generator", func() {
 				Expect(u.Publishers).To(Equal([]int{2, 8}[i%2]))
 				Expect(u.Latency.Count).To(BeEquivalentTo(40))
 				expectLatency(u.Latency)
+				expectBrokerWrites(u.BrokerWrites, u.Backend, u.Notifications)
 			}
 
 			By("comparing NATS with the embedded log of the same run")
@@ -252,6 +254,16 @@ var _ = Describe("the load generator", func() {
 			Expect(string(md)).To(ContainSubstring("| nats | 20 |"))
 			Expect(string(md)).To(ContainSubstring("| nats-default-sync | 20 | 40 | 8 |"))
 		}, SpecTimeout(3*time.Minute))
+	})
+
+	It("derives a measurement's JetStream writes from the log's metrics before and after it", func() {
+		before := brokerWriteTotals{writes: 10, waitSeconds: 0.05, groups: 10, events: 30}
+		after := brokerWriteTotals{writes: 14, waitSeconds: 0.074, groups: 14, events: 50}
+		w := after.since(before)
+		Expect(w.Writes).To(BeEquivalentTo(4))
+		Expect(w.MeanWaitMs).To(BeNumerically("~", 6, 1e-9), "24 ms over 4 writes")
+		Expect(w.EventsPerWrite).To(BeNumerically("~", 5, 1e-9), "20 events over 4 writes")
+		Expect(before.since(before)).To(BeNil(), "no writes, as on the embedded log")
 	})
 
 	It("names the command that reproduces a run, and each row's backend when another runs its scenario too", func() {
@@ -336,6 +348,21 @@ var _ = Describe("the load generator", func() {
 		Expect(err).To(MatchError("-peruser-rounds: 0, want at least 1"))
 	})
 })
+
+// expectBrokerWrites checks a row's JetStream writes: none on the embedded
+// log; through NATS, at most one per event, each acknowledged after a wait.
+func expectBrokerWrites(w *BrokerWrites, backend string, events int) {
+	GinkgoHelper()
+	if backend == backendEmbedded {
+		Expect(w).To(BeNil())
+		return
+	}
+	Expect(w).NotTo(BeNil())
+	Expect(w.Writes).To(BeNumerically(">", 0))
+	Expect(w.Writes).To(BeNumerically("<=", events))
+	Expect(w.EventsPerWrite).To(BeNumerically(">=", 1))
+	Expect(w.MeanWaitMs).To(BeNumerically(">", 0))
+}
 
 // expectBroadcastFloors checks that the floor's write was timed at every
 // size, with the readers where each size says.

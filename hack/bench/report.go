@@ -414,16 +414,16 @@ func renderMarkdown(r *Results) string {
 	}
 	if len(r.Broadcast) > 0 {
 		p("**Broadcast**: system events to every stream, paced (one per interval) or in a burst (%d publish requests in flight from a backend process of its own, %d bursts to the same streams, the row is the median by deliveries per server core-second); latency from publish to read.\n\n", publishers, burstRounds)
-		p("| log | streams | events | deliveries / s | per server core-second | latency p50 / p99 / max | publish to last stream p50 / p99 / max | published in | deliveries per write | streamer CPU | generator CPU | NATS CPU | command |\n")
-		p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		p("| log | streams | events | deliveries / s | per server core-second | latency p50 / p99 / max | publish to last stream p50 / p99 / max | published in | deliveries per write | JetStream writes | streamer CPU | generator CPU | NATS CPU | command |\n")
+		p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, c := range r.Broadcast {
 			events := fmt.Sprintf("%d burst", c.Events)
 			if c.Mode == modePaced {
 				events = fmt.Sprintf("%d, one per %g ms", c.Events, c.IntervalMs)
 			}
-			p("| %s | %s | %s | %s | **%s** | %s | %s | %.0f ms | %.1f | %s | %s | %s | `%s` |\n", c.Backend, thousands(float64(c.Connections)), events,
+			p("| %s | %s | %s | %s | **%s** | %s | %s | %.0f ms | %.1f | %s | %s | %s | %s | `%s` |\n", c.Backend, thousands(float64(c.Connections)), events,
 				thousands(c.PerSecond), thousands(c.PerServerCore), p50p99max(c.Latency), p50p99max(c.ToLast), c.PublishMs, c.DeliveriesPerWrite,
-				cores(c.CPU.StreamerCores), cores(c.CPU.GeneratorCores), brokerCores(c.Backend, c.CPU), c.Command)
+				brokerWritesCell(c.BrokerWrites), cores(c.CPU.StreamerCores), cores(c.CPU.GeneratorCores), brokerCores(c.Backend, c.CPU), c.Command)
 		}
 		p("\n")
 	}
@@ -433,12 +433,12 @@ func renderMarkdown(r *Results) string {
 			p(" The runs are repeated in %d rounds, each on a streamer of its own (through NATS, a consumer of its own, which JetStream places anew); a row is the median round by notifications per server core-second, and its last column lists every round's.", rounds)
 		}
 		p("\n\n")
-		p("| log | streams | notifications | in flight | per second | per server core-second | latency p50 / p99 / max | streamer CPU | generator CPU | NATS CPU | command | rounds per server core-second |\n")
-		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
+		p("| log | streams | notifications | in flight | per second | per server core-second | latency p50 / p99 / max | JetStream writes | streamer CPU | generator CPU | NATS CPU | command | rounds per server core-second |\n")
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
 		for _, u := range r.PerUser {
-			p("| %s | %s | %s | %d | %s | **%s** | %s | %s | %s | %s | `%s` | %s |\n", u.Backend, thousands(float64(u.Connections)),
+			p("| %s | %s | %s | %d | %s | **%s** | %s | %s | %s | %s | %s | `%s` | %s |\n", u.Backend, thousands(float64(u.Connections)),
 				thousands(float64(u.Notifications)), u.Publishers, thousands(u.PerSecond), thousands(u.PerServerCore), p50p99max(u.Latency),
-				cores(u.CPU.StreamerCores), cores(u.CPU.GeneratorCores), brokerCores(u.Backend, u.CPU), u.Command, roundsList(u.RoundsPerServerCore))
+				brokerWritesCell(u.BrokerWrites), cores(u.CPU.StreamerCores), cores(u.CPU.GeneratorCores), brokerCores(u.Backend, u.CPU), u.Command, roundsList(u.RoundsPerServerCore))
 		}
 		p("\n")
 	}
@@ -480,6 +480,15 @@ func describeBackends(bs []BackendInfo) string {
 
 // brokerCores is the NATS cluster's CPU of a row, "—" for the embedded log,
 // which is the streamer's own.
+// brokerWritesCell says how many JetStream writes a row's publishing took,
+// of how many events each, and their mean wait for acknowledgement.
+func brokerWritesCell(w *BrokerWrites) string {
+	if w == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%s of %.1f events, acknowledged in %.1f ms", thousands(float64(w.Writes)), w.EventsPerWrite, w.MeanWaitMs)
+}
+
 func brokerCores(backend string, c CPU) string {
 	if backend == backendEmbedded {
 		return "—"

@@ -156,6 +156,24 @@ func (s *session) measure(ctx context.Context, name string, seconds int, run fun
 	return cpu, profErr
 }
 
+// measureWrites is measure, with the streamer's JetStream writes meanwhile
+// (nil on the embedded log), read from its metrics before and after.
+func (s *session) measureWrites(ctx context.Context, name string, seconds int, run func() error) (CPU, *BrokerWrites, error) {
+	before, err := s.streamer.brokerWrites(ctx)
+	if err != nil {
+		return CPU{}, nil, err
+	}
+	cpu, err := s.measure(ctx, name, seconds, run)
+	if err != nil {
+		return CPU{}, nil, err
+	}
+	after, err := s.streamer.brokerWrites(ctx)
+	if err != nil {
+		return CPU{}, nil, err
+	}
+	return cpu, after.since(before), nil
+}
+
 // payload is the data of every event the generator publishes: its sequence
 // number in the scenario and the publisher's clock when it was sent. The
 // message makes the frame as large as a typical notification's.
@@ -444,6 +462,9 @@ type BroadcastResult struct {
 	// other writes, the publish API's answers and the broker's requests,
 	// are few beside one per stream).
 	DeliveriesPerWrite float64 `json:"deliveriesPerWrite"`
+	// BrokerWrites are the streamer's JetStream writes of the round (nil on
+	// the embedded log).
+	BrokerWrites *BrokerWrites `json:"brokerWrites,omitempty"`
 	// RoundsPerServerCore are the deliveries per server core-second of
 	// every round of a burst, of which this result is the median.
 	RoundsPerServerCore []float64 `json:"roundsPerServerCore,omitempty"`
@@ -500,8 +521,8 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 	}
 	r, roundRates := medianRound(results, func(r *BroadcastResult) float64 { return r.PerServerCore })
 	r.RoundsPerServerCore = roundRates
-	e.progress("%s broadcast %s to %d (GOMAXPROCS %d): %d deliveries, %.0f/s, %.0f per server core-second%s, published in %.0f ms, %.1f deliveries per write, p99 %.1f ms, to last p99 %.1f ms",
-		e.target.backend.name, mode, n, procs, r.Deliveries, r.PerSecond, r.PerServerCore, roundsNote(r.RoundsPerServerCore), r.PublishMs, r.DeliveriesPerWrite, r.Latency.P99Ms, r.ToLast.P99Ms)
+	e.progress("%s broadcast %s to %d (GOMAXPROCS %d): %d deliveries, %.0f/s, %.0f per server core-second%s, published in %.0f ms, %.1f deliveries per write%s, p99 %.1f ms, to last p99 %.1f ms",
+		e.target.backend.name, mode, n, procs, r.Deliveries, r.PerSecond, r.PerServerCore, roundsNote(r.RoundsPerServerCore), r.PublishMs, r.DeliveriesPerWrite, writesNote(r.BrokerWrites), r.Latency.P99Ms, r.ToLast.P99Ms)
 	return r, nil
 }
 
@@ -518,7 +539,7 @@ func (s *session) broadcastRound(ctx context.Context, n, events int, interval ti
 	received := newSink(events)
 	s.pool.sink.Store(received)
 	var published time.Duration
-	cpu, err := s.measure(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
+	cpu, writes, err := s.measureWrites(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
 		if backend != nil {
 			var err error
 			if published, err = backend.burst(events, publishers); err != nil {
@@ -547,6 +568,7 @@ func (s *session) broadcastRound(ctx context.Context, n, events int, interval ti
 		Deliveries: deliveries, Latency: received.latency.summary(), ToLast: received.toLast(), CPU: cpu,
 		PerSecond: cpu.perWallSecond(float64(deliveries)), PerServerCore: cpu.perServerCore(float64(deliveries)),
 		PublishMs: float64(published) / float64(time.Millisecond), DeliveriesPerWrite: ratioOf(float64(deliveries), float64(cpu.StreamerWrites)),
+		BrokerWrites: writes,
 	}, nil
 }
 
@@ -561,6 +583,14 @@ func medianRound[R any](results []R, rate func(R) float64) (median R, rates []fl
 		}
 	}
 	return results[len(results)/2], rates
+}
+
+// writesNote is a progress line's account of the JetStream writes, if any.
+func writesNote(w *BrokerWrites) string {
+	if w == nil {
+		return ""
+	}
+	return fmt.Sprintf(", %d JetStream writes of %.1f events acknowledged in %.1f ms", w.Writes, w.EventsPerWrite, w.MeanWaitMs)
 }
 
 // roundsNote lists the rounds' rates after the median's, when there were
@@ -631,6 +661,9 @@ type PerUserResult struct {
 	PerServerCore float64 `json:"notificationsPerServerCoreSecond"`
 	Latency       Latency `json:"latency"`
 	CPU           CPU     `json:"cpu"`
+	// BrokerWrites are the streamer's JetStream writes of the run (nil on
+	// the embedded log).
+	BrokerWrites *BrokerWrites `json:"brokerWrites,omitempty"`
 	// RoundsPerServerCore are the notifications per server core-second of
 	// every round, of which this result is the median.
 	RoundsPerServerCore []float64 `json:"roundsPerServerCore,omitempty"`
@@ -680,7 +713,7 @@ func perUserRound(ctx context.Context, e *env, n, count int, inFlight []int) ([]
 	for _, requests := range inFlight {
 		received := newSink(count)
 		s.pool.sink.Store(received)
-		cpu, err := s.measure(ctx, fmt.Sprintf("per-user-%d", requests), 2, func() error {
+		cpu, writes, err := s.measureWrites(ctx, fmt.Sprintf("per-user-%d", requests), 2, func() error {
 			err := publishConcurrently(count, requests, func(seq int) error {
 				_, err := s.pub.PublishNotification(ctx, publisher.Notification{
 					RecipientUserIDs: []string{s.pool.clients[seq%n].user},
@@ -698,11 +731,11 @@ func perUserRound(ctx context.Context, e *env, n, count int, inFlight []int) ([]
 		}
 		r := &PerUserResult{
 			Backend: e.target.backend.name, Connections: n, Notifications: count, Publishers: requests,
-			Latency: received.latency.summary(), CPU: cpu,
+			Latency: received.latency.summary(), CPU: cpu, BrokerWrites: writes,
 			PerSecond: cpu.perWallSecond(float64(count)), PerServerCore: cpu.perServerCore(float64(count)),
 		}
-		e.progress("%s per-user notifications to %d, %d in flight: %.0f/s, %.0f per server core-second, p99 %.1f ms",
-			e.target.backend.name, n, requests, r.PerSecond, r.PerServerCore, r.Latency.P99Ms)
+		e.progress("%s per-user notifications to %d, %d in flight: %.0f/s, %.0f per server core-second%s, p99 %.1f ms",
+			e.target.backend.name, n, requests, r.PerSecond, r.PerServerCore, writesNote(r.BrokerWrites), r.Latency.P99Ms)
 		rows = append(rows, r)
 	}
 	return rows, nil

@@ -189,6 +189,49 @@ func (s *streamerProcess) metrics(ctx context.Context) (map[string]float64, erro
 	return values, nil
 }
 
+// BrokerWrites are the JetStream writes of a streamer over a measurement,
+// from its log's metrics: what a publish request waited for on the broker
+// and how many events the group commit put in a write.
+type BrokerWrites struct {
+	Writes int64 `json:"writes"`
+	// MeanWaitMs is the mean of herald_log_write_seconds: publish to
+	// JetStream's acknowledgement.
+	MeanWaitMs float64 `json:"meanWaitMs"`
+	// EventsPerWrite is the mean of herald_log_appends_per_write.
+	EventsPerWrite float64 `json:"eventsPerWrite"`
+}
+
+// brokerWriteTotals are the cumulative sums and counts behind BrokerWrites.
+type brokerWriteTotals struct {
+	writes, waitSeconds, groups, events float64
+}
+
+// brokerWrites reads the streamer's totals of its log's JetStream writes
+// (zero on the embedded log, which has none).
+func (s *streamerProcess) brokerWrites(ctx context.Context) (brokerWriteTotals, error) {
+	m, err := s.metrics(ctx)
+	if err != nil {
+		return brokerWriteTotals{}, err
+	}
+	return brokerWriteTotals{
+		writes: m["herald_log_write_seconds_count"], waitSeconds: m["herald_log_write_seconds_sum"],
+		groups: m["herald_log_appends_per_write_count"], events: m["herald_log_appends_per_write_sum"],
+	}, nil
+}
+
+// since is the writes between before and t, nil when there were none.
+func (t brokerWriteTotals) since(before brokerWriteTotals) *BrokerWrites {
+	writes := t.writes - before.writes
+	if writes <= 0 {
+		return nil
+	}
+	return &BrokerWrites{
+		Writes:         int64(writes),
+		MeanWaitMs:     1000 * (t.waitSeconds - before.waitSeconds) / writes,
+		EventsPerWrite: ratioOf(t.events-before.events, t.groups-before.groups),
+	}
+}
+
 // connections is the streamer's count of open streams.
 func (s *streamerProcess) connections(ctx context.Context) (int, error) {
 	m, err := s.metrics(ctx)
