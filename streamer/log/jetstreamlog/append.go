@@ -34,7 +34,7 @@ func (l *Log) Append(ctx context.Context, e eventlog.Event, dedupKey string) (ev
 	if err != nil {
 		return eventlog.Receipt{}, fmt.Errorf("failed to append to stream %s: %w", l.stream, err)
 	}
-	l.metrics.observeWrite(start)
+	l.metrics.observeWrite(time.Since(start))
 	return l.awaitDelivery(ctx, eventlog.Position{Seq: ack.Sequence}, ack.Duplicate, e, dedupKey)
 }
 

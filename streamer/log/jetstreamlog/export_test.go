@@ -1,5 +1,7 @@
 package jetstreamlog
 
+import "time"
+
 // SetBeforeGroupPublish makes l run f before it publishes each group of
 // appends.
 func SetBeforeGroupPublish(l *Log, f func()) { l.beforeGroupPublish = f }
@@ -22,3 +24,10 @@ var (
 	EncodeEvent  = encodeEvent
 	DecodeEvents = decodeEvents
 )
+
+// SetGatherLimit replaces how long a group may wait for more appends after a
+// write that waited lastWait.
+func SetGatherLimit(l *Log, limit func(lastWait time.Duration) time.Duration) { l.gatherLimit = limit }
+
+// GatherFor is the default limit.
+var GatherFor = gatherFor

@@ -28,6 +28,16 @@ import (
 // One of a group's own appenders publishes it (the first to take the lead
 // when the message before is acknowledged), so that no goroutine of the log's
 // sits between a request and its publish.
+//
+// A group about to leave with fewer appends than the write before it carried
+// first waits for more, for at most half as long as that write waited for
+// its acknowledgement and never more than maxGather. Requests in flight
+// otherwise split into two cohorts that alternate, one write of a single
+// event and one of the rest (the first request answered finds no write on its
+// way and leaves alone), doubling the writes; the few answered last would
+// instead wait a whole write for the next one. After a write of one event
+// nothing waits, so a publisher alone is delayed at most once, right after
+// writes that others shared.
 
 // Bounds of a group: JetStream refuses a message larger than the server's
 // max_payload (1 MiB by default), and a message read again for a resume is
@@ -37,18 +47,31 @@ const (
 	maxGroupBytes  = 256 << 10
 )
 
+// maxGather bounds how long a group waits for the appends the write before
+// it suggests are coming.
+const maxGather = time.Millisecond
+
+// gatherFor is how long a group may wait for more appends after a write
+// that waited wait for its acknowledgement (see above).
+func gatherFor(wait time.Duration) time.Duration { return min(wait/2, maxGather) }
+
 // group is the events of appends published together as one message.
 type group struct {
 	members []*member
 	live    int // members not withdrawn
 	size    int // encoded size of the members' events, at most
 	// lead is closed when the group is next to publish; led once one of
-	// its members took it on (the group then left the queue).
-	lead           chan struct{}
-	signalled, led bool
-	done           chan struct{} // closed once published, ack or err set
-	ack            *jetstream.PubAck
-	err            error
+	// its members took it on, publishing once it left the queue to be
+	// published (appends can join and withdraw until then).
+	lead                       chan struct{}
+	signalled, led, publishing bool
+	// gathered, while the group waits for more appends, is closed once it
+	// holds want.
+	gathered chan struct{}
+	want     int
+	done     chan struct{} // closed once published, ack or err set
+	ack      *jetstream.PubAck
+	err      error
 }
 
 // member is one append of a group.
@@ -64,6 +87,10 @@ type groups struct {
 	sending bool
 	// queue is the groups waiting, published in order, one at a time.
 	queue []*group
+	// lastEvents and lastWait are the last acknowledged write's events and
+	// its wait for the acknowledgement.
+	lastEvents int
+	lastWait   time.Duration
 }
 
 // appendGrouped appends e in a group: see above.
@@ -72,11 +99,12 @@ func (l *Log) appendGrouped(ctx context.Context, e eventlog.Event) (eventlog.Rec
 	l.groupMu.Lock()
 	g := l.joinLocked(m, encodedSize(e))
 	if !l.groups.sending {
-		// Nothing on its way: this append's group (itself alone) goes now.
+		// Nothing on its way: this append's group goes now, or once the
+		// appends the last write suggests joined it.
 		l.groups.sending = true
-		l.takeLeadLocked(g)
+		g.led = true
 		l.groupMu.Unlock()
-		l.publishGroup(ctx, g)
+		l.leadGroup(ctx, g)
 	} else {
 		l.groupMu.Unlock()
 		if err := l.awaitGroup(ctx, g, m); err != nil {
@@ -107,13 +135,44 @@ func (l *Log) joinLocked(m *member, size int) *group {
 	g.members = append(g.members, m)
 	g.live++
 	g.size += size
+	if g.gathered != nil && g.live >= g.want {
+		close(g.gathered)
+		g.gathered = nil
+	}
 	return g
 }
 
-// takeLeadLocked takes g, the head of the queue, out of it to publish it.
-func (l *Log) takeLeadLocked(g *group) {
-	g.led = true
-	l.groups.queue = slices.Delete(l.groups.queue, 0, 1)
+// leadGroup publishes g, which one of its members took the lead of: once it
+// gathered what the write before suggests (see above), it leaves the queue.
+func (l *Log) leadGroup(ctx context.Context, g *group) {
+	l.gather(g)
+	l.groupMu.Lock()
+	g.gathered = nil
+	g.publishing = true
+	l.groups.queue = slices.DeleteFunc(l.groups.queue, func(q *group) bool { return q == g })
+	l.groupMu.Unlock()
+	l.publishGroup(ctx, g)
+}
+
+// gather waits until g holds as many appends as the last write carried, for
+// at most gatherFor that write's wait.
+func (l *Log) gather(g *group) {
+	l.groupMu.Lock()
+	limit := l.gatherLimit(l.groups.lastWait)
+	if g.live >= l.groups.lastEvents || limit <= 0 {
+		l.groupMu.Unlock()
+		return
+	}
+	g.want = l.groups.lastEvents
+	g.gathered = make(chan struct{})
+	gathered := g.gathered
+	l.groupMu.Unlock()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case <-gathered:
+	case <-timer.C:
+	}
 }
 
 // awaitGroup waits until m's group is published, publishing it when the
@@ -132,23 +191,29 @@ func (l *Log) awaitGroup(ctx context.Context, g *group, m *member) error {
 				case <-g.done:
 					return nil
 				case <-ctx.Done():
-					return fmt.Errorf("failed to append to stream %s: %w", l.stream, ctx.Err())
+					return l.giveUp(ctx, g, m)
 				}
 			}
-			l.takeLeadLocked(g)
+			g.led = true
 			l.groupMu.Unlock()
-			l.publishGroup(ctx, g)
+			l.leadGroup(ctx, g)
 			return nil
 		case <-ctx.Done():
-			l.groupMu.Lock()
-			defer l.groupMu.Unlock()
-			if g.led { // on its way: the event may be stored
-				return fmt.Errorf("failed to append to stream %s: %w", l.stream, ctx.Err())
-			}
-			l.withdrawLocked(g, m)
-			return fmt.Errorf("failed to append to stream %s, nothing was stored: %w", l.stream, ctx.Err())
+			return l.giveUp(ctx, g, m)
 		}
 	}
+}
+
+// giveUp is the error of an append whose ctx ended before its group was
+// acknowledged: m is withdrawn unless the group is being published.
+func (l *Log) giveUp(ctx context.Context, g *group, m *member) error {
+	l.groupMu.Lock()
+	defer l.groupMu.Unlock()
+	if g.publishing { // on its way: the event may be stored
+		return fmt.Errorf("failed to append to stream %s: %w", l.stream, ctx.Err())
+	}
+	l.withdrawLocked(g, m)
+	return fmt.Errorf("failed to append to stream %s, nothing was stored: %w", l.stream, ctx.Err())
 }
 
 // withdrawLocked takes m out of g before g is published. A group left with
@@ -203,7 +268,11 @@ func (l *Log) publishGroup(ctx context.Context, g *group) {
 		g.ack, g.err = l.js.PublishMsg(publish, &nats.Msg{Subject: l.subject, Data: body}, jetstream.WithExpectStream(l.stream))
 		cancel()
 		if g.err == nil {
-			l.metrics.observeWrite(start)
+			wait := time.Since(start)
+			l.metrics.observeWrite(wait)
+			l.groupMu.Lock()
+			l.groups.lastEvents, l.groups.lastWait = len(events), wait
+			l.groupMu.Unlock()
 		} else {
 			if errors.Is(g.err, context.Canceled) && l.ctx.Err() != nil {
 				g.err = eventlog.ErrClosed

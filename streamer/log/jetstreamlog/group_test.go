@@ -166,6 +166,125 @@ var _ = Describe("appends made at the same time", func() {
 		Expect(events).To(HaveLen(2))
 	})
 
+	Describe("after a write that others shared", func() {
+		// writeOfFive makes the log's last write one of five events: the
+		// first append is held on its way while five more gather.
+		writeOfFive := func() {
+			GinkgoHelper()
+			var wg sync.WaitGroup
+			outcomes := make(chan outcome, 6)
+			appendAsync(ctx, 100, &wg, outcomes)
+			Eventually(held.Load).Should(BeTrue())
+			for n := 101; n < 106; n++ {
+				appendAsync(ctx, n, &wg, outcomes)
+			}
+			Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(5))
+			close(release)
+			wg.Wait()
+			close(outcomes)
+			for o := range outcomes {
+				Expect(o.err).NotTo(HaveOccurred())
+			}
+		}
+		gathering := func() int { return jetstreamlog.GatheringAppends(l) }
+		perWrite := func() (writes uint64, events float64) {
+			h := metricOf(l, "herald_log_appends_per_write").GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+
+		It("an append that finds nothing on its way waits for as many as that write carried, then they share one", func() {
+			jetstreamlog.SetGatherLimit(l, func(time.Duration) time.Duration { return time.Minute })
+			writeOfFive()
+			start := l.Last()
+
+			var wg sync.WaitGroup
+			outcomes := make(chan outcome, 5)
+			appendAsync(ctx, 0, &wg, outcomes)
+			Eventually(gathering).Should(Equal(1), "the first waits for others")
+			Expect(l.Last()).To(Equal(start), "and is not stored yet")
+			for n := 1; n < 5; n++ {
+				appendAsync(ctx, n, &wg, outcomes)
+			}
+			wg.Wait()
+			close(outcomes)
+			for o := range outcomes {
+				Expect(o.err).NotTo(HaveOccurred())
+				Expect(o.receipt.Position.Seq).To(Equal(start.Seq+1), "%s in the one write", o.data)
+			}
+			Expect(lastSeq()).To(Equal(start.Seq + 1))
+			writes, events := perWrite()
+			Expect(writes).To(Equal(uint64(3)))
+			Expect(events).To(Equal(11.0))
+		})
+
+		It("waits no longer than its limit, and after a write of one event not at all", func() {
+			limit := atomic.Int64{}
+			limit.Store(int64(50 * time.Millisecond))
+			jetstreamlog.SetGatherLimit(l, func(time.Duration) time.Duration { return time.Duration(limit.Load()) })
+			writeOfFive()
+			start := l.Last()
+			appendOne := func() eventlog.Position {
+				r, err := l.Append(ctx, eventlog.Event{Type: "custom", Data: []byte("{}")}, "")
+				Expect(err).NotTo(HaveOccurred())
+				return r.Position
+			}
+			Expect(appendOne()).To(Equal(eventlog.Position{Epoch: start.Epoch, Seq: start.Seq + 1}), "alone once the limit passed")
+
+			limit.Store(int64(time.Hour))
+			done := make(chan eventlog.Position)
+			go func() {
+				defer GinkgoRecover()
+				done <- appendOne()
+			}()
+			Eventually(done).Should(Receive(Equal(eventlog.Position{Epoch: start.Epoch, Seq: start.Seq + 2})),
+				"the write before held one event: nothing to wait for")
+		})
+
+		It("an append that gives up while its group waits is withdrawn, and the group still goes", func() {
+			jetstreamlog.SetGatherLimit(l, func(time.Duration) time.Duration { return time.Minute })
+			writeOfFive()
+			start := l.Last()
+
+			var wg sync.WaitGroup
+			outcomes := make(chan outcome, 6)
+			appendAsync(ctx, 0, &wg, outcomes)
+			Eventually(gathering).Should(Equal(1))
+			giveUp, cancel := context.WithCancel(ctx)
+			appendAsync(giveUp, 1, &wg, outcomes)
+			Eventually(gathering).Should(Equal(2))
+			cancel()
+			Eventually(gathering).Should(Equal(1))
+			for n := 2; n < 6; n++ {
+				appendAsync(ctx, n, &wg, outcomes)
+			}
+			wg.Wait()
+			close(outcomes)
+			stored := 0
+			for o := range outcomes {
+				if o.data == `{"n":1}` {
+					Expect(o.err).To(MatchError(ContainSubstring("nothing was stored")))
+					continue
+				}
+				Expect(o.err).NotTo(HaveOccurred())
+				Expect(o.receipt.Position.Seq).To(Equal(start.Seq + 1))
+				stored++
+			}
+			Expect(stored).To(Equal(5))
+			events, _, err := l.ReadAfter(ctx, start, 100)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(events).To(HaveLen(5))
+			for _, e := range events {
+				Expect(string(e.Data)).NotTo(Equal(`{"n":1}`))
+			}
+		})
+	})
+
+	It("wait at most half the last write's wait for more, and never more than a millisecond", func() {
+		Expect(jetstreamlog.GatherFor(6 * time.Millisecond)).To(Equal(time.Millisecond))
+		Expect(jetstreamlog.GatherFor(1200 * time.Microsecond)).To(Equal(600 * time.Microsecond))
+		Expect(jetstreamlog.GatherFor(0)).To(BeZero(), "before any write")
+	})
+
 	It("fail together when the log closes before their group is published", func() {
 		var wg sync.WaitGroup
 		outcomes := make(chan outcome, 3)

@@ -260,6 +260,8 @@ type Log struct {
 	// beforeGroupPublish, when set (by tests), runs before each group's
 	// publish.
 	beforeGroupPublish func()
+	// gatherLimit is gatherFor, or another limit set by tests.
+	gatherLimit func(lastWait time.Duration) time.Duration
 }
 
 var _ eventlog.Log = (*Log)(nil)
@@ -282,7 +284,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		caughtUp: make(chan struct{}),
 		changed:  make(chan struct{}),
 
-		metrics: newMetrics(),
+		metrics:     newMetrics(),
+		gatherLimit: gatherFor,
 	}
 	l.logger = opts.Logger.With("stream", l.stream)
 	if l.nc == nil {

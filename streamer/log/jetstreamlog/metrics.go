@@ -44,9 +44,9 @@ func (m metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.appendsPerWrite, m.writeSeconds, m.consumersCreated}
 }
 
-// observeWrite records an acknowledged write published at start.
-func (m metrics) observeWrite(start time.Time) {
-	m.writeSeconds.Observe(time.Since(start).Seconds())
+// observeWrite records an acknowledged write that waited wait.
+func (m metrics) observeWrite(wait time.Duration) {
+	m.writeSeconds.Observe(wait.Seconds())
 }
 
 // Describe implements prometheus.Collector: a server registers the log's
