@@ -261,18 +261,16 @@ func (l *Log) publishGroup(ctx context.Context, g *group) {
 	if l.beforeGroupPublish != nil {
 		l.beforeGroupPublish()
 	}
+	var wait time.Duration // for the acknowledgement
 	g.err = l.checkAppend()
 	if g.err == nil {
 		publish, cancel := context.WithTimeout(l.ctx, l.opts.RequestTimeout)
 		start := time.Now()
 		g.ack, g.err = l.js.PublishMsg(publish, &nats.Msg{Subject: l.subject, Data: body}, jetstream.WithExpectStream(l.stream))
+		wait = time.Since(start)
 		cancel()
 		if g.err == nil {
-			wait := time.Since(start)
 			l.metrics.observeWrite(wait)
-			l.groupMu.Lock()
-			l.groups.lastEvents, l.groups.lastWait = len(events), wait
-			l.groupMu.Unlock()
 		} else {
 			if errors.Is(g.err, context.Canceled) && l.ctx.Err() != nil {
 				g.err = eventlog.ErrClosed
@@ -280,8 +278,12 @@ func (l *Log) publishGroup(ctx context.Context, g *group) {
 			g.err = fmt.Errorf("failed to append to stream %s: %w", l.stream, g.err)
 		}
 	}
-	// The next group may go as soon as this one is acknowledged.
+	// The next group may go as soon as this one is acknowledged, knowing
+	// what this one carried and waited.
 	l.groupMu.Lock()
+	if g.err == nil {
+		l.groups.lastEvents, l.groups.lastWait = len(events), wait
+	}
 	l.passLeadLocked()
 	l.groupMu.Unlock()
 	if g.err == nil {

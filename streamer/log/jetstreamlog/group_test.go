@@ -187,20 +187,27 @@ var _ = Describe("appends made at the same time", func() {
 			}
 		}
 		gathering := func() int { return jetstreamlog.GatheringAppends(l) }
+		// firstWaiting makes the last write one of five, with no limit to
+		// the wait that follows, then appends {"n":0} in the background and
+		// returns the log's last position once that append waits for others.
+		firstWaiting := func(wg *sync.WaitGroup, outcomes chan<- outcome) eventlog.Position {
+			GinkgoHelper()
+			jetstreamlog.SetGatherLimit(l, func(time.Duration) time.Duration { return time.Minute })
+			writeOfFive()
+			start := l.Last()
+			appendAsync(ctx, 0, wg, outcomes)
+			Eventually(gathering).Should(Equal(1), "the first waits for others")
+			return start
+		}
 		perWrite := func() (writes uint64, events float64) {
 			h := metricOf(l, "herald_log_appends_per_write").GetHistogram()
 			return h.GetSampleCount(), h.GetSampleSum()
 		}
 
 		It("an append that finds nothing on its way waits for as many as that write carried, then they share one", func() {
-			jetstreamlog.SetGatherLimit(l, func(time.Duration) time.Duration { return time.Minute })
-			writeOfFive()
-			start := l.Last()
-
 			var wg sync.WaitGroup
 			outcomes := make(chan outcome, 5)
-			appendAsync(ctx, 0, &wg, outcomes)
-			Eventually(gathering).Should(Equal(1), "the first waits for others")
+			start := firstWaiting(&wg, outcomes)
 			Expect(l.Last()).To(Equal(start), "and is not stored yet")
 			for n := 1; n < 5; n++ {
 				appendAsync(ctx, n, &wg, outcomes)
@@ -241,14 +248,9 @@ var _ = Describe("appends made at the same time", func() {
 		})
 
 		It("an append that gives up while its group waits is withdrawn, and the group still goes", func() {
-			jetstreamlog.SetGatherLimit(l, func(time.Duration) time.Duration { return time.Minute })
-			writeOfFive()
-			start := l.Last()
-
 			var wg sync.WaitGroup
 			outcomes := make(chan outcome, 6)
-			appendAsync(ctx, 0, &wg, outcomes)
-			Eventually(gathering).Should(Equal(1))
+			start := firstWaiting(&wg, outcomes)
 			giveUp, cancel := context.WithCancel(ctx)
 			appendAsync(giveUp, 1, &wg, outcomes)
 			Eventually(gathering).Should(Equal(2))
