@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -60,11 +59,6 @@ func newReplicaID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// streamID is the id of the hub's stream id: "<replica>.<n>".
-func (s *Server) streamID(id hub.StreamID) string {
-	return s.replicaID + "." + strconv.FormatUint(uint64(id), 10)
-}
-
 // replicaOf is the replica a stream id names, if it is one of the form
 // streamID writes.
 func replicaOf(streamID string) (string, bool) {
@@ -82,15 +76,11 @@ func replicaOf(streamID string) (string, bool) {
 
 // streamOf is the open stream of this replica that id names, or nil.
 func (s *Server) streamOf(id string) *stream {
-	replica, n, _ := strings.Cut(id, ".")
-	if replica != s.replicaID {
+	n, ok := s.streamIDs.number(id)
+	if !ok {
 		return nil
 	}
-	hubID, err := strconv.ParseUint(n, 10, 64)
-	if err != nil {
-		return nil
-	}
-	return streamOfConn(s.hub.Lookup(hub.StreamID(hubID)))
+	return streamOfConn(s.hub.Lookup(n))
 }
 
 // streamOfConn is the stream of a hub Conn, its notifier, or nil.
@@ -162,7 +152,7 @@ func (s *Server) refresh(ctx context.Context, id, token string) refreshResult {
 	if !ok {
 		return unknownStream(id)
 	}
-	if replica == s.replicaID || s.replicas == nil {
+	if replica == s.streamIDs.replica || s.replicas == nil {
 		return s.refreshStream(id, identity)
 	}
 	request, _ := json.Marshal(refreshRequest{StreamID: id, Token: token})

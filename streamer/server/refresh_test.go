@@ -129,6 +129,48 @@ var _ = Describe("an in-place token refresh", func() {
 		Expect(status).To(Equal(http.StatusNotFound), "%v", answer)
 	})
 
+	It("hands out stream ids that tell nothing of other streams, and answers a guessed one 404, never 403", func() {
+		s := startStreamer(nil)
+		var ids []string
+		for _, user := range []string{"u1", "u2", "u3"} {
+			c := s.connectAs(user)
+			DeferCleanup(c.resp.Body.Close)
+			_, hello := c.nextJSON()
+			ids = append(ids, streamIDOf(hello))
+		}
+		replica, _, _ := strings.Cut(ids[0], ".")
+		for _, id := range ids {
+			Expect(id).To(MatchRegexp(`^[0-9a-z]+\.[0-9a-f]{32}$`))
+			Expect(id).To(HavePrefix(replica+"."), "the replica holding the stream comes first, for forwarding")
+		}
+		Expect(ids[1]).NotTo(Equal(ids[0]))
+		Expect(ids[2]).NotTo(Equal(ids[1]))
+		Expect(ids[2]).NotTo(Equal(ids[0]))
+
+		By("answering the holder of a real id: 403 for a token of another user")
+		status, answer := s.refreshToken(ids[2], s.token("u1", false, time.Hour))
+		Expect(status).To(Equal(http.StatusForbidden), "%v", answer)
+
+		By("answering 404 to ids that were not handed out, whatever the token's user")
+		flip := func(id string, i int) string {
+			b := []byte(id)
+			b[i] = "1032547698badcfe"[strings.IndexByte("0123456789abcdef", b[i])]
+			return string(b)
+		}
+		guesses := []string{replica + ".0", replica + ".1", replica + ".2", replica + ".3",
+			flip(ids[0], len(ids[0])-1), flip(ids[0], len(replica)+1), flip(ids[2], len(ids[2])-1)}
+		for _, guess := range guesses {
+			for _, user := range []string{"u1", "u2"} {
+				status, answer := s.refreshToken(guess, s.token(user, false, time.Hour))
+				Expect(status).To(Equal(http.StatusNotFound), "%s with a token of %s: %v", guess, user, answer)
+			}
+		}
+
+		By("refreshing with the real id")
+		status, answer = s.refreshToken(ids[0], s.token("u1", false, time.Hour))
+		Expect(status).To(Equal(http.StatusOK), "%v", answer)
+	})
+
 	It("answers the preflight of an allowed origin, for POST", func() {
 		s := startStreamer(func(spec *channelSpec) { spec.CORS.AllowedOrigins = []string{"https://app.example.com"} })
 		req, err := http.NewRequest(http.MethodOptions, s.http.URL+strings.Replace(paths.StreamToken, "{streamId}", "abc.1", 1), nil)

@@ -131,9 +131,9 @@ type Server struct {
 	// handed to the streams.
 	dispatched chan struct{}
 
-	// replicaID starts the ids of this process's streams; replicas, when
-	// set, reaches the others'.
-	replicaID string
+	// streamIDs are the ids of this process's streams, which start with
+	// its replica id; replicas, when set, reaches the others'.
+	streamIDs streamIDs
 	replicas  Replicas
 	// writers serve the detached streams that have work; due wakes streams
 	// up for their keep-alives and their token's expiry.
@@ -182,14 +182,15 @@ func New(cfg Config) (*Server, error) {
 		announcements:            cfg.Announcements,
 		serviceAccountPublishers: cfg.ServiceAccountPublishers,
 		dispatched:               make(chan struct{}),
-		replicaID:                newReplicaID(),
 		replicas:                 cfg.Replicas,
 	}
 	s.closes.gone = s.clientGone
+	replica := newReplicaID()
 	if cfg.Replicas != nil {
-		s.replicaID = cfg.Replicas.ID()
+		replica = cfg.Replicas.ID()
 		cfg.Replicas.Bind(s.answerReplica)
 	}
+	s.streamIDs = newStreamIDs(replica)
 	if metrics, ok := cfg.Log.(prometheus.Collector); ok {
 		cfg.Registry.MustRegister(metrics) // the log's own (the JetStream log's writes and consumers)
 	}

@@ -186,8 +186,8 @@ func newStream(s *Server, identity auth.Identity) *stream {
 // user is the stream's user.
 func (st *stream) user() string { return st.conn.User() }
 
-// id names the stream for a token refresh (streamID).
-func (st *stream) id() string { return st.server.streamID(st.conn.ID()) }
+// id names the stream for a token refresh (streamIDs).
+func (st *stream) id() string { return st.server.streamIDs.id(st.conn.ID()) }
 
 // end unregisters a stream that ended for reason.
 func (st *stream) end(reason hub.CloseReason) {

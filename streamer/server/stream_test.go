@@ -134,10 +134,18 @@ var _ = Describe("the stream", func() {
 
 	It("says recovered: false when the missed events are past retention or the id is not the log's", func() {
 		s := startStreamer(func(spec *notifyv1alpha1.NotificationChannelSpec) { spec.History.MaxEvents = 2 })
+		watcher := s.connectAs("u1c")
+		watcher.nextJSON()
 		old := s.notify("u1")[0]
 		s.notify("u1")
 		s.notify("u1b")
-		s.notify("u1c")
+		last := s.notify("u1c")[0]
+		// Once the watcher has the last event, the hub has dispatched all
+		// four: a stream opened now starts after them.
+		ev, _ := watcher.nextJSON()
+		Expect(ev.ID).To(Equal(last))
+		Expect(watcher.resp.Body.Close()).To(Succeed())
+		Eventually(s.srv.Streams).Should(Equal(0))
 		token := s.token("u1", false, time.Hour)
 		for _, resume := range []func(r *http.Request){
 			func(r *http.Request) { r.Header.Set("Last-Event-ID", old) },
