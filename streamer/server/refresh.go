@@ -60,7 +60,7 @@ func newReplicaID() string {
 }
 
 // replicaOf is the replica a stream id names, if it is one of the form
-// streamID writes.
+// streamIDs writes.
 func replicaOf(streamID string) (string, bool) {
 	replica, n, ok := strings.Cut(streamID, ".")
 	if !ok || replica == "" || n == "" {

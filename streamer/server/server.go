@@ -188,9 +188,11 @@ func New(cfg Config) (*Server, error) {
 	replica := newReplicaID()
 	if cfg.Replicas != nil {
 		replica = cfg.Replicas.ID()
-		cfg.Replicas.Bind(s.answerReplica)
 	}
 	s.streamIDs = newStreamIDs(replica)
+	if cfg.Replicas != nil {
+		cfg.Replicas.Bind(s.answerReplica) // after streamIDs: an answer reads them
+	}
 	if metrics, ok := cfg.Log.(prometheus.Collector); ok {
 		cfg.Registry.MustRegister(metrics) // the log's own (the JetStream log's writes and consumers)
 	}
