@@ -52,6 +52,28 @@ var _ = Describe("appends made at the same time", func() {
 			outcomes <- outcome{data: data, receipt: r, err: err}
 		})
 	}
+	// behindHeldWrite appends first, holds its write until count more
+	// appends (first+1 …) gather behind it, then lets it go and returns
+	// every append's outcome once all are done.
+	behindHeldWrite := func(first, count int) []outcome {
+		GinkgoHelper()
+		var wg sync.WaitGroup
+		outcomes := make(chan outcome, count+1)
+		appendAsync(ctx, first, &wg, outcomes)
+		Eventually(held.Load).Should(BeTrue(), "the first append is on its way")
+		for n := first + 1; n <= first+count; n++ {
+			appendAsync(ctx, n, &wg, outcomes)
+		}
+		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(count))
+		close(release)
+		wg.Wait()
+		close(outcomes)
+		var all []outcome
+		for o := range outcomes {
+			all = append(all, o)
+		}
+		return all
+	}
 	lastSeq := func() uint64 {
 		GinkgoHelper()
 		s, err := admin.Stream(ctx, l.StreamName())
@@ -63,21 +85,11 @@ var _ = Describe("appends made at the same time", func() {
 
 	It("are stored as one message, with positions every replica shares, and read back from any of them", func() {
 		start := l.Last()
-		var wg sync.WaitGroup
-		outcomes := make(chan outcome, 10)
-		appendAsync(ctx, 0, &wg, outcomes)
-		Eventually(held.Load).Should(BeTrue(), "the first append is on its way")
-		for n := 1; n < 10; n++ {
-			appendAsync(ctx, n, &wg, outcomes)
-		}
-		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(9))
-		close(release)
-		wg.Wait()
-		close(outcomes)
+		outcomes := behindHeldWrite(0, 9)
 
 		dataAt := map[eventlog.Position]string{}
 		var following []uint32
-		for o := range outcomes {
+		for _, o := range outcomes {
 			Expect(o.err).NotTo(HaveOccurred())
 			Expect(o.receipt.Duplicate).To(BeFalse())
 			dataAt[o.receipt.Position] = o.data
@@ -171,18 +183,7 @@ var _ = Describe("appends made at the same time", func() {
 		// first append is held on its way while five more gather.
 		writeOfFive := func() {
 			GinkgoHelper()
-			var wg sync.WaitGroup
-			outcomes := make(chan outcome, 6)
-			appendAsync(ctx, 100, &wg, outcomes)
-			Eventually(held.Load).Should(BeTrue())
-			for n := 101; n < 106; n++ {
-				appendAsync(ctx, n, &wg, outcomes)
-			}
-			Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(5))
-			close(release)
-			wg.Wait()
-			close(outcomes)
-			for o := range outcomes {
+			for _, o := range behindHeldWrite(100, 5) {
 				Expect(o.err).NotTo(HaveOccurred())
 			}
 		}
