@@ -45,7 +45,7 @@ func tinyConfig(herald, dir string) config {
 	cfg.connect = 100
 	cfg.broadcastSizes = []int{100}
 	cfg.pacedEvents, cfg.pacedInterval, cfg.burstEvents = 3, 20*time.Millisecond, 5
-	cfg.perUserConns, cfg.perUserCount, cfg.perUserInFlight = 100, 200, []int{2, 8}
+	cfg.perUserConns, cfg.perUserCount, cfg.perUserInFlight, cfg.perUserPaced = 100, 200, []int{2, 8}, []int{2000}
 	cfg.resumeConns, cfg.resumeMissed = 100, 3
 	cfg.fanOutConns, cfg.fanOutEvents = 100, 5
 	return cfg
@@ -130,10 +130,10 @@ var _ = Describe("the load generator", func() {
 			Expect(r.Broadcast[1].Mode).To(Equal(modeBurst))
 
 			By("delivering every notification to its user, in rounds of which each row is the median")
-			Expect(r.PerUser).To(HaveLen(2), "one row per number of requests in flight")
+			Expect(r.PerUser).To(HaveLen(3), "one row per number of requests in flight, then per rate")
 			for i, u := range r.PerUser {
 				Expect(u.Backend).To(Equal("embedded"))
-				Expect(u.Publishers).To(Equal([]int{2, 8}[i]))
+				Expect(u.load()).To(Equal([]perUserLoad{{inFlight: 2}, {inFlight: 8}, {rate: 2000}}[i]))
 				Expect(u.Latency.Count).To(BeEquivalentTo(200))
 				expectLatency(u.Latency)
 				Expect(u.RoundsPerServerCore).To(HaveLen(cfg.perUserRounds))
@@ -231,10 +231,10 @@ var _ = Describe("the load generator", func() {
 			Expect(r.Machine.Floor.Connect).To(BeNil(), "no connect scenario, no connect floor")
 
 			By("delivering every notification to its user, with either fsync")
-			Expect(r.PerUser).To(HaveLen(6))
+			Expect(r.PerUser).To(HaveLen(9))
 			for i, u := range r.PerUser {
-				Expect(u.Backend).To(Equal(r.Backends[i/2].Name))
-				Expect(u.Publishers).To(Equal([]int{2, 8}[i%2]))
+				Expect(u.Backend).To(Equal(r.Backends[i/3].Name))
+				Expect(u.load()).To(Equal([]perUserLoad{{inFlight: 2}, {inFlight: 8}, {rate: 2000}}[i%3]))
 				Expect(u.Latency.Count).To(BeEquivalentTo(40))
 				expectLatency(u.Latency)
 				expectBrokerWrites(u.BrokerWrites, u.Backend, u.Notifications)
@@ -248,11 +248,13 @@ var _ = Describe("the load generator", func() {
 			Expect(names).To(ContainElements(
 				"NATS ÷ embedded, broadcast deliveries per server core-second",
 				"NATS ÷ embedded, per-user notifications per server core-second, 2 in flight",
-				"NATS ÷ embedded, per-user notifications per server core-second, 8 in flight"))
+				"NATS ÷ embedded, per-user notifications per server core-second, 8 in flight",
+				"NATS ÷ embedded, per-user notifications per server core-second, paced at 2,000 a second"))
 			md, err := os.ReadFile(cfg.markdownOut)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(md)).To(ContainSubstring("| nats | 20 |"))
-			Expect(string(md)).To(ContainSubstring("| nats-default-sync | 20 | 40 | 8 |"))
+			Expect(string(md)).To(ContainSubstring("| nats-default-sync | 20 | 40 | 8 in flight |"))
+			Expect(string(md)).To(MatchRegexp(`\| nats \| 20 \| 40 \| 2,000 a second \(at most \d+ in flight\) \|`))
 		}, SpecTimeout(3*time.Minute))
 	})
 
@@ -272,7 +274,7 @@ var _ = Describe("the load generator", func() {
 		Expect(cfg.runCommand()).To(Equal("make bench"))
 		embedded, nats := backendsNamed(backendEmbedded)[0], backendsNamed(backendNATS)[0]
 		Expect(cfg.command(embedded, scenarioResume)).To(Equal("go run ./hack/bench -scenarios resume -resume 10000 -resume-missed 10"))
-		Expect(cfg.command(embedded, scenarioPerUser)).To(Equal("go run ./hack/bench -backend embedded -scenarios peruser -peruser 10000 -peruser-count 20000 -peruser-in-flight 8,64 -peruser-rounds 3"))
+		Expect(cfg.command(embedded, scenarioPerUser)).To(Equal("go run ./hack/bench -backend embedded -scenarios peruser -peruser 10000 -peruser-count 20000 -peruser-in-flight 8,64 -peruser-paced 2000 -peruser-rounds 3"))
 		Expect(cfg.command(embedded, scenarioMemory)).To(Equal("go run ./hack/bench -scenarios memory -memory 1000,2500,5000,10000 -memory-burst 50"))
 		Expect(cfg.command(embedded, scenarioFanOut)).To(Equal("go run ./hack/bench -scenarios fanout -fanout 10000 -fanout-events 50"))
 		Expect(cfg.command(nats, scenarioBroadcast)).To(HavePrefix("go run ./hack/bench -backend nats -scenarios broadcast -broadcast 1000,10000 "))
@@ -280,6 +282,11 @@ var _ = Describe("the load generator", func() {
 		cfg, err = parseFlags([]string{"-scenarios", "connect", "-connect", "500"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(cfg.runCommand()).To(Equal("go run ./hack/bench -scenarios connect -connect 500"))
+
+		cfg, err = parseFlags([]string{"-scenarios", "peruser", "-peruser-paced", ""})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cfg.perUserLoads()).To(Equal([]perUserLoad{{inFlight: 8}, {inFlight: 64}}), "no paced runs")
+		Expect(cfg.runCommand()).To(ContainSubstring(` -peruser-paced "" `))
 
 		cfg, err = parseFlags([]string{"-backend", "nats", "-scenarios", "broadcast,peruser"})
 		Expect(err).NotTo(HaveOccurred())
@@ -346,6 +353,8 @@ var _ = Describe("the load generator", func() {
 		Expect(err).To(MatchError(ContainSubstring("runs none of -scenarios memory")))
 		_, err = parseFlags([]string{"-peruser-rounds", "0"})
 		Expect(err).To(MatchError("-peruser-rounds: 0, want at least 1"))
+		_, err = parseFlags([]string{"-peruser-paced", "2000,fast"})
+		Expect(err).To(MatchError(`-peruser-paced: "fast" is not a positive number`))
 	})
 })
 

@@ -23,6 +23,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -70,6 +71,9 @@ type config struct {
 	perUserCount   int
 	// perUserInFlight are the publish requests kept in flight, one run each.
 	perUserInFlight []int
+	// perUserPaced are the rates published at in an open loop, one run
+	// each after those of perUserInFlight.
+	perUserPaced []int
 	// perUserRounds is how many streamers, one after another, run them: a
 	// row is the median round.
 	perUserRounds int
@@ -101,11 +105,16 @@ func defaultConfig() config {
 		// acknowledgement (an fsync on each replica) until requests share
 		// writes.
 		perUserInFlight: []int{8, 64},
-		perUserRounds:   3,
-		resumeConns:     10000,
-		resumeMissed:    10,
-		fanOutConns:     10000,
-		fanOutEvents:    50,
+		// The same load on either log, which a closed loop is not: with 8
+		// in flight the embedded log's pod is busy while a NATS pod mostly
+		// waits on its broker. About what a NATS pod publishes with 8 in
+		// flight here.
+		perUserPaced:  []int{2000},
+		perUserRounds: 3,
+		resumeConns:   10000,
+		resumeMissed:  10,
+		fanOutConns:   10000,
+		fanOutEvents:  50,
 	}
 }
 
@@ -149,6 +158,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.perUserConns, "peruser", cfg.perUserConns, "per-user notifications: streams open")
 	fs.IntVar(&cfg.perUserCount, "peruser-count", cfg.perUserCount, "per-user notifications: notifications published, one user each")
 	perUserInFlight := fs.String("peruser-in-flight", joinInts(cfg.perUserInFlight), "per-user notifications: publish requests kept in flight, one run for each")
+	perUserPaced := fs.String("peruser-paced", joinInts(cfg.perUserPaced), "per-user notifications: notifications a second, each request started on time whatever is in flight (at most 1,024), one run for each (empty: none)")
 	fs.IntVar(&cfg.perUserRounds, "peruser-rounds", cfg.perUserRounds, "per-user notifications: rounds, each on a streamer of its own (with NATS, a consumer of its own); a row is the median round")
 	fs.IntVar(&cfg.resumeConns, "resume", cfg.resumeConns, "resume: streams that drop and reconnect at once")
 	fs.IntVar(&cfg.resumeMissed, "resume-missed", cfg.resumeMissed, "resume: events each stream misses while away")
@@ -178,6 +188,11 @@ func parseFlags(args []string) (config, error) {
 	}
 	if slices.Max(cfg.perUserInFlight) > maxInFlight {
 		return cfg, fmt.Errorf("-peruser-in-flight: at most %d requests in flight", maxInFlight)
+	}
+	if cfg.perUserPaced = nil; *perUserPaced != "" {
+		if cfg.perUserPaced, err = parseInts(*perUserPaced); err != nil {
+			return cfg, fmt.Errorf("-peruser-paced: %w", err)
+		}
 	}
 	if cfg.perUserRounds < 1 {
 		return cfg, fmt.Errorf("-peruser-rounds: %d, want at least 1", cfg.perUserRounds)
@@ -325,7 +340,7 @@ func runScenario(ctx context.Context, e *env, cfg config, name string, report *R
 			}
 		}
 	case scenarioPerUser:
-		rows, err := perUser(ctx, e, cfg.perUserConns, cfg.perUserCount, cfg.perUserInFlight, cfg.perUserRounds)
+		rows, err := perUser(ctx, e, cfg.perUserConns, cfg.perUserCount, cfg.perUserLoads(), cfg.perUserRounds)
 		if err != nil {
 			return err
 		}
@@ -394,7 +409,7 @@ func (c config) sizeArgs(scenario string) []string {
 			"-paced-interval " + c.pacedInterval.String(), "-burst-events " + strconv.Itoa(c.burstEvents)}
 	case scenarioPerUser:
 		return []string{"-peruser " + strconv.Itoa(c.perUserConns), "-peruser-count " + strconv.Itoa(c.perUserCount),
-			"-peruser-in-flight " + joinInts(c.perUserInFlight), "-peruser-rounds " + strconv.Itoa(c.perUserRounds)}
+			"-peruser-in-flight " + joinInts(c.perUserInFlight), "-peruser-paced " + cmp.Or(joinInts(c.perUserPaced), `""`), "-peruser-rounds " + strconv.Itoa(c.perUserRounds)}
 	case scenarioResume:
 		return []string{"-resume " + strconv.Itoa(c.resumeConns), "-resume-missed " + strconv.Itoa(c.resumeMissed)}
 	case scenarioFanOut:
@@ -403,12 +418,25 @@ func (c config) sizeArgs(scenario string) []string {
 	return nil
 }
 
+// perUserLoads are the per-user runs, in order.
+func (c config) perUserLoads() []perUserLoad {
+	var loads []perUserLoad
+	for _, n := range c.perUserInFlight {
+		loads = append(loads, perUserLoad{inFlight: n})
+	}
+	for _, rate := range c.perUserPaced {
+		loads = append(loads, perUserLoad{rate: rate})
+	}
+	return loads
+}
+
 // sameSizes reports whether c measures what d does.
 func (c config) sameSizes(d config) bool {
 	return c.sameBackends(d) && slices.Equal(c.memorySteps, d.memorySteps) && c.memoryBurst == d.memoryBurst && c.connect == d.connect &&
 		slices.Equal(c.broadcastSizes, d.broadcastSizes) && c.pacedEvents == d.pacedEvents &&
 		c.pacedInterval == d.pacedInterval && c.burstEvents == d.burstEvents &&
-		c.perUserConns == d.perUserConns && c.perUserCount == d.perUserCount && slices.Equal(c.perUserInFlight, d.perUserInFlight) && c.perUserRounds == d.perUserRounds &&
+		c.perUserConns == d.perUserConns && c.perUserCount == d.perUserCount && slices.Equal(c.perUserInFlight, d.perUserInFlight) &&
+		slices.Equal(c.perUserPaced, d.perUserPaced) && c.perUserRounds == d.perUserRounds &&
 		c.resumeConns == d.resumeConns && c.resumeMissed == d.resumeMissed &&
 		c.fanOutConns == d.fanOutConns && c.fanOutEvents == d.fanOutEvents
 }

@@ -194,6 +194,33 @@ const publishers = 8
 // maxInFlight bounds the publish requests a scenario keeps in flight.
 const maxInFlight = 1024
 
+// publishPaced calls publish for 0 … count-1, starting request seq at
+// seq/rate seconds whether or not those before were answered (at most
+// maxInFlight at once, then as soon as one is), and returns every error and
+// the most requests in flight at once.
+func publishPaced(count, rate int, publish func(seq int) error) (mostInFlight int, err error) {
+	var wg sync.WaitGroup
+	var inFlight, most atomic.Int64
+	errs := make([]error, count)
+	slots := make(chan struct{}, maxInFlight)
+	start := time.Now()
+	for seq := range count {
+		if wait := time.Until(start.Add(time.Duration(seq) * time.Second / time.Duration(rate))); wait > 0 {
+			time.Sleep(wait)
+		}
+		slots <- struct{}{}
+		now := inFlight.Add(1)
+		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+		}
+		wg.Go(func() {
+			defer func() { inFlight.Add(-1); <-slots }()
+			errs[seq] = publish(seq)
+		})
+	}
+	wg.Wait()
+	return int(most.Load()), errors.Join(errs...)
+}
+
 // publishConcurrently calls publish for 0 … count-1 from inFlight
 // goroutines, each taking the next number when its request is answered, and
 // returns the first error.
@@ -653,10 +680,16 @@ func profileSeconds(events int, interval time.Duration) int {
 // PerUserResult is notifications to one user each, published by several
 // backends at once: what a busy application's own notifications cost.
 type PerUserResult struct {
-	Backend       string  `json:"backend"`
-	Connections   int     `json:"connections"`
-	Notifications int     `json:"notifications"`
-	Publishers    int     `json:"publishers"`
+	Backend       string `json:"backend"`
+	Connections   int    `json:"connections"`
+	Notifications int    `json:"notifications"`
+	// Publishers are the requests kept in flight, in a closed loop (0 when
+	// paced).
+	Publishers int `json:"publishers"`
+	// Paced is the rate asked for in an open loop, and MostInFlight the
+	// most requests it had in flight at once (0 in a closed loop).
+	Paced         int     `json:"pacedPerSecond,omitempty"`
+	MostInFlight  int     `json:"mostInFlight,omitempty"`
 	PerSecond     float64 `json:"notificationsPerSecond"`
 	PerServerCore float64 `json:"notificationsPerServerCoreSecond"`
 	Latency       Latency `json:"latency"`
@@ -670,29 +703,57 @@ type PerUserResult struct {
 	Command             string    `json:"command"`
 }
 
+// perUserLoad is how a per-user run publishes: inFlight requests in a
+// closed loop (each starts when one is answered), or rate requests a second
+// in an open loop (each starts on time, whatever is in flight). A closed
+// loop measures what a log does flat out: the embedded log's pod is then
+// busy, while a NATS pod mostly waits on its broker and pays for being woken
+// (see docs/benchmarks.md). Paced, both logs carry the same load.
+type perUserLoad struct{ inFlight, rate int }
+
+func (l perUserLoad) String() string {
+	if l.rate > 0 {
+		return "paced at " + thousands(float64(l.rate)) + " a second"
+	}
+	return strconv.Itoa(l.inFlight) + " in flight"
+}
+
+// profileName names the run's profile.
+func (l perUserLoad) profileName() string {
+	if l.rate > 0 {
+		return "per-user-paced-" + strconv.Itoa(l.rate)
+	}
+	return "per-user-" + strconv.Itoa(l.inFlight)
+}
+
+// load is how r was published.
+func (r *PerUserResult) load() perUserLoad {
+	return perUserLoad{inFlight: r.Publishers, rate: r.Paced}
+}
+
 // perUser runs rounds of perUserRound, each against a streamer of its own,
-// and reports for each number of requests in flight the median round: on
+// and reports for each load the median round: on
 // this shared machine one round's rate moves by up to a third from one
 // streamer to the next, on either log. (Through NATS, not because of where
 // JetStream places the pod's consumer: with it held on the stream's leader
 // or on a follower, eight alternated pairs measured the same median.)
-func perUser(ctx context.Context, e *env, n, count int, inFlight []int, rounds int) ([]*PerUserResult, error) {
-	byInFlight := make([][]*PerUserResult, len(inFlight))
+func perUser(ctx context.Context, e *env, n, count int, loads []perUserLoad, rounds int) ([]*PerUserResult, error) {
+	byLoad := make([][]*PerUserResult, len(loads))
 	for round := range rounds {
-		rows, err := perUserRound(ctx, e, n, count, inFlight)
+		rows, err := perUserRound(ctx, e, n, count, loads)
 		if err != nil {
 			return nil, fmt.Errorf("round %d: %w", round+1, err)
 		}
 		for i, r := range rows {
-			byInFlight[i] = append(byInFlight[i], r)
+			byLoad[i] = append(byLoad[i], r)
 		}
 	}
-	medians := make([]*PerUserResult, len(inFlight))
-	for i, results := range byInFlight {
+	medians := make([]*PerUserResult, len(loads))
+	for i, results := range byLoad {
 		r, roundRates := medianRound(results, func(r *PerUserResult) float64 { return r.PerServerCore })
 		if r.RoundsPerServerCore = roundRates; rounds > 1 {
-			e.progress("%s per-user notifications to %d, %d in flight: %.0f per server core-second%s",
-				e.target.backend.name, n, r.Publishers, r.PerServerCore, roundsNote(r.RoundsPerServerCore))
+			e.progress("%s per-user notifications to %d, %s: %.0f per server core-second%s",
+				e.target.backend.name, n, r.load(), r.PerServerCore, roundsNote(r.RoundsPerServerCore))
 		}
 		medians[i] = r
 	}
@@ -700,27 +761,33 @@ func perUser(ctx context.Context, e *env, n, count int, inFlight []int, rounds i
 }
 
 // perUserRound opens n streams and publishes count notifications, each to one
-// user in turn, with each of inFlight concurrent requests in turn, to the
-// same streams. Each is one publish request (token check, JSON, log append)
-// and one delivery.
-func perUserRound(ctx context.Context, e *env, n, count int, inFlight []int) ([]*PerUserResult, error) {
+// user in turn, with each of loads in turn, to the same streams. Each is one
+// publish request (token check, JSON, log append) and one delivery.
+func perUserRound(ctx context.Context, e *env, n, count int, loads []perUserLoad) ([]*PerUserResult, error) {
 	s, err := e.startOpen(ctx, notifyv1alpha1.HS256, n)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
 	var rows []*PerUserResult
-	for _, requests := range inFlight {
+	for _, load := range loads {
 		received := newSink(count)
 		s.pool.sink.Store(received)
-		cpu, writes, err := s.measureWrites(ctx, fmt.Sprintf("per-user-%d", requests), 2, func() error {
-			err := publishConcurrently(count, requests, func(seq int) error {
-				_, err := s.pub.PublishNotification(ctx, publisher.Notification{
-					RecipientUserIDs: []string{s.pool.clients[seq%n].user},
-					NotificationType: "BENCH", Action: "CREATE", Data: newPayload(seq),
-				})
-				return err
+		publish := func(seq int) error {
+			_, err := s.pub.PublishNotification(ctx, publisher.Notification{
+				RecipientUserIDs: []string{s.pool.clients[seq%n].user},
+				NotificationType: "BENCH", Action: "CREATE", Data: newPayload(seq),
 			})
+			return err
+		}
+		var mostInFlight int
+		cpu, writes, err := s.measureWrites(ctx, load.profileName(), 2, func() error {
+			var err error
+			if load.rate > 0 {
+				mostInFlight, err = publishPaced(count, load.rate, publish)
+			} else {
+				err = publishConcurrently(count, load.inFlight, publish)
+			}
 			if err != nil {
 				return err
 			}
@@ -730,12 +797,13 @@ func perUserRound(ctx context.Context, e *env, n, count int, inFlight []int) ([]
 			return nil, err
 		}
 		r := &PerUserResult{
-			Backend: e.target.backend.name, Connections: n, Notifications: count, Publishers: requests,
+			Backend: e.target.backend.name, Connections: n, Notifications: count,
+			Publishers: load.inFlight, Paced: load.rate, MostInFlight: mostInFlight,
 			Latency: received.latency.summary(), CPU: cpu, BrokerWrites: writes,
 			PerSecond: cpu.perWallSecond(float64(count)), PerServerCore: cpu.perServerCore(float64(count)),
 		}
-		e.progress("%s per-user notifications to %d, %d in flight: %.0f/s, %.0f per server core-second%s, p99 %.1f ms",
-			e.target.backend.name, n, requests, r.PerSecond, r.PerServerCore, writesNote(r.BrokerWrites), r.Latency.P99Ms)
+		e.progress("%s per-user notifications to %d, %s: %.0f/s, %.0f per server core-second%s, p99 %.1f ms",
+			e.target.backend.name, n, load, r.PerSecond, r.PerServerCore, writesNote(r.BrokerWrites), r.Latency.P99Ms)
 		rows = append(rows, r)
 	}
 	return rows, nil
