@@ -276,6 +276,9 @@ func (l *Log) deleteConsumer(cons jetstream.Consumer) {
 // consumer must then start again after the last event held).
 func (l *Log) deliver(gen int, broken chan<- error) jetstream.MessageHandler {
 	return func(msg jetstream.Msg) {
+		if f := l.beforeDeliver.Load(); f != nil {
+			(*f)()
+		}
 		meta, err := msg.Metadata()
 		if err != nil {
 			signal(broken, fmt.Errorf("failed to read a delivery's metadata: %w", err))

@@ -1,10 +1,25 @@
 package jetstreamlog
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // SetBeforeGroupPublish makes l run f before it publishes each group of
 // appends.
 func SetBeforeGroupPublish(l *Log, f func()) { l.beforeGroupPublish = f }
+
+// SetBeforeDeliver makes l run f before it reads each message its consumer
+// delivers.
+func SetBeforeDeliver(l *Log, f func()) { l.beforeDeliver.Store(&f) }
+
+// WaitingForMore reports whether a group waits for more appends before it
+// leaves.
+func WaitingForMore(l *Log) bool {
+	l.groupMu.Lock()
+	defer l.groupMu.Unlock()
+	return slices.ContainsFunc(l.groups.queue, func(g *group) bool { return g.gathered != nil })
+}
 
 // GatheringAppends is the number of appends waiting in groups to be
 // published.

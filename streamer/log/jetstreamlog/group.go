@@ -19,9 +19,10 @@ import (
 // acknowledgement and a delivery to its consumer, each a wake-up of a
 // goroutine or two. So while one message is on its way, the events appended
 // meanwhile gather into the next, published as one message (envelope 2) once
-// the first is acknowledged. An append that finds nothing on its way is
-// published at once, alone: grouping adds no wait, and only appends that
-// would have waited for each other share a message. A group is stored whole
+// the first is acknowledged. An append that finds nothing on its way leads a
+// group of its own at once, and only appends that would have waited for each
+// other share a message; how long a group waits for company is bounded
+// (below). A group is stored whole
 // or not at all, and each of its appenders is acknowledged only once
 // JetStream acknowledged the message.
 //
@@ -29,15 +30,17 @@ import (
 // when the message before is acknowledged), so that no goroutine of the log's
 // sits between a request and its publish.
 //
-// A group about to leave with fewer appends than the write before it carried
-// first waits for more, for at most half as long as that write waited for
-// its acknowledgement and never more than maxGather. Requests in flight
-// otherwise split into two cohorts that alternate, one write of a single
-// event and one of the rest (the first request answered finds no write on its
-// way and leaves alone), doubling the writes; the few answered last would
-// instead wait a whole write for the next one. After a write of one event
-// nothing waits, so a publisher alone is delayed at most once, right after
-// writes that others shared.
+// A group about to leave first waits for more appends, for at most half as
+// long as the write before waited for its acknowledgement and never more than
+// maxGather: until it holds as many as that write carried, and as many as
+// there are appends under way (those of the write before still being read
+// back count too: their publishers, once answered, are likely to append
+// again). Requests in flight otherwise split into cohorts that alternate,
+// each in a write of its own: one answered while the other's write is on its
+// way, with nothing to make either wait for the other. Merged, the same
+// requests take half the writes, and the streamer is woken half as often for
+// them. After a write of one event with nothing else under way nothing
+// waits, so a publisher alone is never delayed.
 
 // Bounds of a group: JetStream refuses a message larger than the server's
 // max_payload (1 MiB by default), and a message read again for a resume is
@@ -91,12 +94,16 @@ type groups struct {
 	// its wait for the acknowledgement.
 	lastEvents int
 	lastWait   time.Duration
+	// appending counts the appends from their join to their receipt.
+	appending int
 }
 
 // appendGrouped appends e in a group: see above.
 func (l *Log) appendGrouped(ctx context.Context, e eventlog.Event) (eventlog.Receipt, error) {
 	m := &member{event: e}
 	l.groupMu.Lock()
+	l.groups.appending++
+	defer l.doneAppending()
 	g := l.joinLocked(m, encodedSize(e))
 	if !l.groups.sending {
 		// Nothing on its way: this append's group goes now, or once the
@@ -117,8 +124,14 @@ func (l *Log) appendGrouped(ctx context.Context, e eventlog.Event) (eventlog.Rec
 	return l.awaitDelivery(ctx, eventlog.Position{Seq: g.ack.Sequence, Following: m.following}, false, e, "")
 }
 
+func (l *Log) doneAppending() {
+	l.groupMu.Lock()
+	l.groups.appending--
+	l.groupMu.Unlock()
+}
+
 // joinLocked adds m to the last group of the queue, or to a new one when
-// that one is full.
+// that one is full (which then waits for nothing more).
 func (l *Log) joinLocked(m *member, size int) *group {
 	q := l.groups.queue
 	var g *group
@@ -126,6 +139,9 @@ func (l *Log) joinLocked(m *member, size int) *group {
 		last := q[len(q)-1]
 		if len(last.members) < maxGroupEvents && last.size+size <= maxGroupBytes {
 			g = last
+		} else if last.gathered != nil {
+			close(last.gathered)
+			last.gathered = nil
 		}
 	}
 	if g == nil {
@@ -154,16 +170,17 @@ func (l *Log) leadGroup(ctx context.Context, g *group) {
 	l.publishGroup(ctx, g)
 }
 
-// gather waits until g holds as many appends as the last write carried, for
-// at most gatherFor that write's wait.
+// gather waits until g holds as many appends as the last write carried and
+// as are under way, for at most gatherFor that write's wait.
 func (l *Log) gather(g *group) {
 	l.groupMu.Lock()
 	limit := l.gatherLimit(l.groups.lastWait)
-	if g.live >= l.groups.lastEvents || limit <= 0 {
+	want := min(max(l.groups.lastEvents, l.groups.appending), maxGroupEvents)
+	if g.live >= want || limit <= 0 {
 		l.groupMu.Unlock()
 		return
 	}
-	g.want = l.groups.lastEvents
+	g.want = want
 	g.gathered = make(chan struct{})
 	gathered := g.gathered
 	l.groupMu.Unlock()

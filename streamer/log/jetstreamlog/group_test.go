@@ -193,8 +193,8 @@ var _ = Describe("appends made at the same time", func() {
 		// returns the log's last position once that append waits for others.
 		firstWaiting := func(wg *sync.WaitGroup, outcomes chan<- outcome) eventlog.Position {
 			GinkgoHelper()
-			jetstreamlog.SetGatherLimit(l, func(time.Duration) time.Duration { return time.Minute })
 			writeOfFive()
+			jetstreamlog.SetGatherLimit(l, func(time.Duration) time.Duration { return time.Minute })
 			start := l.Last()
 			appendAsync(ctx, 0, wg, outcomes)
 			Eventually(gathering).Should(Equal(1), "the first waits for others")
@@ -280,6 +280,38 @@ var _ = Describe("appends made at the same time", func() {
 				Expect(string(e.Data)).NotTo(Equal(`{"n":1}`))
 			}
 		})
+	})
+
+	It("a group waits for the appends still being read back too, whose publishers may append again", func() {
+		jetstreamlog.SetGatherLimit(l, func(time.Duration) time.Duration { return time.Minute })
+		var wg sync.WaitGroup
+		outcomes := make(chan outcome, 4)
+		// {"n":0} is written alone and read back only once let go;
+		// {"n":1} and {"n":2} gather behind it meanwhile.
+		appendAsync(ctx, 0, &wg, outcomes)
+		Eventually(held.Load).Should(BeTrue())
+		appendAsync(ctx, 1, &wg, outcomes)
+		appendAsync(ctx, 2, &wg, outcomes)
+		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(2))
+		readBack := make(chan struct{})
+		jetstreamlog.SetBeforeDeliver(l, func() { <-readBack })
+		close(release)
+
+		Eventually(func() bool { return jetstreamlog.WaitingForMore(l) }).Should(BeTrue(),
+			"the write before carried one event, but three appends are under way")
+		appendAsync(ctx, 3, &wg, outcomes)
+		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(BeZero(), "three: the group leaves")
+		close(readBack)
+		wg.Wait()
+		close(outcomes)
+		seqs := map[string]uint64{}
+		for o := range outcomes {
+			Expect(o.err).NotTo(HaveOccurred())
+			seqs[o.data] = o.receipt.Position.Seq
+		}
+		Expect(seqs[`{"n":2}`]).To(Equal(seqs[`{"n":1}`]))
+		Expect(seqs[`{"n":3}`]).To(Equal(seqs[`{"n":1}`]), "in one write")
+		Expect(seqs[`{"n":1}`]).To(Equal(seqs[`{"n":0}`] + 1))
 	})
 
 	It("wait at most half the last write's wait for more, and never more than a millisecond", func() {

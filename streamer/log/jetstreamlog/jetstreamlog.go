@@ -82,6 +82,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -260,6 +261,9 @@ type Log struct {
 	// beforeGroupPublish, when set (by tests), runs before each group's
 	// publish.
 	beforeGroupPublish func()
+	// beforeDeliver, when set (by tests, while the consumer runs), runs
+	// before each message the consumer delivers is read into the window.
+	beforeDeliver atomic.Pointer[func()]
 	// gatherLimit is gatherFor, or another limit set by tests.
 	gatherLimit func(lastWait time.Duration) time.Duration
 }
