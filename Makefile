@@ -92,7 +92,7 @@ docker-build: ## Build the container image (needs a Docker engine).
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: build ## Load the streamer with real SSE streams (hack/bench): the embedded log, then NATS (three local nodes); results into docs/benchmarks.{json,md}. About five minutes.
+bench: build ## Load the streamer with real SSE streams (hack/bench): the embedded log, then NATS (three local nodes); results into docs/benchmarks.{json,md}. About seven minutes.
 	$(GO) run ./hack/bench -herald $(BIN)/herald -json docs/benchmarks.json -markdown docs/benchmarks.md $(BENCH_FLAGS)
 
 ##@ Run
