@@ -124,6 +124,7 @@ func (l *Log) appendGrouped(ctx context.Context, e eventlog.Event) (eventlog.Rec
 	return l.awaitDelivery(ctx, eventlog.Position{Seq: g.ack.Sequence, Following: m.following}, false, e, "")
 }
 
+// doneAppending counts an append out once it has its receipt or error.
 func (l *Log) doneAppending() {
 	l.groupMu.Lock()
 	l.groups.appending--
