@@ -187,8 +187,8 @@ func (c *Cluster) RestartAll() error {
 }
 
 // WaitReady returns once JetStream has a meta leader that sees every node as
-// a peer and every running node is current with it, or fails after the
-// cluster's ReadyTimeout.
+// a peer and every running node is current with it and counts every other
+// node as online, or fails after the cluster's ReadyTimeout.
 func (c *Cluster) WaitReady() error {
 	deadline := time.Now().Add(c.timeout)
 	for {
@@ -219,11 +219,32 @@ func (c *Cluster) ready() bool {
 		return false
 	}
 	for _, n := range c.nodes {
-		if n.srv != nil && !n.srv.JetStreamIsCurrent() {
+		if n.srv != nil && (!n.srv.JetStreamIsCurrent() || !seesEveryPeerOnline(n.srv, len(c.nodes))) {
 			return false
 		}
 	}
 	return true
+}
+
+// seesEveryPeerOnline reports whether srv counts every other node of the
+// meta group as online. Any node may lead the meta group next, and a leader
+// that still counts a restarted node as offline refuses to place a stream
+// of three replicas ("no suitable peers for placement, peer offline").
+func seesEveryPeerOnline(srv *server.Server, size int) bool {
+	jsz, err := srv.Jsz(nil)
+	if err != nil || jsz.Meta == nil {
+		return false
+	}
+	online := 0
+	for _, p := range jsz.Meta.Replicas {
+		if p.Offline {
+			return false
+		}
+		if p.Name != srv.Name() {
+			online++
+		}
+	}
+	return online == size-1
 }
 
 func (c *Cluster) running(i int) bool {

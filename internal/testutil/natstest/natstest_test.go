@@ -43,6 +43,19 @@ var _ = Describe("an in-process NATS cluster", func() {
 		}).WithTimeout(20*time.Second).Should(Succeed(), "two of three nodes keep a quorum")
 
 		Expect(cluster.RestartAll()).To(Succeed())
+		By("counting, once RestartAll returns, every node online on every node, so that any meta leader places three replicas")
+		for i := range cluster.Size() {
+			s, err := cluster.Server(i)
+			Expect(err).NotTo(HaveOccurred())
+			jsz, err := s.Jsz(nil)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(jsz.Meta).NotTo(BeNil())
+			for _, p := range jsz.Meta.Replicas {
+				Expect(p.Offline).To(BeFalse(), "%s as %s sees it", p.Name, s.Name())
+			}
+		}
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "U", Subjects: []string{"u"}, Replicas: 3, Storage: jetstream.FileStorage})
+		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {
 			s, err := cluster.Server(0)
 			g.Expect(err).NotTo(HaveOccurred())
