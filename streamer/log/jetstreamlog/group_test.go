@@ -52,19 +52,24 @@ var _ = Describe("appends made at the same time", func() {
 			outcomes <- outcome{data: data, receipt: r, err: err}
 		})
 	}
-	// behindHeldWrite appends first, holds its write until count more
-	// appends (first+1 …) gather behind it, then lets it go and returns
-	// every append's outcome once all are done.
+	// gatherBehindHeld appends first and holds its write, then returns
+	// once count more appends (first+1 …) gather behind it.
+	gatherBehindHeld := func(first, count int, wg *sync.WaitGroup, outcomes chan<- outcome) {
+		GinkgoHelper()
+		appendAsync(ctx, first, wg, outcomes)
+		Eventually(held.Load).Should(BeTrue(), "the first append is on its way")
+		for n := first + 1; n <= first+count; n++ {
+			appendAsync(ctx, n, wg, outcomes)
+		}
+		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(count))
+	}
+	// behindHeldWrite is gatherBehindHeld, then lets the write go and
+	// returns every append's outcome once all are done.
 	behindHeldWrite := func(first, count int) []outcome {
 		GinkgoHelper()
 		var wg sync.WaitGroup
 		outcomes := make(chan outcome, count+1)
-		appendAsync(ctx, first, &wg, outcomes)
-		Eventually(held.Load).Should(BeTrue(), "the first append is on its way")
-		for n := first + 1; n <= first+count; n++ {
-			appendAsync(ctx, n, &wg, outcomes)
-		}
-		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(count))
+		gatherBehindHeld(first, count, &wg, outcomes)
 		close(release)
 		wg.Wait()
 		close(outcomes)
@@ -288,11 +293,7 @@ var _ = Describe("appends made at the same time", func() {
 		outcomes := make(chan outcome, 4)
 		// {"n":0} is written alone and read back only once let go;
 		// {"n":1} and {"n":2} gather behind it meanwhile.
-		appendAsync(ctx, 0, &wg, outcomes)
-		Eventually(held.Load).Should(BeTrue())
-		appendAsync(ctx, 1, &wg, outcomes)
-		appendAsync(ctx, 2, &wg, outcomes)
-		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(2))
+		gatherBehindHeld(0, 2, &wg, outcomes)
 		readBack := make(chan struct{})
 		jetstreamlog.SetBeforeDeliver(l, func() { <-readBack })
 		close(release)
@@ -323,11 +324,7 @@ var _ = Describe("appends made at the same time", func() {
 	It("fail together when the log closes before their group is published", func() {
 		var wg sync.WaitGroup
 		outcomes := make(chan outcome, 3)
-		appendAsync(ctx, 0, &wg, outcomes)
-		Eventually(held.Load).Should(BeTrue())
-		appendAsync(ctx, 1, &wg, outcomes)
-		appendAsync(ctx, 2, &wg, outcomes)
-		Eventually(func() int { return jetstreamlog.GatheringAppends(l) }).Should(Equal(2))
+		gatherBehindHeld(0, 2, &wg, outcomes)
 		closed := make(chan error)
 		go func() { closed <- l.Close() }()
 		close(release)
