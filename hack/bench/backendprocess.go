@@ -38,9 +38,11 @@ const backendTokenEnv = "HERALD_BENCH_BACKEND_TOKEN"
 
 // burstRequest asks the backend process for a burst; burstAnswer is its
 // answer, each one JSON line.
+// Rate, when set, paces the requests instead (see publishPaced).
 type burstRequest struct {
 	Events   int `json:"events"`
 	InFlight int `json:"inFlight"`
+	Rate     int `json:"rate,omitempty"`
 }
 
 type burstAnswer struct {
@@ -81,10 +83,16 @@ func backendMain(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 			return fmt.Errorf("unexpected request %q: %w", lines.Text(), err)
 		}
 		start := time.Now()
-		err := publishConcurrently(req.Events, req.InFlight, func(seq int) error {
+		publish := func(seq int) error {
 			_, err := pub.PublishSystemEvent(ctx, publisher.SystemEvent{EventType: "bench", Data: newPayload(seq)})
 			return err
-		})
+		}
+		var err error
+		if req.Rate > 0 {
+			_, err = publishPaced(req.Events, req.Rate, publish)
+		} else {
+			err = publishConcurrently(req.Events, req.InFlight, publish)
+		}
 		answer := burstAnswer{PublishNanos: int64(time.Since(start))}
 		if err != nil {
 			answer.Error = err.Error()
@@ -128,10 +136,11 @@ func startBackend(ctx context.Context, api, token string) (*backendProcess, erro
 	return b, nil
 }
 
-// burst publishes events system events with inFlight requests in flight and
-// returns how long the publishing took.
-func (b *backendProcess) burst(events, inFlight int) (time.Duration, error) {
-	if err := json.NewEncoder(b.stdin).Encode(burstRequest{Events: events, InFlight: inFlight}); err != nil {
+// burst publishes events system events with inFlight requests in flight,
+// or at rate a second when rate is set, and returns how long the publishing
+// took.
+func (b *backendProcess) burst(events, inFlight, rate int) (time.Duration, error) {
+	if err := json.NewEncoder(b.stdin).Encode(burstRequest{Events: events, InFlight: inFlight, Rate: rate}); err != nil {
 		return 0, fmt.Errorf("the backend: %w", err)
 	}
 	var answer burstAnswer

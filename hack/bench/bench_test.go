@@ -121,13 +121,15 @@ var _ = Describe("the load generator", func() {
 			Expect(r.Connect[0].Algorithm).To(Equal("HS256"))
 			Expect(r.Connect[1].Algorithm).To(Equal("ES256"))
 
-			By("delivering every broadcast to every stream")
-			Expect(r.Broadcast).To(HaveLen(2))
+			By("delivering every broadcast to every stream, paced, in a burst, and in a burst paced at a rate")
+			Expect(r.Broadcast).To(HaveLen(3))
 			for _, b := range r.Broadcast {
 				expectBroadcast(b)
 			}
 			Expect(r.Broadcast[0].Mode).To(Equal(modePaced))
 			Expect(r.Broadcast[1].Mode).To(Equal(modeBurst))
+			Expect(r.Broadcast[2].Mode).To(Equal(modeBurstPaced))
+			Expect(r.Broadcast[2].PacedPerSecond).To(Equal(cfg.burstPaced))
 
 			By("delivering every notification to its user, in rounds of which each row is the median")
 			Expect(r.PerUser).To(HaveLen(3), "one row per number of requests in flight, then per rate")
@@ -221,9 +223,9 @@ var _ = Describe("the load generator", func() {
 			}
 
 			By("delivering every broadcast to every stream through NATS, counting its JetStream writes")
-			Expect(r.Broadcast).To(HaveLen(4))
+			Expect(r.Broadcast).To(HaveLen(6))
 			for i, b := range r.Broadcast {
-				Expect(b.Backend).To(Equal([]string{backendEmbedded, backendNATS}[i/2]))
+				Expect(b.Backend).To(Equal([]string{backendEmbedded, backendNATS}[i/3]))
 				expectBroadcast(b)
 				expectBrokerWrites(b.BrokerWrites, b.Backend, b.Events)
 			}
@@ -246,16 +248,51 @@ var _ = Describe("the load generator", func() {
 				names = append(names, t.Name)
 			}
 			Expect(names).To(ContainElements(
-				"NATS ÷ embedded, broadcast deliveries per server core-second",
+				"NATS ÷ embedded, broadcast deliveries per server core-second, burst paced at 500 a second",
+				"NATS ÷ embedded, broadcast deliveries per server core-second, burst with 8 in flight",
 				"NATS ÷ embedded, per-user notifications per server core-second, 2 in flight",
 				"NATS ÷ embedded, per-user notifications per server core-second, 8 in flight",
 				"NATS ÷ embedded, per-user notifications per server core-second, paced at 2,000 a second"))
 			md, err := os.ReadFile(cfg.markdownOut)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(md)).To(ContainSubstring("| nats | 20 |"))
+			Expect(string(md)).To(ContainSubstring("| nats | 20 | 3 burst, 500 a second |"))
+			Expect(string(md)).To(MatchRegexp(`\| NATS ÷ embedded, broadcast deliveries per server core-second, burst with 8 in flight \| none: each log's own pace \| [^|]+ \| — \|`))
 			Expect(string(md)).To(ContainSubstring("| nats-default-sync | 20 | 40 | 8 in flight |"))
 			Expect(string(md)).To(MatchRegexp(`\| nats \| 20 \| 40 \| 2,000 a second \(at most \d+ in flight\) \|`))
 		}, SpecTimeout(3*time.Minute))
+	})
+
+	It("holds NATS's broadcast to the embedded log's at one pace, and shows the bursts each log paced itself beside it", func() {
+		row := func(backend, mode string, perCore float64) *BroadcastResult {
+			b := &BroadcastResult{Backend: backend, Mode: mode, Connections: 10000, Events: 50, PerServerCore: perCore}
+			if mode == modeBurstPaced {
+				b.PacedPerSecond = 500
+			}
+			return b
+		}
+		r := &Results{Broadcast: []*BroadcastResult{
+			row(backendEmbedded, modeBurst, 2_500_000), row(backendEmbedded, modeBurstPaced, 2_000_000),
+			row(backendNATS, modeBurst, 1_500_000), row(backendNATS, modeBurstPaced, 1_900_000),
+		}}
+		ts := natsTargets(r)
+		Expect(ts).To(HaveLen(2))
+		Expect(ts[0].Name).To(Equal("NATS ÷ embedded, broadcast deliveries per server core-second, burst paced at 500 a second"))
+		Expect(ts[0].Measured).To(HavePrefix("95 % (1,900,000 ÷ 2,000,000"))
+		Expect(ts[0].Met).To(BeTrue())
+		Expect(ts[0].Information).To(BeFalse())
+		Expect(ts[1].Name).To(Equal("NATS ÷ embedded, broadcast deliveries per server core-second, burst with 8 in flight"))
+		Expect(ts[1].Measured).To(HavePrefix("60 % "))
+		Expect(ts[1].Information).To(BeTrue(), "each log set its own pace: no goal")
+		Expect(ts[1].Met).To(BeFalse())
+
+		By("failing the goal below 90 % at one pace")
+		r.Broadcast[3].PerServerCore = 1_700_000
+		Expect(natsTargets(r)[0].Met).To(BeFalse())
+
+		By("comparing nothing without both logs' rows")
+		r.Broadcast = r.Broadcast[:3]
+		Expect(natsTargets(r)).To(HaveLen(1))
 	})
 
 	It("derives a measurement's JetStream writes from the log's metrics before and after it", func() {
@@ -277,7 +314,12 @@ var _ = Describe("the load generator", func() {
 		Expect(cfg.command(embedded, scenarioPerUser)).To(Equal("go run ./hack/bench -backend embedded -scenarios peruser -peruser 10000 -peruser-count 20000 -peruser-in-flight 8,64 -peruser-paced 2000 -peruser-rounds 3"))
 		Expect(cfg.command(embedded, scenarioMemory)).To(Equal("go run ./hack/bench -scenarios memory -memory 1000,2500,5000,10000 -memory-burst 50"))
 		Expect(cfg.command(embedded, scenarioFanOut)).To(Equal("go run ./hack/bench -scenarios fanout -fanout 10000 -fanout-events 50"))
-		Expect(cfg.command(nats, scenarioBroadcast)).To(HavePrefix("go run ./hack/bench -backend nats -scenarios broadcast -broadcast 1000,10000 "))
+		Expect(cfg.command(nats, scenarioBroadcast)).To(And(HavePrefix("go run ./hack/bench -backend nats -scenarios broadcast -broadcast 1000,10000 "),
+			HaveSuffix(" -burst-events 50 -burst-paced 500")))
+
+		cfg, err = parseFlags([]string{"-scenarios", "broadcast", "-burst-paced", "0"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cfg.broadcastLoads()).To(Equal([]broadcastLoad{{events: 20, interval: 500 * time.Millisecond}, {events: 50}}), "no paced burst")
 
 		cfg, err = parseFlags([]string{"-scenarios", "connect", "-connect", "500"})
 		Expect(err).NotTo(HaveOccurred())
@@ -335,8 +377,8 @@ var _ = Describe("the load generator", func() {
 		b, err := startBackend(ctx, addr, "a-token")
 		Expect(err).NotTo(HaveOccurred())
 		defer b.stop()
-		for range 2 {
-			_, err = b.burst(3, 2)
+		for _, rate := range []int{0, 1000} { // in flight, then paced
+			_, err = b.burst(3, 2, rate)
 			Expect(err).To(MatchError(And(ContainSubstring("the backend: "), ContainSubstring(addr))))
 		}
 
@@ -353,6 +395,8 @@ var _ = Describe("the load generator", func() {
 		Expect(err).To(MatchError(ContainSubstring("runs none of -scenarios memory")))
 		_, err = parseFlags([]string{"-peruser-rounds", "0"})
 		Expect(err).To(MatchError("-peruser-rounds: 0, want at least 1"))
+		_, err = parseFlags([]string{"-burst-paced", "-1"})
+		Expect(err).To(MatchError("-burst-paced: -1, want a rate or 0 for none"))
 		_, err = parseFlags([]string{"-peruser-paced", "2000,fast"})
 		Expect(err).To(MatchError(`-peruser-paced: "fast" is not a positive number`))
 	})
@@ -405,8 +449,8 @@ func expectBroadcast(b *BroadcastResult) {
 	Expect(b.DeliveriesPerWrite).To(BeNumerically("~", float64(b.Deliveries)/float64(b.CPU.StreamerWrites), 1e-9))
 	Expect(b.DeliveriesPerWrite).To(BeNumerically("<=", b.Events))
 	Expect(b.PublishMs).To(BeNumerically(">", 0))
-	if b.Mode == modeBurst {
-		// The median of its rounds, which are sorted.
+	if b.Mode != modePaced {
+		// The median of its bursts, which are sorted.
 		Expect(b.RoundsPerServerCore).To(HaveLen(burstRounds))
 		Expect(slices.IsSorted(b.RoundsPerServerCore)).To(BeTrue())
 		Expect(b.PerServerCore).To(Equal(b.RoundsPerServerCore[burstRounds/2]))

@@ -67,8 +67,11 @@ type config struct {
 	pacedEvents    int
 	pacedInterval  time.Duration
 	burstEvents    int
-	perUserConns   int
-	perUserCount   int
+	// burstPaced is the events a second of the paced burst, an open loop
+	// (0: none).
+	burstPaced   int
+	perUserConns int
+	perUserCount int
 	// perUserInFlight are the publish requests kept in flight, one run each.
 	perUserInFlight []int
 	// perUserPaced are the rates published at in an open loop, one run
@@ -98,8 +101,12 @@ func defaultConfig() config {
 		pacedEvents:    20,
 		pacedInterval:  500 * time.Millisecond,
 		burstEvents:    50,
-		perUserConns:   10000,
-		perUserCount:   20000,
+		// About the pace of a NATS burst with 8 in flight here, which
+		// either log keeps up with: at one pace, both logs' events reach
+		// the streamer alike, and the rows compare the fan-out alone.
+		burstPaced:   500,
+		perUserConns: 10000,
+		perUserCount: 20000,
 		// As a few backend replicas publishing one at a time would, and a
 		// busy application: with NATS, publishing is bound by the write's
 		// acknowledgement (an fsync on each replica) until requests share
@@ -144,7 +151,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.herald, "herald", "", "herald binary to benchmark (default: go build one into a temporary folder)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&cfg.markdownOut, "markdown", "", "replace the results between the bench markers of this markdown file (default: print them)")
-	fs.StringVar(&cfg.profiles, "profiles", "", "save the streamer's pprof CPU profiles of each scenario, and its heap with idle streams and after the burst, into this folder")
+	fs.StringVar(&cfg.profiles, "profiles", "", "save the streamer's pprof CPU profiles of each scenario (one per round where a row is a median), and its heap with idle streams and after the burst, into this folder")
 	backendList := fs.String("backend", strings.Join(backendNames(), ","), "the channel's event logs to measure, in turn, each with the scenarios of -scenarios it runs: "+backendsUsage())
 	fs.IntVar(&cfg.concurrency, "concurrency", cfg.concurrency, "streams the generator opens at once")
 	scenarios := fs.String("scenarios", strings.Join(cfg.scenarios, ","), "scenarios to run, of "+strings.Join(allScenarios, ","))
@@ -155,6 +162,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.pacedEvents, "paced-events", cfg.pacedEvents, "broadcast latency: events published one per -paced-interval")
 	fs.DurationVar(&cfg.pacedInterval, "paced-interval", cfg.pacedInterval, "broadcast latency: time between events")
 	fs.IntVar(&cfg.burstEvents, "burst-events", cfg.burstEvents, "broadcast throughput: events published with 8 requests in flight")
+	fs.IntVar(&cfg.burstPaced, "burst-paced", cfg.burstPaced, "broadcast throughput: the burst again, its events published at this many a second whatever is answered (at most 1,024 in flight), one pace for every log (0: none)")
 	fs.IntVar(&cfg.perUserConns, "peruser", cfg.perUserConns, "per-user notifications: streams open")
 	fs.IntVar(&cfg.perUserCount, "peruser-count", cfg.perUserCount, "per-user notifications: notifications published, one user each")
 	perUserInFlight := fs.String("peruser-in-flight", joinInts(cfg.perUserInFlight), "per-user notifications: publish requests kept in flight, one run for each")
@@ -193,6 +201,9 @@ func parseFlags(args []string) (config, error) {
 		if cfg.perUserPaced, err = parseInts(*perUserPaced); err != nil {
 			return cfg, fmt.Errorf("-peruser-paced: %w", err)
 		}
+	}
+	if cfg.burstPaced < 0 {
+		return cfg, fmt.Errorf("-burst-paced: %d, want a rate or 0 for none", cfg.burstPaced)
 	}
 	if cfg.perUserRounds < 1 {
 		return cfg, fmt.Errorf("-peruser-rounds: %d, want at least 1", cfg.perUserRounds)
@@ -327,11 +338,8 @@ func runScenario(ctx context.Context, e *env, cfg config, name string, report *R
 		}
 	case scenarioBroadcast:
 		for _, n := range cfg.broadcastSizes {
-			for _, mode := range []struct {
-				events   int
-				interval time.Duration
-			}{{cfg.pacedEvents, cfg.pacedInterval}, {cfg.burstEvents, 0}} {
-				r, err := broadcast(ctx, e, n, mode.events, mode.interval)
+			for _, load := range cfg.broadcastLoads() {
+				r, err := broadcast(ctx, e, n, load)
 				if err != nil {
 					return err
 				}
@@ -406,7 +414,7 @@ func (c config) sizeArgs(scenario string) []string {
 		return []string{"-connect " + strconv.Itoa(c.connect)}
 	case scenarioBroadcast:
 		return []string{"-broadcast " + joinInts(c.broadcastSizes), "-paced-events " + strconv.Itoa(c.pacedEvents),
-			"-paced-interval " + c.pacedInterval.String(), "-burst-events " + strconv.Itoa(c.burstEvents)}
+			"-paced-interval " + c.pacedInterval.String(), "-burst-events " + strconv.Itoa(c.burstEvents), "-burst-paced " + strconv.Itoa(c.burstPaced)}
 	case scenarioPerUser:
 		return []string{"-peruser " + strconv.Itoa(c.perUserConns), "-peruser-count " + strconv.Itoa(c.perUserCount),
 			"-peruser-in-flight " + joinInts(c.perUserInFlight), "-peruser-paced " + cmp.Or(joinInts(c.perUserPaced), `""`), "-peruser-rounds " + strconv.Itoa(c.perUserRounds)}
@@ -416,6 +424,15 @@ func (c config) sizeArgs(scenario string) []string {
 		return []string{"-fanout " + strconv.Itoa(c.fanOutConns), "-fanout-events " + strconv.Itoa(c.fanOutEvents)}
 	}
 	return nil
+}
+
+// broadcastLoads are the broadcast runs to each size, in order.
+func (c config) broadcastLoads() []broadcastLoad {
+	loads := []broadcastLoad{{events: c.pacedEvents, interval: c.pacedInterval}, {events: c.burstEvents}}
+	if c.burstPaced > 0 {
+		loads = append(loads, broadcastLoad{events: c.burstEvents, rate: c.burstPaced})
+	}
+	return loads
 }
 
 // perUserLoads are the per-user runs, in order.
@@ -434,7 +451,7 @@ func (c config) perUserLoads() []perUserLoad {
 func (c config) sameSizes(d config) bool {
 	return c.sameBackends(d) && slices.Equal(c.memorySteps, d.memorySteps) && c.memoryBurst == d.memoryBurst && c.connect == d.connect &&
 		slices.Equal(c.broadcastSizes, d.broadcastSizes) && c.pacedEvents == d.pacedEvents &&
-		c.pacedInterval == d.pacedInterval && c.burstEvents == d.burstEvents &&
+		c.pacedInterval == d.pacedInterval && c.burstEvents == d.burstEvents && c.burstPaced == d.burstPaced &&
 		c.perUserConns == d.perUserConns && c.perUserCount == d.perUserCount && slices.Equal(c.perUserInFlight, d.perUserInFlight) &&
 		slices.Equal(c.perUserPaced, d.perUserPaced) && c.perUserRounds == d.perUserRounds &&
 		c.resumeConns == d.resumeConns && c.resumeMissed == d.resumeMissed &&

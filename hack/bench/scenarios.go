@@ -348,7 +348,7 @@ func (s *session) memoryAfterBurst(ctx context.Context, n, events int, none Memo
 	if err != nil {
 		return nil, err
 	}
-	if _, err := backend.burst(events, publishers); err != nil {
+	if _, err := backend.burst(events, publishers, 0); err != nil {
 		return nil, err
 	}
 	if err := received.wait(ctx, s.pool, int64(n*events), deliveryTimeout); err != nil {
@@ -473,6 +473,8 @@ type BroadcastResult struct {
 	Events      int     `json:"events"`
 	Mode        string  `json:"mode"`
 	IntervalMs  float64 `json:"intervalMs"`
+	// PacedPerSecond is the events a second of a paced burst.
+	PacedPerSecond int `json:"pacedPerSecond,omitempty"`
 	// GOMAXPROCS is the streamer's, as its runtime reports it.
 	GOMAXPROCS    int     `json:"gomaxprocs"`
 	Deliveries    int64   `json:"deliveries"`
@@ -515,31 +517,54 @@ const (
 	// acknowledgement (replication and fsync), and a burst published one
 	// request at a time would measure that round trip, not the fan-out.
 	modeBurst = "burst"
+	// burstPaced publishes a burst's events at a rate, whatever is answered
+	// (an open loop): the same pace on every log. In a burst with requests
+	// in flight each log sets its own pace, and a burst whose events reach
+	// the streamer further apart costs more per delivery on either log
+	// (fewer of them share a write), so only at one pace do two logs'
+	// rows compare their fan-out alone.
+	modeBurstPaced = "burst-paced"
 )
 
-// broadcast opens n streams and publishes events system events to all of
-// them, one per interval (0: a burst).
-func broadcast(ctx context.Context, e *env, n, events int, interval time.Duration) (*BroadcastResult, error) {
+// broadcastLoad is how a broadcast's events are published: one per
+// interval, each answered before the next; at rate events a second (a paced
+// burst); or else in a burst with publishers requests in flight.
+type broadcastLoad struct {
+	events   int
+	interval time.Duration
+	rate     int
+}
+
+func (l broadcastLoad) mode() string {
+	switch {
+	case l.interval > 0:
+		return modePaced
+	case l.rate > 0:
+		return modeBurstPaced
+	}
+	return modeBurst
+}
+
+// broadcast opens n streams and publishes system events to all of them as
+// load says.
+func broadcast(ctx context.Context, e *env, n int, load broadcastLoad) (*BroadcastResult, error) {
 	s, err := e.startOpen(ctx, notifyv1alpha1.HS256, n)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	mode := modePaced
-	if interval == 0 {
-		mode = modeBurst
-	}
+	mode := load.mode()
 	procs, err := s.streamer.gomaxprocs(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rounds := 1
-	if mode == modeBurst {
+	if mode != modePaced {
 		rounds = burstRounds
 	}
 	var results []*BroadcastResult
-	for range rounds {
-		r, err := s.broadcastRound(ctx, n, events, interval, mode)
+	for round := range rounds {
+		r, err := s.broadcastRound(ctx, n, load, roundName(fmt.Sprintf("broadcast-%d-%s", n, mode), round, rounds))
 		if err != nil {
 			return nil, err
 		}
@@ -553,11 +578,12 @@ func broadcast(ctx context.Context, e *env, n, events int, interval time.Duratio
 	return r, nil
 }
 
-// broadcastRound publishes events system events to the open streams and
-// waits until every stream has read them all.
-func (s *session) broadcastRound(ctx context.Context, n, events int, interval time.Duration, mode string) (*BroadcastResult, error) {
+// broadcastRound publishes system events to the open streams as load says
+// and waits until every stream has read them all; name names its profile.
+func (s *session) broadcastRound(ctx context.Context, n int, load broadcastLoad, name string) (*BroadcastResult, error) {
+	events, interval, mode := load.events, load.interval, load.mode()
 	var backend *backendProcess
-	if interval == 0 {
+	if mode != modePaced {
 		var err error
 		if backend, err = s.burstBackend(ctx); err != nil {
 			return nil, err
@@ -566,10 +592,10 @@ func (s *session) broadcastRound(ctx context.Context, n, events int, interval ti
 	received := newSink(events)
 	s.pool.sink.Store(received)
 	var published time.Duration
-	cpu, writes, err := s.measureWrites(ctx, fmt.Sprintf("broadcast-%d-%s", n, mode), profileSeconds(events, interval), func() error {
+	cpu, writes, err := s.measureWrites(ctx, name, profileSeconds(events, interval), func() error {
 		if backend != nil {
 			var err error
-			if published, err = backend.burst(events, publishers); err != nil {
+			if published, err = backend.burst(events, publishers, load.rate); err != nil {
 				return err
 			}
 		} else {
@@ -591,7 +617,7 @@ func (s *session) broadcastRound(ctx context.Context, n, events int, interval ti
 	}
 	deliveries := received.received.Load()
 	return &BroadcastResult{
-		Connections: n, Events: events, Mode: mode, IntervalMs: float64(interval) / float64(time.Millisecond),
+		Connections: n, Events: events, Mode: mode, IntervalMs: float64(interval) / float64(time.Millisecond), PacedPerSecond: load.rate,
 		Deliveries: deliveries, Latency: received.latency.summary(), ToLast: received.toLast(), CPU: cpu,
 		PerSecond: cpu.perWallSecond(float64(deliveries)), PerServerCore: cpu.perServerCore(float64(deliveries)),
 		PublishMs: float64(published) / float64(time.Millisecond), DeliveriesPerWrite: ratioOf(float64(deliveries), float64(cpu.StreamerWrites)),
@@ -610,6 +636,16 @@ func medianRound[R any](results []R, rate func(R) float64) (median R, rates []fl
 		}
 	}
 	return results[len(results)/2], rates
+}
+
+// roundName is the profile name of round (from 0) of rounds: each round
+// keeps its own, as one burst is too short for a profile to say much, and
+// `go tool pprof` merges them.
+func roundName(name string, round, rounds int) string {
+	if rounds < 2 {
+		return name
+	}
+	return fmt.Sprintf("%s-round%d", name, round+1)
 }
 
 // writesNote is a progress line's account of the JetStream writes, if any.
@@ -657,7 +693,7 @@ type FanOutResult struct {
 func fanOut(ctx context.Context, e *env, n, events int) (*FanOutResult, error) {
 	r := &FanOutResult{Connections: n, Events: events}
 	for _, procs := range fanOutProcs {
-		b, err := broadcast(ctx, e.withGOMAXPROCS(procs), n, events, 0)
+		b, err := broadcast(ctx, e.withGOMAXPROCS(procs), n, broadcastLoad{events: events})
 		if err != nil {
 			return nil, fmt.Errorf("GOMAXPROCS %d: %w", procs, err)
 		}
@@ -740,7 +776,7 @@ func (r *PerUserResult) load() perUserLoad {
 func perUser(ctx context.Context, e *env, n, count int, loads []perUserLoad, rounds int) ([]*PerUserResult, error) {
 	byLoad := make([][]*PerUserResult, len(loads))
 	for round := range rounds {
-		rows, err := perUserRound(ctx, e, n, count, loads)
+		rows, err := perUserRound(ctx, e, n, count, loads, round, rounds)
 		if err != nil {
 			return nil, fmt.Errorf("round %d: %w", round+1, err)
 		}
@@ -762,8 +798,9 @@ func perUser(ctx context.Context, e *env, n, count int, loads []perUserLoad, rou
 
 // perUserRound opens n streams and publishes count notifications, each to one
 // user in turn, with each of loads in turn, to the same streams. Each is one
-// publish request (token check, JSON, log append) and one delivery.
-func perUserRound(ctx context.Context, e *env, n, count int, loads []perUserLoad) ([]*PerUserResult, error) {
+// publish request (token check, JSON, log append) and one delivery. round
+// (from 0) of rounds names the profiles.
+func perUserRound(ctx context.Context, e *env, n, count int, loads []perUserLoad, round, rounds int) ([]*PerUserResult, error) {
 	s, err := e.startOpen(ctx, notifyv1alpha1.HS256, n)
 	if err != nil {
 		return nil, err
@@ -781,7 +818,7 @@ func perUserRound(ctx context.Context, e *env, n, count int, loads []perUserLoad
 			return err
 		}
 		var mostInFlight int
-		cpu, writes, err := s.measureWrites(ctx, load.profileName(), 2, func() error {
+		cpu, writes, err := s.measureWrites(ctx, roundName(load.profileName(), round, rounds), 2, func() error {
 			var err error
 			if load.rate > 0 {
 				mostInFlight, err = publishPaced(count, load.rate, publish)
