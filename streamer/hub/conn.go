@@ -256,7 +256,35 @@ func (c *Conn) QueueCap() int {
 	return cap(c.queue)
 }
 
-// Delivered records that a frame was written to a client.
-func (h *Hub) Delivered(f Frame, now time.Time) {
-	h.observer.Delivered(f.Type, now.Sub(f.Appended))
+// Write is what one write to a stream carried, for the observer: the
+// frames of runs after a position (the stream's opening wrote those up to
+// it), written at now.
+type Write struct {
+	runs  [][]Frame
+	after eventlog.Position
+	now   time.Time
+}
+
+// NewWrite is the write of runs' frames after position after, at now.
+func NewWrite(runs [][]Frame, after eventlog.Position, now time.Time) Write {
+	return Write{runs: runs, after: after, now: now}
+}
+
+// Each calls fn with the type of each frame w carried and its latency, from
+// its append to the write.
+func (w Write) Each(fn func(eventType string, latency time.Duration)) {
+	for _, run := range w.runs {
+		for i := range run {
+			if f := &run[i]; f.Position.After(w.after) {
+				fn(f.Type, w.now.Sub(f.Appended))
+			}
+		}
+	}
+}
+
+// Delivered tells the observer of a write to a stream: once per write, not
+// per frame, as a burst writes dozens of frames at once to each of
+// thousands of streams.
+func (h *Hub) Delivered(w Write) {
+	h.observer.Delivered(w)
 }

@@ -71,8 +71,9 @@ type Presence interface {
 
 // Observer receives the hub's events, for metrics.
 type Observer interface {
-	// Delivered is called once per event and recipient connection.
-	Delivered(eventType string, latency time.Duration)
+	// Delivered is called once per write to a connection, with the frames
+	// it carried.
+	Delivered(w Write)
 	// Disconnected is called when the hub closes a connection.
 	Disconnected(reason CloseReason)
 	// ReadFailed is called when the log could not be read; the hub tries
@@ -561,6 +562,6 @@ func (h *Hub) Drain(ctx context.Context, period, jitter time.Duration, random fu
 
 type nopObserver struct{}
 
-func (nopObserver) Delivered(string, time.Duration) {}
-func (nopObserver) Disconnected(CloseReason)        {}
-func (nopObserver) ReadFailed(error)                {}
+func (nopObserver) Delivered(Write)          {}
+func (nopObserver) Disconnected(CloseReason) {}
+func (nopObserver) ReadFailed(error)         {}

@@ -26,8 +26,8 @@ type recorder struct {
 	disconnects []hub.CloseReason
 }
 
-func (r *recorder) Delivered(string, time.Duration) {}
-func (r *recorder) ReadFailed(error)                {}
+func (r *recorder) Delivered(hub.Write) {}
+func (r *recorder) ReadFailed(error)    {}
 
 func (r *recorder) Disconnected(reason hub.CloseReason) {
 	r.mu.Lock()

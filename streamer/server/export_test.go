@@ -2,7 +2,12 @@ package server
 
 import (
 	"runtime"
+	"time"
 	"weak"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-notify/herald/streamer/hub"
 )
 
 // SetWriters bounds the writers that serve s's detached streams to n.
@@ -89,4 +94,24 @@ func WritersRunning(s *Server) (running, bound int) {
 	s.writers.mu.Lock()
 	defer s.writers.mu.Unlock()
 	return s.writers.running, s.writers.bound
+}
+
+// DeliveryMetrics is the streamer's delivery metrics, registered with reg,
+// and the observer that records a write's frames in them.
+func DeliveryMetrics(reg prometheus.Registerer) func(hub.Write) {
+	return newMetrics(reg).Delivered
+}
+
+// LatencyHistogram is a latencyHistogram of bounds, registered with reg, and
+// a function that adds a tally of latencies to it.
+func LatencyHistogram(reg prometheus.Registerer, name string, bounds []float64) func(...time.Duration) {
+	h := newLatencyHistogram(name, "latencies", bounds)
+	reg.MustRegister(h)
+	return func(latencies ...time.Duration) {
+		var t latencyTally
+		for _, l := range latencies {
+			h.tally(&t, l)
+		}
+		h.add(&t)
+	}
 }

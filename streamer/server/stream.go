@@ -467,14 +467,7 @@ func (st *stream) delivered(r round) {
 	if r.runs == nil || len(*r.runs) == 0 {
 		return
 	}
-	now := st.server.now()
-	for _, run := range *r.runs {
-		for _, f := range run {
-			if f.Position.After(st.skipUpTo) {
-				st.server.hub.Delivered(f, now)
-			}
-		}
-	}
+	st.server.hub.Delivered(hub.NewWrite(*r.runs, st.skipUpTo, st.server.now()))
 }
 
 // prepare reads what the stream writes first. The stream joined the hub at
