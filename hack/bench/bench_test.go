@@ -295,6 +295,12 @@ var _ = Describe("the load generator", func() {
 		Expect(natsTargets(r)).To(HaveLen(1))
 	})
 
+	It("keeps one profile per round where a row is the median of rounds, under the name it had otherwise", func() {
+		Expect(roundName("broadcast-10000-burst", 0, burstRounds)).To(Equal("broadcast-10000-burst-round1"))
+		Expect(roundName("broadcast-10000-burst", burstRounds-1, burstRounds)).To(Equal("broadcast-10000-burst-round9"))
+		Expect(roundName("per-user-8", 0, 1)).To(Equal("per-user-8"), "one round, one profile")
+	})
+
 	It("derives a measurement's JetStream writes from the log's metrics before and after it", func() {
 		before := brokerWriteTotals{writes: 10, waitSeconds: 0.05, groups: 10, events: 30}
 		after := brokerWriteTotals{writes: 14, waitSeconds: 0.074, groups: 14, events: 50}
