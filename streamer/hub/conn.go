@@ -89,13 +89,40 @@ const maxKeptQueue = 1
 // grownQueues and go back to it when the writer takes their runs, so that a
 // broadcast's pass over streams still holding frames grows no queue (a
 // growth was the most of such a pass's cost: docs/benchmarks.md), while an
-// idle stream keeps room for one run only. A queue that outgrows one grows
-// on the heap as before.
-type grownQueue [grownQueueRuns][]Frame
+// idle stream keeps room for one run only. A queue that outgrows one takes
+// a largeQueue the same way (events that reach the hub one by one, a few
+// milliseconds apart, while writers work through thousands of streams,
+// leave each dozens of runs); one that outgrows that grows on the heap.
+type (
+	grownQueue [grownQueueRuns][]Frame
+	largeQueue [largeQueueRuns][]Frame
+)
 
-const grownQueueRuns = 16
+const (
+	grownQueueRuns = 16
+	largeQueueRuns = 128
+)
 
-var grownQueues = sync.Pool{New: func() any { return new(grownQueue) }}
+var (
+	grownQueues = sync.Pool{New: func() any { return new(grownQueue) }}
+	largeQueues = sync.Pool{New: func() any { return new(largeQueue) }}
+)
+
+// growQueueLocked gives a full queue room for more runs: from grownQueues,
+// then from largeQueues (the grown room going back), then the heap's.
+func (c *Conn) growQueueLocked() {
+	switch n := cap(c.queue); {
+	case n < grownQueueRuns:
+		grown := grownQueues.Get().(*grownQueue)
+		c.queue = append(grown[:0], c.queue...)
+	case n == grownQueueRuns:
+		large := largeQueues.Get().(*largeQueue)
+		old := c.queue
+		c.queue = append(large[:0], old...)
+		clear(old)
+		grownQueues.Put((*grownQueue)(old[:grownQueueRuns]))
+	}
+}
 
 // init fills a new Conn.
 func (c *Conn) init(id StreamID, user string, limit int, n Notifier) {
@@ -155,9 +182,8 @@ func (c *Conn) enqueue(run []Frame) bool {
 		// taken them yet: it takes these with them. A broadcast that reaches
 		// a busy writer's streams touches only their queues.
 		told := len(c.queue) > 0
-		if told && len(c.queue) == cap(c.queue) && cap(c.queue) < grownQueueRuns {
-			grown := grownQueues.Get().(*grownQueue)
-			c.queue = append(grown[:0], c.queue...)
+		if told && len(c.queue) == cap(c.queue) {
+			c.growQueueLocked()
 		}
 		c.queue = append(c.queue, run[:n:n])
 		c.queued = queued
@@ -241,6 +267,9 @@ func (c *Conn) Take(buf [][]Frame) (runs [][]Frame, done bool, reason CloseReaso
 	switch {
 	case cap(c.queue) == grownQueueRuns:
 		grownQueues.Put((*grownQueue)(c.queue[:grownQueueRuns]))
+		c.queue = nil
+	case cap(c.queue) == largeQueueRuns:
+		largeQueues.Put((*largeQueue)(c.queue[:largeQueueRuns]))
 		c.queue = nil
 	case cap(c.queue) > maxKeptQueue:
 		c.queue = nil

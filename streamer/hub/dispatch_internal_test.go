@@ -82,10 +82,10 @@ func BenchmarkDispatchBroadcast(b *testing.B) {
 }
 
 var _ = Describe("a stream's queue during a burst", func() {
-	It("takes its room for several runs from a pool and gives it back once taken, so that a burst grows no queue", func() {
+	DescribeTable("takes its room for several runs from a pool and gives it back once taken, so that a burst grows no queue", func(n int) {
 		_, conns, _, _, _ := broadcastHub(GinkgoT(), 1)
 		c := conns[0]
-		runs := make([][]Frame, 5)
+		runs := make([][]Frame, n)
 		for i := range runs {
 			runs[i] = []Frame{{Position: eventlog.Position{Seq: uint64(i + 1)}, Bytes: []byte("data: x\n\n")}}
 		}
@@ -103,9 +103,11 @@ var _ = Describe("a stream's queue during a burst", func() {
 		Expect(queued).To(Equal(len(runs)))
 		Expect(buf).To(Equal(runs), "every run, in order")
 		Expect(c.QueueCap()).To(BeZero(), "the grown room went back")
-		// A queue that grew by doubling would allocate four times a cycle
-		// (room for 1, 2, 4 and 8 runs); from the pool, once (room for the
-		// first run, which the grown room then replaces).
+		// A queue that grew by doubling would allocate at every power of two
+		// a cycle (room for 1, 2, 4, 8 … runs); from the pools, once (room
+		// for the first run, which the grown room then replaces).
 		Expect(testing.AllocsPerRun(100, cycle)).To(BeNumerically("<", 2))
-	})
+	},
+		Entry("a few runs, room for 16", 5),
+		Entry("dozens of runs, as events that arrive one by one leave a stream behind its writer: room for 128", 50))
 })
