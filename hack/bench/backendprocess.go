@@ -36,9 +36,9 @@ const backendStartedMsg = "backend started"
 // arguments, which every user of the machine can read.
 const backendTokenEnv = "HERALD_BENCH_BACKEND_TOKEN"
 
-// burstRequest asks the backend process for a burst; burstAnswer is its
-// answer, each one JSON line.
-// Rate, when set, paces the requests instead (see publishPaced).
+// burstRequest asks the backend process for a burst, with InFlight requests
+// in flight or, when Rate is set, paced (see publishPaced); burstAnswer is
+// its answer, each one JSON line.
 type burstRequest struct {
 	Events   int `json:"events"`
 	InFlight int `json:"inFlight"`

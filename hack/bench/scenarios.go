@@ -517,7 +517,7 @@ const (
 	// acknowledgement (replication and fsync), and a burst published one
 	// request at a time would measure that round trip, not the fan-out.
 	modeBurst = "burst"
-	// burstPaced publishes a burst's events at a rate, whatever is answered
+	// burstPaced (modeBurstPaced) publishes a burst's events at a rate, whatever is answered
 	// (an open loop): the same pace on every log. In a burst with requests
 	// in flight each log sets its own pace, and a burst whose events reach
 	// the streamer further apart costs more per delivery on either log
