@@ -6,9 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -390,6 +393,49 @@ var _ = Describe("the load generator", func() {
 
 		Expect(backendMain(nil, strings.NewReader(""), io.Discard, io.Discard)).To(MatchError("-api is required"))
 		Expect(backendMain([]string{"-api", addr}, strings.NewReader(""), io.Discard, io.Discard)).To(MatchError(backendTokenEnv + " is not set"))
+	})
+
+	It("reads another process's CPU time to the nanosecond, where /proc counts ticks of 10 ms", func(ctx SpecContext) {
+		busy := exec.CommandContext(ctx, "sh", "-c", "while :; do :; done")
+		Expect(busy.Start()).To(Succeed())
+		DeferCleanup(func() { _ = busy.Process.Kill(); _ = busy.Wait() })
+		var spent time.Duration
+		Eventually(func() (err error) { spent, err = processCPU(busy.Process.Pid); return err }).Should(Succeed())
+		Eventually(func() (time.Duration, error) { return processCPU(busy.Process.Pid) }).Should(BeNumerically(">", spent+50*time.Millisecond))
+		spent, err := processCPU(busy.Process.Pid)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(spent%(10*time.Millisecond)).NotTo(BeZero(), "a reading finer than a tick")
+
+		Expect(busy.Process.Kill()).To(Succeed())
+		_ = busy.Wait()
+		_, err = processCPU(busy.Process.Pid)
+		Expect(err).To(MatchError(ContainSubstring(fmt.Sprintf("process %d", busy.Process.Pid))))
+	})
+
+	It("counts every thread of a process in its CPU time", func() {
+		before, err := processCPU(os.Getpid())
+		Expect(err).NotTo(HaveOccurred())
+		// Two threads each spin for 30 ms of their own CPU time.
+		threads := make([]time.Duration, 2)
+		var spinning sync.WaitGroup
+		for i := range threads {
+			spinning.Go(func() {
+				defer GinkgoRecover()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				start, err := threadCPU()
+				Expect(err).NotTo(HaveOccurred())
+				for threads[i] < 30*time.Millisecond {
+					now, err := threadCPU()
+					Expect(err).NotTo(HaveOccurred())
+					threads[i] = now - start
+				}
+			})
+		}
+		spinning.Wait()
+		after, err := processCPU(os.Getpid())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(after - before).To(BeNumerically(">=", threads[0]+threads[1]))
 	})
 
 	It("refuses unknown scenarios and backends, and backends that run none of the scenarios", func() {

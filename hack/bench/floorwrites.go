@@ -102,13 +102,11 @@ const (
 	broadcastFloorTimeout = time.Minute
 )
 
-// Linux's clocks of CPU time: read with clock_gettime, they are exact at
-// the moment of the call, where getrusage's thread time lags by up to a
-// scheduler tick (4 ms), longer than a round of 200 writes.
-const (
-	clockProcessCPUTime = 2 // CLOCK_PROCESS_CPUTIME_ID
-	clockThreadCPUTime  = 3 // CLOCK_THREAD_CPUTIME_ID
-)
+// clockThreadCPUTime is CLOCK_THREAD_CPUTIME_ID. Linux's clocks of CPU time
+// (this one and processCPU's) are exact at the moment of the call, where
+// getrusage's thread time lags by up to a scheduler tick (4 ms), longer than
+// a round of 200 writes.
+const clockThreadCPUTime = 3
 
 // measureBroadcastFloors measures every size of broadcastFloorSizes.
 func measureBroadcastFloors(ctx context.Context) ([]BroadcastFloor, error) {
@@ -223,9 +221,6 @@ func timeRounds(f BroadcastFloor, conns []net.Conn, rounds int, readers *floorRe
 
 // threadCPU is the calling thread's CPU time.
 func threadCPU() (time.Duration, error) { return cpuClock(clockThreadCPUTime) }
-
-// processCPUSelf is the calling process's CPU time.
-func processCPUSelf() (time.Duration, error) { return cpuClock(clockProcessCPUTime) }
 
 func cpuClock(clock uintptr) (time.Duration, error) {
 	var ts syscall.Timespec
@@ -440,7 +435,7 @@ type cpuAcks struct {
 // send writes the process's CPU time.
 func (a *cpuAcks) send() {
 	cpu := noCPUTime
-	if t, err := processCPUSelf(); err == nil {
+	if t, err := processCPU(os.Getpid()); err == nil {
 		cpu = uint64(t)
 	}
 	var ack [8]byte

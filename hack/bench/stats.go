@@ -21,7 +21,6 @@ const (
 	histogramMax     = int64(5 * time.Minute / time.Microsecond)
 	histogramDigits  = 3
 	histogramShards  = 64
-	userHz           = 100 // the unit of utime and stime in /proc/PID/stat on Linux
 	bytesPerKilobyte = 1024
 )
 
@@ -104,8 +103,8 @@ func atomicMax(v *atomic.Int64, x int64) {
 
 // CPU is the processor time the streamer, the generator and the broker (the
 // NATS cluster's process, on the NATS backends) spent in a scenario's
-// measured window, from each process's own accounting (/proc/PID/stat
-// utime+stime, 10 ms resolution). Cores is seconds of CPU per second of wall
+// measured window, from each process's CPU-time clock (to the nanosecond).
+// Cores is seconds of CPU per second of wall
 // time: 2 is both cores of this machine busy. The broker's CPU is not the
 // streamer's: the per-core rates divide by the streamer's alone.
 type CPU struct {
@@ -203,27 +202,20 @@ func (m *cpuMeter) stop() (CPU, error) {
 	return c, nil
 }
 
-// processCPU is utime+stime of a process, from /proc/PID/stat.
+// processCPU is the CPU time of a process, all its threads, to the
+// nanosecond: its CPU-time clock (what clock_getcpuclockid(3) gives), where
+// /proc/PID/stat counts in ticks of 10 ms, and each of two readings may be
+// short by up to two: a tenth of a burst's window.
 func processCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	// MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED), from the kernel's
+	// posix-timers.h: the clock of the whole process, precise.
+	const cpuClockSched = 2
+	clock := int64(^int32(pid))<<3 | cpuClockSched
+	t, err := cpuClock(uintptr(clock))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("the CPU time of process %d: %w", pid, err)
 	}
-	// The command name (field 2) may hold spaces; the fields after its
-	// closing parenthesis start at field 3, so utime (14) is the 12th.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat has %d fields after the name", pid, len(fields))
-	}
-	utime, err := strconv.ParseInt(fields[11], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	stime, err := strconv.ParseInt(fields[12], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	return time.Duration(utime+stime) * time.Second / userHz, nil
+	return t, nil
 }
 
 // writeCalls is the write system calls a process made, from /proc/PID/io.
