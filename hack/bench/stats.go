@@ -104,9 +104,9 @@ func atomicMax(v *atomic.Int64, x int64) {
 // CPU is the processor time the streamer, the generator and the broker (the
 // NATS cluster's process, on the NATS backends) spent in a scenario's
 // measured window, from each process's CPU-time clock (to the nanosecond).
-// Cores is seconds of CPU per second of wall
-// time: 2 is both cores of this machine busy. The broker's CPU is not the
-// streamer's: the per-core rates divide by the streamer's alone.
+// Cores is seconds of CPU per second of wall time: 2 is both cores of this
+// machine busy. The broker's CPU is not the streamer's: the per-core rates
+// divide by the streamer's alone.
 type CPU struct {
 	WallSeconds      float64 `json:"wallSeconds"`
 	StreamerSeconds  float64 `json:"streamerSeconds"`
